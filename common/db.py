@@ -1,0 +1,41 @@
+"""Engine factory shared by every process, for the app DB and the Moodle DB alike.
+
+MariaDB engines use utf8mb4 and recycle pooled connections before the server's wait_timeout
+closes them; SQLite engines use WAL so the web tier reads while a worker writes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+# Below MariaDB's default wait_timeout (28800 s) and below the 3600 s many hosts configure.
+POOL_RECYCLE_S = 1800
+
+
+def make_engine(url: str, *, read_only: bool = False, **kwargs: object) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url, read_only=read_only, **kwargs)
+    if "charset" not in parsed.query:
+        parsed = parsed.update_query_dict({"charset": "utf8mb4"})
+    return create_engine(
+        parsed, pool_recycle=POOL_RECYCLE_S, pool_pre_ping=True, **kwargs  # type: ignore[arg-type]
+    )
+
+
+def _sqlite_engine(url: str, *, read_only: bool, **kwargs: object) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)  # type: ignore[arg-type]
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        cursor = dbapi_conn.cursor()
+        if not read_only:
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    return engine

@@ -1,0 +1,60 @@
+"""Read-only access to the site's Moodle database and what that site has installed.
+
+Features are detected from the tables that exist, never from version numbers: IOMAD may be
+absent, and the SCORM tracking layout changed inside the 4.3 upgrade (NOTES.md §3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import inspect, select
+
+from common.db import make_engine
+from common.moodle.tables import DEFAULT_PREFIX, SCORM_LAYOUT_TABLES, MoodleTables
+
+
+@dataclass(frozen=True)
+class SiteFeatures:
+    has_iomad: bool
+    scorm_layout: Literal["track", "attempt", None]
+    has_logstore: bool
+
+
+class MoodleSource:
+    """The Moodle DB of one site: a read-only engine and its prefixed tables."""
+
+    def __init__(self, url: str, prefix: str = DEFAULT_PREFIX) -> None:
+        self.prefix = prefix
+        self.engine = make_engine(url, read_only=True)
+        self.tables = MoodleTables(prefix)
+
+    def features(self) -> SiteFeatures:
+        with self.engine.connect() as connection:
+            present = {
+                name.removeprefix(self.prefix)
+                for name in inspect(connection).get_table_names()
+                if name.startswith(self.prefix)
+            }
+        scorm_layout: Literal["track", "attempt", None] = None
+        # The new tables win: the 4.3 upgrade creates them before it drops the old one.
+        if present.issuperset(SCORM_LAYOUT_TABLES["attempt"]):
+            scorm_layout = "attempt"
+        elif present.issuperset(SCORM_LAYOUT_TABLES["track"]):
+            scorm_layout = "track"
+        return SiteFeatures(
+            has_iomad={"company", "company_users"} <= present,
+            scorm_layout=scorm_layout,
+            has_logstore="logstore_standard_log" in present,
+        )
+
+    def site_admin_ids(self) -> tuple[int, ...]:
+        """User ids in config `siteadmins`, in stored order (Moodle's main admin is first)."""
+        config = self.tables.config
+        with self.engine.connect() as connection:
+            value = connection.scalar(select(config.c.value).where(config.c.name == "siteadmins"))
+        return tuple(int(part) for part in (value or "").split(",") if part.strip())
+
+    def dispose(self) -> None:
+        self.engine.dispose()

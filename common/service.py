@@ -1,0 +1,228 @@
+"""The runtime every service shares: consume, answer health, shut down gracefully.
+
+A service is a `Worker` subclass that lists its `Consumption`s. For each one the runtime runs a
+pull loop on a durable consumer and hands each message (or batch) to the handler; a message is
+acked only after its handler returned. On SIGTERM the loops stop fetching, in-flight handlers
+get `shutdown_grace_s` to finish, and whatever is still unfinished is NAKed back to the stream,
+so another replica takes it at once instead of after ack_wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError
+from nats.errors import TimeoutError as NatsTimeout
+
+from common.bus import HEALTH_ALL, Bus, ConsumerSpec, decode, encode, health_subject
+from common.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class RetryLater(Exception):
+    """The message could not be applied now; redeliver it after `delay_s`."""
+
+    def __init__(self, reason: str, delay_s: float = 5.0):
+        super().__init__(reason)
+        self.delay_s = delay_s
+
+
+class RejectMessage(Exception):
+    """The message can never be applied (malformed, unknown kind): terminate, do not retry."""
+
+
+MessageHandler = Callable[[dict[str, Any], Msg], Awaitable[None]]
+BatchHandler = Callable[[list[tuple[dict[str, Any], Msg]]], Awaitable[None]]
+
+
+@dataclass
+class Consumption:
+    consumer: ConsumerSpec
+    handle: MessageHandler | None = None
+    handle_batch: BatchHandler | None = None
+    batch_size: int = 1
+    fetch_wait_s: float = 1.0
+
+
+class Worker:
+    name = "worker"
+    shutdown_grace_s = 20.0
+
+    def __init__(self, settings: Settings, bus: Bus):
+        self.settings = settings
+        self.bus = bus
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self.started_at = time.time()
+        self.processed = 0
+        self.failed = 0
+        self._stopping = asyncio.Event()
+        # Keyed by id(): nats-py's Msg is an unhashable dataclass.
+        self._inflight: dict[int, Msg] = {}
+
+    # -- what a service defines -------------------------------------------------
+    def consumptions(self) -> list[Consumption]:
+        return []
+
+    async def on_start(self) -> None:
+        """Open what the handlers need (DB engines, clients)."""
+
+    async def on_stop(self) -> None:
+        """Close what on_start opened."""
+
+    async def background_tasks(self) -> list[Awaitable[None]]:
+        """Long-running loops besides consumption (the scheduler's leader loop)."""
+        return []
+
+    def health_details(self) -> dict[str, Any]:
+        return {}
+
+    def healthy(self) -> bool:
+        return self.bus.nc.is_connected
+
+    # -- the runtime ------------------------------------------------------------
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    async def run(self) -> None:
+        await self.bus.ensure_streams()
+        await self.on_start()
+        await self._serve_health()
+        loops = [asyncio.create_task(self._consume(c)) for c in self.consumptions()]
+        extra = [asyncio.create_task(coro) for coro in await self.background_tasks()]
+        log.info("%s %s started", self.name, self.instance)
+        await self._stopping.wait()
+        log.info("%s stopping: finishing %d in-flight message(s)", self.name, len(self._inflight))
+        await self._wait_inflight()
+        for task in loops + extra:
+            task.cancel()
+        await asyncio.gather(*loops, *extra, return_exceptions=True)
+        await self._return_unfinished()
+        await self.on_stop()
+        await self.bus.close()
+        log.info("%s stopped", self.name)
+
+    async def _serve_health(self) -> None:
+        async def answer(msg: Msg) -> None:
+            if msg.reply:
+                await msg.respond(encode(self.health()))
+
+        await self.bus.nc.subscribe(health_subject(self.name), cb=answer)
+        await self.bus.nc.subscribe(HEALTH_ALL, cb=answer)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "service": self.name,
+            "instance": self.instance,
+            "healthy": self.healthy() and not self.stopping,
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "processed": self.processed,
+            "failed": self.failed,
+            **self.health_details(),
+        }
+
+    async def _consume(self, consumption: Consumption) -> None:
+        sub = None
+        while not self.stopping:
+            try:
+                if sub is None:
+                    sub = await self.bus.pull(consumption.consumer)
+                msgs = await sub.fetch(consumption.batch_size, timeout=consumption.fetch_wait_s)
+            except (NatsTimeout, asyncio.TimeoutError):
+                continue
+            except asyncio.CancelledError:
+                raise
+            except (ConnectionClosedError, Exception) as exc:  # noqa: B014 - reconnecting is the cure
+                log.warning("%s: fetch on %s failed: %s", self.name, consumption.consumer.durable, exc)
+                sub = None
+                await asyncio.sleep(0.5)
+                continue
+            if self.stopping:
+                await self._nak_all(msgs)
+                return
+            self._inflight.update((id(m), m) for m in msgs)
+            try:
+                if consumption.handle_batch is not None:
+                    await self._deliver_batch(consumption.handle_batch, msgs)
+                else:
+                    for msg in msgs:
+                        await self._deliver(consumption.handle, msg)  # type: ignore[arg-type]
+            finally:
+                for msg in msgs:
+                    self._inflight.pop(id(msg), None)
+
+    async def _deliver(self, handle: MessageHandler, msg: Msg) -> None:
+        try:
+            payload = decode(msg.data)
+            await handle(payload, msg)
+        except RetryLater as exc:
+            log.info("%s: retry %s in %.1fs: %s", self.name, msg.subject, exc.delay_s, exc)
+            await msg.nak(delay=exc.delay_s)
+            return
+        except (RejectMessage, ValueError) as exc:
+            self.failed += 1
+            log.error("%s: rejected message on %s: %s", self.name, msg.subject, exc)
+            await msg.term()
+            return
+        except Exception:
+            self.failed += 1
+            log.exception("%s: handler failed on %s; will be redelivered", self.name, msg.subject)
+            await msg.nak(delay=_redelivery_delay(msg))
+            return
+        await msg.ack_sync()
+        self.processed += 1
+
+    async def _deliver_batch(self, handle: BatchHandler, msgs: list[Msg]) -> None:
+        batch: list[tuple[dict[str, Any], Msg]] = []
+        for msg in msgs:
+            try:
+                batch.append((decode(msg.data), msg))
+            except ValueError as exc:
+                self.failed += 1
+                log.error("%s: rejected malformed message: %s", self.name, exc)
+                await msg.term()
+        if not batch:
+            return
+        try:
+            await handle(batch)
+        except Exception:
+            self.failed += len(batch)
+            log.exception("%s: batch of %d failed; will be redelivered", self.name, len(batch))
+            await self._nak_all([m for _, m in batch])
+            return
+        for _, msg in batch:
+            await msg.ack()
+        await self.bus.nc.flush()
+        self.processed += len(batch)
+
+    async def _wait_inflight(self) -> None:
+        deadline = time.monotonic() + self.shutdown_grace_s
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+
+    async def _return_unfinished(self) -> None:
+        await self._nak_all(list(self._inflight.values()))
+
+    async def _nak_all(self, msgs: list[Msg]) -> None:
+        for msg in msgs:
+            try:
+                await msg.nak()
+            except Exception as exc:  # noqa: BLE001 - connection may already be gone
+                log.debug("nak failed: %s", exc)
+
+
+def _redelivery_delay(msg: Msg) -> float:
+    attempt = msg.metadata.num_delivered if msg.metadata else 1
+    return float(min(2 ** max(attempt - 1, 0), 60))

@@ -1,0 +1,170 @@
+"""One settings object for every process, read from environment variables.
+
+Defaults describe the embedded run (SQLite files and a bundled nats-server under the instance
+folder). A bad value raises SettingsError naming the variable; the CLI prints it as one line.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+
+class SettingsError(Exception):
+    """A configuration value is missing or invalid; the message names the variable."""
+
+
+ENVIRONMENTS = ("development", "production")
+SUPPORTED_DB_BACKENDS = ("sqlite", "mysql", "mariadb")
+
+
+@dataclass(frozen=True)
+class Settings:
+    environment: str
+    instance_dir: Path
+    database_url: str
+    moodle_database_url: str
+    moodle_prefix: str
+    nats_url: str | None
+    secret_key: str
+    web_host: str
+    web_port: int
+    password_peppers: tuple[str, ...] = ()
+    session_timeout_s: int = 1800
+    time_tracking_enabled: bool = True
+    bus_ack_wait_s: int = 60
+    embedded_nats_port: int = 4250
+    scheduler_lease_ttl_s: int = 10
+    task_intervals: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def embedded_nats(self) -> bool:
+        return self.nats_url is None
+
+    def with_overrides(self, **changes: object) -> Settings:
+        values = {**self.__dict__, **changes}
+        return Settings(**values)  # type: ignore[arg-type]
+
+
+def _db_url(name: str, value: str) -> str:
+    try:
+        url: URL = make_url(value)
+    except ArgumentError:
+        raise SettingsError(f"{name}: cannot parse {value!r} as a database URL") from None
+    backend = url.get_backend_name()
+    if backend not in SUPPORTED_DB_BACKENDS:
+        raise SettingsError(
+            f"{name}: unsupported database {backend!r} (use sqlite:/// or mysql+pymysql://)"
+        )
+    if backend != "sqlite" and url.get_driver_name() not in ("pymysql", None):
+        raise SettingsError(f"{name}: use the pymysql driver (mysql+pymysql://…)")
+    return value
+
+
+def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}: {value} is outside {low}..{high}")
+    return value
+
+
+def _bool(env: dict[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}: {raw!r} is not a boolean (use true or false)")
+
+
+def _nats_url(value: str | None) -> str | None:
+    if not value:
+        return None
+    for server in value.split(","):
+        if not server.strip().startswith(("nats://", "tls://", "ws://", "wss://")):
+            raise SettingsError(f"NATS_URL: {server.strip()!r} is not a nats:// or tls:// URL")
+    return value
+
+
+def _secret_key(env: dict[str, str], environment: str, instance_dir: Path) -> str:
+    key = env.get("SECRET_KEY", "")
+    if key:
+        if environment == "production" and len(key) < 32:
+            raise SettingsError("SECRET_KEY: must be at least 32 characters in production")
+        return key
+    if environment == "production":
+        raise SettingsError("SECRET_KEY: required when MANIREPORTS_ENV=production")
+    # Development: one random key per instance folder, so sessions survive restarts.
+    key_file = instance_dir / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def _task_intervals(raw: str) -> dict[str, int]:
+    """`name=seconds,name=seconds`: overrides of the scheduler's built-in task intervals."""
+    intervals: dict[str, int] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, _, seconds = item.partition("=")
+        if not name or not seconds.isdigit() or int(seconds) < 1:
+            raise SettingsError(f"TASK_INTERVALS: {item!r} is not name=seconds")
+        intervals[name.strip()] = int(seconds)
+    return intervals
+
+
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    environment = env.get("MANIREPORTS_ENV", "development")
+    if environment not in ENVIRONMENTS:
+        raise SettingsError(f"MANIREPORTS_ENV: {environment!r} is not one of {ENVIRONMENTS}")
+    instance_dir = Path(env.get("MANIREPORTS_INSTANCE", "instance")).resolve()
+    prefix = env.get("MOODLE_PREFIX", "mdl_")
+    if not prefix.replace("_", "").isalnum() and prefix != "":
+        raise SettingsError(f"MOODLE_PREFIX: {prefix!r} may hold only letters, digits and _")
+    peppers = tuple(p for p in env.get("MOODLE_PASSWORD_PEPPERS", "").split(",") if p)
+    return Settings(
+        environment=environment,
+        instance_dir=instance_dir,
+        database_url=_db_url(
+            "DATABASE_URL",
+            env.get("DATABASE_URL") or f"sqlite:///{instance_dir / 'manireports.db'}",
+        ),
+        moodle_database_url=_db_url(
+            "MOODLE_DATABASE_URL",
+            env.get("MOODLE_DATABASE_URL") or f"sqlite:///{instance_dir / 'moodle-demo.db'}",
+        ),
+        moodle_prefix=prefix,
+        nats_url=_nats_url(env.get("NATS_URL")),
+        secret_key=_secret_key(env, environment, instance_dir),
+        web_host=env.get("WEB_HOST", "127.0.0.1"),
+        web_port=_int(env, "WEB_PORT", 8000, 1, 65535),
+        password_peppers=peppers,
+        session_timeout_s=_int(env, "SESSION_TIMEOUT", 1800, 60, 86400),
+        time_tracking_enabled=_bool(env, "TIME_TRACKING_ENABLED", True),
+        bus_ack_wait_s=_int(env, "BUS_ACK_WAIT_S", 60, 1, 3600),
+        embedded_nats_port=_int(env, "EMBEDDED_NATS_PORT", 4250, 1, 65535),
+        scheduler_lease_ttl_s=_int(env, "SCHEDULER_LEASE_TTL_S", 10, 2, 300),
+        task_intervals=_task_intervals(env.get("TASK_INTERVALS", "")),
+    )

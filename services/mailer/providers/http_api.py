@@ -1,0 +1,73 @@
+"""HTTP plumbing shared by the SendGrid and Mailgun providers.
+
+One pooled ``requests`` session per provider (keep-alive across the requests of a job), the
+blocking call moved off the event loop, and the statuses both APIs mean the same way: 429 is
+throttling, 5xx is the provider's trouble, 401/403 is a key that will not work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from typing import Any
+
+import requests
+
+from .base import PermanentSendError, ProviderThrottled, TransientSendError
+
+
+class HttpApi:
+    def __init__(self, service: str, base_url: str, timeout_s: float) -> None:
+        self.service = service
+        self.session = requests.Session()
+        self._base_url = base_url.rstrip("/")
+        self._timeout_s = timeout_s
+
+    async def post(self, path: str, **kwargs: Any) -> requests.Response:
+        url = f"{self._base_url}{path}"
+        try:
+            return await asyncio.to_thread(
+                self.session.post, url, timeout=self._timeout_s, **kwargs
+            )
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise TransientSendError(f"{self.service} unreachable: {exc}") from exc
+
+    def raise_for_unavailable(self, response: requests.Response) -> None:
+        """Raise for the statuses that mean "not now" or "not with this key"."""
+        status = response.status_code
+        if status == 429:
+            raise ProviderThrottled(
+                f"{self.service} rate limit: {describe(response)}", retry_after_s(response)
+            )
+        if status >= 500:
+            raise TransientSendError(f"{self.service} error {status}: {describe(response)}")
+        if status in (401, 403):
+            raise PermanentSendError(
+                f"{self.service} refused the API key ({status}): {describe(response)}"
+            )
+
+    def close(self) -> None:
+        self.session.close()
+
+
+def retry_after_s(response: requests.Response) -> float | None:
+    """Seconds to wait from Retry-After (seconds or HTTP date) or X-RateLimit-Reset (epoch)."""
+    retry_after = response.headers.get("Retry-After")
+    if retry_after:
+        if retry_after.strip().isdigit():
+            return float(retry_after)
+        try:
+            moment = email.utils.parsedate_to_datetime(retry_after)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, moment.timestamp() - time.time())
+    reset = response.headers.get("X-RateLimit-Reset")
+    if reset and reset.strip().isdigit():
+        return max(0.0, float(reset) - time.time())
+    return None
+
+
+def describe(response: requests.Response) -> str:
+    text = response.text.strip()
+    return text[:300] if text else response.reason or str(response.status_code)

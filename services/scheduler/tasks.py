@@ -1,0 +1,35 @@
+"""Built-in periodic tasks the scheduler fires as commands to other services.
+
+A task fires once per interval slot; the command's message id names the slot, so a command
+fired twice around a leader hand-over is dropped by JetStream's duplicate window.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PeriodicTask:
+    name: str
+    service: str
+    command: str
+    interval_s: int
+
+    def slot(self, now: float) -> int:
+        return int(now // self.interval_s)
+
+    def message_id(self, slot: int) -> str:
+        return f"schedule:{self.name}:{slot}"
+
+
+DEFAULT_TASKS: tuple[PeriodicTask, ...] = (
+    PeriodicTask("retention_cleanup", "aggregator", "retention_cleanup", 86400),
+)
+
+
+def tasks_with_intervals(overrides: dict[str, int]) -> list[PeriodicTask]:
+    return [
+        PeriodicTask(t.name, t.service, t.command, overrides.get(t.name, t.interval_s))
+        for t in DEFAULT_TASKS
+    ]

@@ -1,0 +1,89 @@
+"""Mustache rendering against the spec's own test files, plus the limits email templates rely on.
+
+The spec files under tests/data/mustache_spec/ are copied unchanged from the public
+mustache/spec repository (see README.md there); their expectations are the test.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from common.templating import TemplateError, render, validate
+
+SPEC_DIR = Path(__file__).resolve().parent.parent / "data" / "mustache_spec"
+SPEC_MODULES = ("interpolation", "sections", "inverted", "comments")
+
+
+def _spec_cases() -> list:
+    cases = []
+    for module in SPEC_MODULES:
+        spec = json.loads((SPEC_DIR / f"{module}.json").read_text(encoding="utf-8"))
+        for case in spec["tests"]:
+            cases.append(pytest.param(case, id=f"{module}: {case['name']}"))
+    return cases
+
+
+@pytest.mark.parametrize("case", _spec_cases())
+def test_spec(case):
+    assert render(case["template"], case["data"]) == case["expected"], case["desc"]
+
+
+def test_every_spec_module_has_cases():
+    counts = {
+        module: len(json.loads((SPEC_DIR / f"{module}.json").read_text())["tests"])
+        for module in SPEC_MODULES
+    }
+    assert all(counts.values()), counts
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{name.__class__}}",
+        "{{name.upper}}",
+        "{{#name.upper}}x{{/name.upper}}",
+        "{{items.__len__}}",
+        "{{#data.setdefault}}x{{/data.setdefault}}",
+        "{{items.0}}",
+    ],
+)
+def test_templates_reach_only_the_given_keys(template):
+    variables = {"name": "Ada", "items": ["a"], "data": {}}
+
+    assert render(template, variables) == ""
+    assert variables == {"name": "Ada", "items": ["a"], "data": {}}
+
+
+def test_plain_text_output_is_not_html_escaped():
+    assert render("{{company}}: {{title}}", {"company": "A&B", "title": "<Q1>"}, escape_html=False) == (
+        "A&B: <Q1>"
+    )
+
+
+def test_html_output_escapes_quotes_for_attributes():
+    assert render("<a title='{{t}}'>", {"t": "it's"}) == "<a title='it&#x27;s'>"
+
+
+@pytest.mark.parametrize(
+    ("template", "message_part"),
+    [
+        ("Hello {{#user}}{{name}}", 'the tag "user" was never closed'),
+        ("{{#a}}{{/b}}", 'Trying to close tag "b"'),
+        ("{{/a}}", 'Trying to close tag "a"'),
+        ("Hi {{name", "unclosed tag"),
+        ("{{{name}}", "triple mustache"),
+        ("{{> footer}}", "partials"),
+        ("{{}}", "empty tag"),
+        ("{{#}}x{{/}}", "needs a name"),
+    ],
+)
+def test_malformed_templates_raise_a_clear_error(template, message_part):
+    with pytest.raises(TemplateError, match=message_part):
+        validate(template)
+    with pytest.raises(TemplateError, match=message_part):
+        render(template, {})
+
+
+def test_valid_template_passes_validation():
+    validate("Dear {{first_name}},{{#courses}} {{fullname}}{{/courses}}{{^courses}} none{{/courses}}")

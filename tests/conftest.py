@@ -1,0 +1,73 @@
+"""Shared fixtures: a real nats-server, app databases on SQLite and (when set) MariaDB."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from common.db import make_engine
+from common.migrate import upgrade
+from common.nats_server import EmbeddedNatsServer
+from tests.support import ServiceProcess
+
+MARIADB_URL = os.environ.get("MANIREPORTS_TEST_MARIADB_URL")
+requires_mariadb = pytest.mark.skipif(not MARIADB_URL, reason="MANIREPORTS_TEST_MARIADB_URL unset")
+
+
+@pytest.fixture(scope="session")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedNatsServer]:
+    server = EmbeddedNatsServer(tmp_path_factory.mktemp("nats")).start()
+    yield server
+    server.stop()
+
+
+def _mariadb_database(prefix: str) -> Iterator[str]:
+    """A fresh database on the MariaDB server, dropped afterwards (the `test` DB is shared)."""
+    assert MARIADB_URL
+    server = make_url(MARIADB_URL)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(server.render_as_string(hide_password=False))
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=requires_mariadb)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database URL, once on SQLite and once on MariaDB when it is configured."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'app.db'}"
+    else:
+        yield from _mariadb_database("mr_test")
+
+
+@pytest.fixture
+def app_db_url(db_url: str) -> str:
+    """A migrated app database."""
+    upgrade(db_url)
+    return db_url
+
+
+@pytest.fixture
+def spawn_service(tmp_path: Path) -> Iterator:
+    started: list[ServiceProcess] = []
+
+    def spawn(name: str, env: dict[str, str]) -> ServiceProcess:
+        proc = ServiceProcess(name, env, tmp_path / f"{name}-{len(started)}.log")
+        started.append(proc)
+        return proc
+
+    yield spawn
+    for proc in started:
+        proc.stop()
