@@ -27,20 +27,50 @@ def create_app(settings: Settings | None = None, context: WebContext | None = No
     csrf.init_app(app)
     install_security_headers(app)
     _register_blueprints(app)
+    _register_template_context(app)
     _register_error_pages(app)
     return app
 
 
 def _register_blueprints(app: Flask) -> None:
+    from web.audit.routes import bp as audit_bp
+    from web.auth.routes import bp as auth_bp
+    from web.dashboards.routes import bp as dashboards_bp
     from web.health.routes import bp as health_bp
     from web.home.routes import bp as home_bp
+    from web.reports.routes import bp as reports_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(home_bp)
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(dashboards_bp)
+    app.register_blueprint(reports_bp)
+    app.register_blueprint(audit_bp)
+
+
+def _register_template_context(app: Flask) -> None:
+    from web.auth.forms import CompanyForm, LogoutForm
+    from web.auth.guards import current_viewer
+    from web.navigation import nav_for
+
+    @app.context_processor
+    def _viewer_context():  # type: ignore[no-untyped-def]
+        viewer = current_viewer()
+        return {
+            "viewer": viewer,
+            "nav_items": nav_for(viewer),
+            "logout_form": LogoutForm(),
+            "company_form": CompanyForm(),
+        }
 
 
 def _register_error_pages(app: Flask) -> None:
-    for status, title in ((400, "Bad request"), (403, "Forbidden"), (404, "Not found")):
+    for status, title in (
+        (400, "Bad request"),
+        (401, "Sign in required"),
+        (403, "Forbidden"),
+        (404, "Not found"),
+    ):
 
         def page(error, status=status, title=title):  # type: ignore[no-untyped-def]
             message = getattr(error, "description", title)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
-
 from common.appdb import AppDB
-from common.db import make_engine
+from common.moodle import MoodleSource
 from common.settings import Settings
 from web.bus_client import BusClient
 
@@ -16,7 +14,7 @@ from web.bus_client import BusClient
 class WebContext:
     settings: Settings
     appdb: AppDB
-    moodle_engine: Engine
+    moodle: MoodleSource
     bus_client: BusClient
 
     @classmethod
@@ -24,11 +22,11 @@ class WebContext:
         return cls(
             settings=settings,
             appdb=AppDB(settings.database_url),
-            moodle_engine=make_engine(settings.moodle_database_url, read_only=True),
+            moodle=MoodleSource(settings.moodle_database_url, settings.moodle_prefix),
             bus_client=BusClient(settings.nats_url),
         )
 
     def close(self) -> None:
         self.bus_client.close()
         self.appdb.dispose()
-        self.moodle_engine.dispose()
+        self.moodle.dispose()

@@ -35,9 +35,7 @@ def test_indexes_on_lookup_columns(app_db_url):
         inspector = inspect(engine)
         for table in Base.metadata.tables.values():
             indexed = {
-                col
-                for ix in inspector.get_indexes(table.name)
-                for col in ix["column_names"]
+                col for ix in inspector.get_indexes(table.name) for col in ix["column_names"]
             } | {
                 col
                 for uq in inspector.get_unique_constraints(table.name)

@@ -56,9 +56,9 @@ def test_templates_reach_only_the_given_keys(template):
 
 
 def test_plain_text_output_is_not_html_escaped():
-    assert render("{{company}}: {{title}}", {"company": "A&B", "title": "<Q1>"}, escape_html=False) == (
-        "A&B: <Q1>"
-    )
+    variables = {"company": "A&B", "title": "<Q1>"}
+
+    assert render("{{company}}: {{title}}", variables, escape_html=False) == "A&B: <Q1>"
 
 
 def test_html_output_escapes_quotes_for_attributes():
@@ -86,4 +86,4 @@ def test_malformed_templates_raise_a_clear_error(template, message_part):
 
 
 def test_valid_template_passes_validation():
-    validate("Dear {{first_name}},{{#courses}} {{fullname}}{{/courses}}{{^courses}} none{{/courses}}")
+    validate("Dear {{first_name}},{{#courses}} {{fullname}}{{/courses}}{{^courses}}-{{/courses}}")

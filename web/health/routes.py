@@ -21,7 +21,7 @@ def healthz():  # type: ignore[no-untyped-def]
     ctx = current_app.extensions["manireports"]
 
     def moodle() -> None:
-        with ctx.moodle_engine.connect() as conn:
+        with ctx.moodle.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
 
     def bus() -> None:

@@ -42,7 +42,12 @@ class AccessTracker:
                 self.course_access[key] = when
 
     def login(self, user_id: int, when: int) -> None:
-        self.logins[user_id] = (self.logins.get(user_id, (0, 0))[1], when)
+        # Keep the two latest logins, whatever order they are reported in.
+        last, current = self.logins.get(user_id, (0, 0))
+        if when > current:
+            self.logins[user_id] = (current, when)
+        elif when > last:
+            self.logins[user_id] = (when, current)
         self.visit(user_id, 0, when)
 
     def record_log_rows(self, rows: Iterable[tuple[Any, ...]]) -> None:

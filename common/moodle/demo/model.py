@@ -205,5 +205,8 @@ class DemoSite:
     enrolments: list[Enrolment] = field(default_factory=list)
 
     def person(self, user_id: int) -> Person:
-        # Ids are dense from 1 (guest) upwards.
+        # Ids are dense: people from 1 (guest), courses from 2 (after the site course).
         return self.people[user_id - 1]
+
+    def course_by_id(self, course_id: int) -> Course:
+        return self.courses[course_id - SITE_COURSE_ID - 1]

@@ -122,7 +122,8 @@ class BatchOutcomes:
     def outcomes(self) -> list[SendOutcome]:
         missing = self.pending()
         if missing:
-            raise RuntimeError(f"no outcome recorded for recipients {[m.recipient_id for m in missing]}")
+            ids = [m.recipient_id for m in missing]
+            raise RuntimeError(f"no outcome recorded for recipients {ids}")
         return [self._outcomes[m.recipient_id] for m in self._messages]
 
     def _record(self, outcome: SendOutcome) -> None:
@@ -157,7 +158,7 @@ class EmailProvider(ABC):
                 if spec.required:
                     errors.append(f"{spec.name}: required")
             elif not _is_kind(value, spec.kind):
-                errors.append(f"{spec.name}: must be {spec.kind.__name__}")
+                errors.append(f"{spec.name}: must be {_KIND_NAMES[spec.kind]}")
             elif spec.choices and value not in spec.choices:
                 errors.append(f"{spec.name}: must be one of {', '.join(spec.choices)}")
         if not errors:
@@ -185,9 +186,7 @@ class EmailProvider(ABC):
         return batch.outcomes()
 
     @abstractmethod
-    def _plan_requests(
-        self, messages: list[OutgoingMessage]
-    ) -> Iterable[list[OutgoingMessage]]:
+    def _plan_requests(self, messages: list[OutgoingMessage]) -> Iterable[list[OutgoingMessage]]:
         """Split deliverable messages into provider requests."""
 
     @abstractmethod
@@ -197,8 +196,12 @@ class EmailProvider(ABC):
         Raise a SendError when the request failed as a whole.
         """
 
+    @abstractmethod
     async def close(self) -> None:
         """Release connections held between batches."""
+
+
+_KIND_NAMES = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
 
 
 def _is_kind(value: Any, kind: type) -> bool:

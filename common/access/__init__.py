@@ -1,0 +1,1 @@
+"""Who may see what: capabilities, the signed-in viewer, Moodle password checks."""

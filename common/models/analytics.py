@@ -1,0 +1,3 @@
+"""App DB models: analytics."""
+
+from __future__ import annotations

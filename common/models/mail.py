@@ -1,0 +1,3 @@
+"""App DB models: mail."""
+
+from __future__ import annotations

@@ -1,0 +1,129 @@
+"""Mailgun: POST /v3/{domain}/messages with up to 1,000 recipients and recipient-variables.
+
+The messages arrive rendered, so a batch request's subject, HTML and text are
+``%recipient.subject%``, ``%recipient.html%`` and ``%recipient.text%`` and the
+recipient-variables map each address to its rendered parts (which also makes Mailgun send
+each recipient an individual message). Headers and attachments are sent once per request,
+so only messages that share them are batched together.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from .base import (
+    SENDER_FIELDS,
+    BatchOutcomes,
+    ConfigField,
+    EmailProvider,
+    OutgoingMessage,
+    PermanentSendError,
+)
+from .http_api import HttpApi, describe
+from .mime import sender_address
+from .packing import pack_requests
+from .registry import register
+from .rejections import RecipientRejected, send_isolating_rejections
+
+REGION_BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
+# Mailgun caps a message at 25 MB, recipient-variables included.
+MAX_REQUEST_BYTES = 10_000_000
+# Mailgun's 400 for a bad recipient, which does not say which one.
+_RECIPIENT_REFUSED = re.compile(r"'to' parameter is not a valid address", re.IGNORECASE)
+
+
+@register
+class MailgunProvider(EmailProvider):
+    type_name = "mailgun"
+    max_batch_size = 1000
+    config_schema = (
+        ConfigField("api_key", required=True, secret=True),
+        ConfigField("domain", required=True),
+        ConfigField("region", default="us", choices=tuple(REGION_BASE_URLS)),
+        # Overrides the region's URL (a proxy, or a local server in tests).
+        ConfigField("base_url"),
+        ConfigField("timeout_s", kind=float, default=30.0),
+        *SENDER_FIELDS,
+    )
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        super().__init__(config)
+        base_url = self.config["base_url"] or REGION_BASE_URLS[self.config["region"]]
+        self._api = HttpApi("Mailgun", base_url, self.config["timeout_s"])
+        self._api.session.auth = ("api", self.config["api_key"])
+        self._path = f"/v3/{self.config['domain']}/messages"
+
+    @classmethod
+    def _check_config_rules(cls, config: Mapping[str, Any]) -> list[str]:
+        errors = super()._check_config_rules(config)
+        base_url = config.get("base_url")
+        if base_url and not base_url.startswith(("https://", "http://")):
+            errors.append("base_url: must start with https:// or http://")
+        if "/" in config["domain"]:
+            errors.append("domain: a sending domain such as mg.example.com, not a URL")
+        return errors
+
+    def _plan_requests(self, messages: list[OutgoingMessage]) -> Iterable[list[OutgoingMessage]]:
+        return pack_requests(
+            messages,
+            max_count=self.max_batch_size,
+            max_bytes=MAX_REQUEST_BYTES,
+            size=lambda m: len(json.dumps(_recipient_variables(m))),
+            shared_part=lambda m: (
+                m.text is not None,
+                tuple(sorted(m.headers.items())),
+                tuple(m.attachments),
+            ),
+        )
+
+    async def _send_request(self, request: list[OutgoingMessage], batch: BatchOutcomes) -> None:
+        await send_isolating_rejections(request, lambda part: self._post(part, batch), batch)
+
+    async def _post(self, request: list[OutgoingMessage], batch: BatchOutcomes) -> None:
+        files = [
+            ("attachment", (a.filename, a.content, a.content_type)) for a in request[0].attachments
+        ]
+        response = await self._api.post(
+            self._path, data=self._form_fields(request), files=files or None
+        )
+        if response.status_code == 200:
+            message_id = response.json().get("id")
+            for message in request:
+                batch.sent(message, message_id)
+            return
+        self._api.raise_for_unavailable(response)
+        if response.status_code == 400 and _RECIPIENT_REFUSED.search(response.text):
+            raise RecipientRejected(f"Mailgun: {describe(response)}")
+        raise PermanentSendError(f"Mailgun refused the request: {describe(response)}")
+
+    def _form_fields(self, request: list[OutgoingMessage]) -> list[tuple[str, str]]:
+        first = request[0]
+        fields = [("from", sender_address(self.config["from_email"], self.config["from_name"]))]
+        fields += [("to", message.to) for message in request]
+        if len(request) == 1:
+            fields += [("subject", first.subject), ("html", first.html)]
+            if first.text is not None:
+                fields.append(("text", first.text))
+        else:
+            fields += [("subject", "%recipient.subject%"), ("html", "%recipient.html%")]
+            if first.text is not None:
+                fields.append(("text", "%recipient.text%"))
+            variables = {m.to: _recipient_variables(m) for m in request}
+            fields.append(("recipient-variables", json.dumps(variables)))
+        if self.config["reply_to"]:
+            fields.append(("h:Reply-To", self.config["reply_to"]))
+        fields += [(f"h:{name}", value) for name, value in first.headers.items()]
+        return fields
+
+    async def close(self) -> None:
+        self._api.close()
+
+
+def _recipient_variables(message: OutgoingMessage) -> dict[str, str]:
+    variables = {"subject": message.subject, "html": message.html}
+    if message.text is not None:
+        variables["text"] = message.text
+    return variables
