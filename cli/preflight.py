@@ -25,6 +25,8 @@ def require_database(variable: str, url: str, *, must_exist: bool = False) -> No
             conn.execute(text("SELECT 1"))
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)).splitlines()[0]
-        raise SettingsError(f"{variable}: cannot connect to {parsed.render_as_string()}: {reason}") from None
+        raise SettingsError(
+            f"{variable}: cannot connect to {parsed.render_as_string()}: {reason}"
+        ) from None
     finally:
         engine.dispose()

@@ -55,7 +55,8 @@ def run_up(_args: argparse.Namespace) -> int:
             log.warning("nats-server exited; restarting it")
             nats.start()
 
-    print(f"ManiReports is starting at http://{settings.web_host}:{settings.web_port}/  (Ctrl-C stops)")
+    url = f"http://{settings.web_host}:{settings.web_port}/"
+    print(f"ManiReports is starting at {url}  (Ctrl-C stops)")
     print(f"bus: {nats_url}{' (embedded)' if nats else ''}")
     try:
         supervisor.run(on_tick=keep_nats_alive)

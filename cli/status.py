@@ -49,5 +49,7 @@ def _embedded_url(settings) -> str:  # type: ignore[no-untyped-def]
     """`manireports up` writes the embedded server's URL to the instance folder."""
     path = settings.instance_dir / "nats.url"
     if not path.exists():
-        raise SettingsError("NATS_URL: unset and no embedded nats-server is running (`manireports up`)")
+        raise SettingsError(
+            "NATS_URL: unset and no embedded nats-server is running (`manireports up`)"
+        )
     return path.read_text().strip()

@@ -20,7 +20,10 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: object) -> Engin
     if "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return create_engine(
-        parsed, pool_recycle=POOL_RECYCLE_S, pool_pre_ping=True, **kwargs  # type: ignore[arg-type]
+        parsed,
+        pool_recycle=POOL_RECYCLE_S,
+        pool_pre_ping=True,
+        **kwargs,  # type: ignore[arg-type]
     )
 
 

@@ -25,7 +25,9 @@ def configure_logging(level: str = "INFO") -> None:
 
 async def _run(factory: WorkerFactory, settings: Settings) -> None:
     if settings.nats_url is None:
-        raise SettingsError("NATS_URL: required to run a worker on its own (`manireports up` sets it)")
+        raise SettingsError(
+            "NATS_URL: required to run a worker on its own (`manireports up` sets it)"
+        )
     bus = await Bus.connect(settings.nats_url, name=f"manireports-{factory.__name__}")
     worker = factory(settings, bus)
     loop = asyncio.get_running_loop()

@@ -140,12 +140,14 @@ class Worker:
                 if sub is None:
                     sub = await self.bus.pull(consumption.consumer)
                 msgs = await sub.fetch(consumption.batch_size, timeout=consumption.fetch_wait_s)
-            except (NatsTimeout, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeout):
                 continue
             except asyncio.CancelledError:
                 raise
             except (ConnectionClosedError, Exception) as exc:  # noqa: B014 - reconnecting is the cure
-                log.warning("%s: fetch on %s failed: %s", self.name, consumption.consumer.durable, exc)
+                log.warning(
+                    "%s: fetch on %s failed: %s", self.name, consumption.consumer.durable, exc
+                )
                 sub = None
                 await asyncio.sleep(0.5)
                 continue

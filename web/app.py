@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask, render_template
+from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFProtect
 
 from common.settings import Settings, load_settings
@@ -64,6 +64,12 @@ def _register_template_context(app: Flask) -> None:
         }
 
 
+def _wants_json() -> bool:
+    """AJAX and API callers get errors as JSON; browsers get a page."""
+    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
+    return best == "application/json" or request.path.endswith("/data")
+
+
 def _register_error_pages(app: Flask) -> None:
     for status, title in (
         (400, "Bad request"),
@@ -74,6 +80,10 @@ def _register_error_pages(app: Flask) -> None:
 
         def page(error, status=status, title=title):  # type: ignore[no-untyped-def]
             message = getattr(error, "description", title)
-            return render_template("error.html", status=status, title=title, message=message), status
+            if _wants_json():
+                return jsonify(error=message, status=status), status
+            return render_template(
+                "error.html", status=status, title=title, message=message
+            ), status
 
         app.register_error_handler(status, page)

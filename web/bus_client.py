@@ -51,7 +51,9 @@ class BusClient:
     def connected(self) -> bool:
         return self._bus is not None and self._bus.nc.is_connected
 
-    def publish(self, subject: str, payload: Mapping[str, Any], *, msg_id: str | None = None) -> str:
+    def publish(
+        self, subject: str, payload: Mapping[str, Any], *, msg_id: str | None = None
+    ) -> str:
         bus = self.bus()
         return self._call(bus.publish(subject, payload, msg_id=msg_id), 10)
 

@@ -71,9 +71,9 @@ def sign_in(
 
 def _find_user(source: MoodleSource, username: str):  # type: ignore[no-untyped-def]
     u = source.tables.user
-    query = select(
-        u.c.id, u.c.password, u.c.auth, u.c.deleted, u.c.suspended, u.c.confirmed
-    ).where(u.c.username == username, u.c.mnethostid == 1)
+    query = select(u.c.id, u.c.password, u.c.auth, u.c.deleted, u.c.suspended, u.c.confirmed).where(
+        u.c.username == username, u.c.mnethostid == 1
+    )
     with source.engine.connect() as conn:
         return conn.execute(query).first()
 
@@ -92,7 +92,9 @@ def _refusal(user) -> str | None:  # type: ignore[no-untyped-def]
     return None
 
 
-def _fail(session: Session, username: str, ip: str, user_id: int | None, reason: str) -> SignInResult:
+def _fail(
+    session: Session, username: str, ip: str, user_id: int | None, reason: str
+) -> SignInResult:
     record_audit(session, actor_id=user_id, action=ACTION, object_type="user",
                  object_id=username, outcome=OUTCOME_FAILED, ip=ip,
                  details={"reason": reason})  # fmt: skip

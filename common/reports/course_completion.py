@@ -90,7 +90,9 @@ class CourseCompletionReport(Report):
             )
             .select_from(enrolled)
             .join(course, course.c.id == enrolled.c.courseid)
-            .outerjoin(cc, and_(cc.c.course == enrolled.c.courseid, cc.c.userid == enrolled.c.userid))
+            .outerjoin(
+                cc, and_(cc.c.course == enrolled.c.courseid, cc.c.userid == enrolled.c.userid)
+            )
             .group_by(course.c.id, course.c.fullname)
             .order_by(course.c.fullname, course.c.id)
         )

@@ -65,6 +65,8 @@ class SchedulerWorker(Worker):
 
     async def _fire(self, task: PeriodicTask, slot: int) -> None:
         subject = command_subject(task.service, task.command)
-        await self.bus.publish(subject, {"task": task.name, "slot": slot}, msg_id=task.message_id(slot))
+        await self.bus.publish(
+            subject, {"task": task.name, "slot": slot}, msg_id=task.message_id(slot)
+        )
         self.fired += 1
         log.info("fired %s (slot %d)", task.name, slot)

@@ -9,12 +9,10 @@ import pytest
 
 from common.templating import render
 from services.mailer.providers import OutgoingMessage
-
 from tests.fakes.mailgun_server import MailgunServer
 from tests.fakes.moto_server import MotoSes
 from tests.fakes.sendgrid_server import SendGridServer
 from tests.fakes.smtp_sink import SmtpSink
-
 
 WELCOME_SUBJECT = "{{course}}: welcome, {{first_name}}"
 WELCOME_HTML = (

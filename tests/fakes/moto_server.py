@@ -19,6 +19,7 @@ import threading
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -40,7 +41,9 @@ REGION = "us-east-1"
 SENDER = "noreply@school.example"
 CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _V1_SEND_ACTIONS = {"SendBulkTemplatedEmail", "SendRawEmail", "SendEmail"}
-_V1_DESTINATION = re.compile(r"^Destinations\.member\.\d+(\.Destination\.ToAddresses\.member\.\d+)?$")
+_V1_DESTINATION = re.compile(
+    r"^Destinations\.member\.\d+(\.Destination\.ToAddresses\.member\.\d+)?$"
+)
 _TEMPLATE_VARIABLE = re.compile(r"\{\{\{\s*(\w+)\s*\}\}\}|\{\{\s*(\w+)\s*\}\}")
 
 
@@ -206,8 +209,10 @@ class MotoSes:
                     for address in destination["Destination"]["ToAddresses"]:
                         deliveries[address.lower()].append(_expand(template, address, data))
             elif isinstance(message, RawMessage):
-                for address in message.destinations:
-                    deliveries[address.lower()].append(_parse_raw(address, message.raw_data))
+                # moto adds the To header's addresses to the envelope's; SES sends once each.
+                addresses = dict.fromkeys(parseaddr(a)[1].lower() for a in message.destinations)
+                for address in addresses:
+                    deliveries[address].append(_parse_raw(address, message.raw_data))
         return deliveries
 
     def _sent_messages(self) -> list[Any]:
@@ -217,7 +222,7 @@ class MotoSes:
 def _expand(template: dict[str, str], address: str, data: dict[str, Any]) -> SesDelivery:
     # SES renders templates with Handlebars: {{{x}}} as is, {{x}} HTML-escaped.
     def render(part: str | None) -> str | None:
-        if part is None:
+        if not part:  # moto stores a part the template did not have as ""
             return None
         return _TEMPLATE_VARIABLE.sub(
             lambda m: str(data[m[1]]) if m[1] else html.escape(str(data[m[2]])), part

@@ -26,7 +26,9 @@ from tests.fakes.local_http import LocalWsgiServer, QueuedFaults
 
 MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 50_000
-TO_HELP = "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message.personalizations.to"
+TO_HELP = (
+    "http://sendgrid.com/docs/API_Reference/Web_API_v3/Mail/errors.html#message.personalizations.to"
+)
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,7 @@ class SendGridServer:
         personalizations = body.get("personalizations") or []
         if not personalizations:
             message = (
-                "The personalizations field is required and must have at least one "
-                "personalization."
+                "The personalizations field is required and must have at least one personalization."
             )
             errors.append(_error("personalizations", message))
         if len(personalizations) > MAX_PERSONALIZATIONS:
@@ -209,7 +210,10 @@ def _validate_content(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
         )
         return [_error("content", message)]
     errors = [
-        _error(f"content.{k}.value", "The content value must be a string at least one character in length.")
+        _error(
+            f"content.{k}.value",
+            "The content value must be a string at least one character in length.",
+        )
         for k, part in enumerate(content)
         if not part.get("value")
     ]

@@ -37,7 +37,9 @@ def index():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/completion")
-@require_capability(caps.VIEW_ADMIN_DASHBOARD, caps.VIEW_MANAGER_DASHBOARD, caps.VIEW_TEACHER_DASHBOARD)
+@require_capability(
+    caps.VIEW_ADMIN_DASHBOARD, caps.VIEW_MANAGER_DASHBOARD, caps.VIEW_TEACHER_DASHBOARD
+)
 def completion():  # type: ignore[no-untyped-def]
     scope = viewer_scope()
     return render_template(

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Callable, Iterator
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from itertools import accumulate
 from operator import itemgetter
@@ -53,6 +53,7 @@ _WEEKDAY = (1.0, 1.0, 1.0, 0.95, 0.85, 0.4, 0.45)
 _GROWTH = 0.5
 
 _time = itemgetter(TIME_FIELD)
+_USERID = LOG_FIELDS.index("userid")
 
 
 def day_budgets(site: DemoSite, total_rows: int) -> list[int]:
@@ -70,9 +71,7 @@ def day_budgets(site: DemoSite, total_rows: int) -> list[int]:
 class LogSimulator:
     def __init__(self, site: DemoSite, contexts: ContextTree, seed: int) -> None:
         self.site, self.seed = site, seed
-        self.user_where = {
-            p.id: Where.user(contexts.id_of(USER, p.id), p.id) for p in site.people
-        }
+        self.user_where = {p.id: Where.user(contexts.id_of(USER, p.id), p.id) for p in site.people}
         self.course_where = {c.id: Where.course(c.context_id, c.id) for c in site.courses}
         self.viewable = {
             c.id: [
@@ -137,7 +136,9 @@ class LogSimulator:
         viewed = max(clock.start, burst.start - rng.randint(10, 50))
         return [
             self._login(person, logged_in),
-            log_row(COURSE_VIEWED, viewed, person.id, self.course_where[burst.course.id], ip=person.ip),
+            log_row(
+                COURSE_VIEWED, viewed, person.id, self.course_where[burst.course.id], ip=person.ip
+            ),
         ]
 
     def _login(self, person: Person, when: int) -> tuple[Any, ...]:
@@ -147,7 +148,12 @@ class LogSimulator:
         )  # fmt: skip
 
     def _browse(
-        self, rng: random.Random, rows: list[tuple[Any, ...]], budget: int, day_start: int, day_end: int
+        self,
+        rng: random.Random,
+        rows: list[tuple[Any, ...]],
+        budget: int,
+        day_start: int,
+        day_end: int,
     ) -> None:
         """Append sessions until the day holds `budget` rows, cutting the last session short."""
         ready = bisect.bisect_right(self.browser_since, day_end)
@@ -194,7 +200,8 @@ class LogSimulator:
                 add(log_row(kind, t, uid, module_where, objectid=instance, ip=ip))
 
     def _site_events(self) -> dict[int, list[tuple[Any, ...]]]:
-        """Accounts created and deleted, enrolments made, by the day they happened."""
+        """Accounts created and deleted, enrolments made, by the day they happened; each
+        actor logs in before their first such event of the day."""
         site, clock = self.site, self.site.clock
         admin = site.person(ADMIN_ID)
         by_day: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
@@ -219,4 +226,13 @@ class LogSimulator:
                     other=other_json({"enrol": e.method}), ip=actor.ip,
                 )  # fmt: skip
                 by_day[clock.day_index(e.timestart)].append(row)
+        for rows in by_day.values():
+            first_acts: dict[int, int] = {}
+            for row in rows:
+                actor_id, when = row[_USERID], row[TIME_FIELD]
+                first_acts[actor_id] = min(when, first_acts.get(actor_id, when))
+            rows += [
+                self._login(site.person(actor_id), max(clock.start, when - 120))
+                for actor_id, when in sorted(first_acts.items())
+            ]
         return by_day

@@ -30,7 +30,6 @@ from common.moodle.demo.events import (
 from common.moodle.demo.model import ADMIN_ID, DAY, Activity, Course, DemoSite, Enrolment, Person
 from common.moodle.demo.quizzes import (
     COMPLETE,
-    COMPLETE_PASS,
     QUIZ_ATTEMPT_COLUMNS,
     QUIZ_GRADE_COLUMNS,
     QuizRecorder,
@@ -150,7 +149,9 @@ class ProgressSimulator:
         where = Where.module(activity.context_id, activity.cm_id, course.id)
         grade: float | None = None
         if activity.modname == "quiz":
-            quiz = self.quizzes.attempts(person, activity, where, start, horizon, must_pass=must_pass)
+            quiz = self.quizzes.attempts(
+                person, activity, where, start, horizon, must_pass=must_pass
+            )
             if quiz is None:
                 return None
             end, events, state, grade = quiz
@@ -166,14 +167,18 @@ class ProgressSimulator:
             if end >= horizon:
                 return None
             kind = MODULE_VIEWED[activity.modname]
-            events = [log_row(kind, start, person.id, where, objectid=activity.instance, ip=person.ip)]
+            events = [
+                log_row(kind, start, person.id, where, objectid=activity.instance, ip=person.ip)
+            ]
             state = COMPLETE
             if activity.completionview:
                 self.progress.module_views.append(
                     (len(self.progress.module_views) + 1, activity.cm_id, person.id, start)
                 )
         cmc_id = len(self.progress.module_completions) + 1
-        self.progress.module_completions.append((cmc_id, activity.cm_id, person.id, state, None, end))
+        self.progress.module_completions.append(
+            (cmc_id, activity.cm_id, person.id, state, None, end)
+        )
         other = {"relateduserid": person.id, "overrideby": None, "completionstate": state}
         events.append(
             log_row(MODULE_COMPLETION_UPDATED, end, person.id, where, objectid=cmc_id,
@@ -223,9 +228,7 @@ class ProgressSimulator:
         )  # fmt: skip
         return cc_id
 
-    def _course_grade(
-        self, person: Person, course: Course, total: float | None, when: int
-    ) -> None:
+    def _course_grade(self, person: Person, course: Course, total: float | None, when: int) -> None:
         if total is None:
             return
         grademax = sum(a.grade for a in course.activities if a.grade_item_id)
@@ -259,7 +262,9 @@ class ProgressSimulator:
 def write_progress(writer: BulkWriter, simulator: ProgressSimulator) -> None:
     progress = simulator.progress
     writer.insert("course_completions", COMPLETION_COLUMNS, progress.completions)
-    writer.insert("course_modules_completion", MODULE_COMPLETION_COLUMNS, progress.module_completions)
+    writer.insert(
+        "course_modules_completion", MODULE_COMPLETION_COLUMNS, progress.module_completions
+    )
     writer.insert("course_modules_viewed", MODULE_VIEW_COLUMNS, progress.module_views)
     writer.insert("quiz_attempts", QUIZ_ATTEMPT_COLUMNS, simulator.quizzes.attempt_rows)
     writer.insert("quiz_grades", QUIZ_GRADE_COLUMNS, simulator.quizzes.grade_rows)

@@ -73,6 +73,8 @@ class ProviderConfigError(ValueError):
 
 @dataclass(frozen=True)
 class ConfigField:
+    """One provider setting. Secret ones are stored encrypted and never shown back in full."""
+
     name: str
     required: bool = False
     secret: bool = False
@@ -141,11 +143,16 @@ SENDER_FIELDS = (
 class EmailProvider(ABC):
     type_name: ClassVar[str]
     config_schema: ClassVar[tuple[ConfigField, ...]]
-    # Most recipients one provider request carries; send_batch splits longer batches.
+    # Most messages one provider request (for SMTP, one connection) carries; send_batch
+    # splits longer batches, so a caller wanting one request per batch stays within it.
     max_batch_size: ClassVar[int]
 
     def __init__(self, config: Mapping[str, Any]) -> None:
-        self.config = {f.name: config.get(f.name, f.default) for f in self.config_schema}
+        """``config`` has passed validate_config; unset fields take their defaults."""
+        self.config = {
+            f.name: f.default if config.get(f.name) in (None, "") else config[f.name]
+            for f in self.config_schema
+        }
 
     @classmethod
     def validate_config(cls, config: Mapping[str, Any]) -> list[str]:
@@ -168,8 +175,12 @@ class EmailProvider(ABC):
     @classmethod
     def _check_config_rules(cls, config: Mapping[str, Any]) -> list[str]:
         """Rules beyond single fields (addresses, URLs, settings that go together)."""
-        problem = address_problem(str(config["from_email"]))
-        return [f"from_email: {problem}"] if problem else []
+        errors = []
+        for name in ("from_email", "reply_to"):
+            problem = address_problem(str(config[name])) if config.get(name) else None
+            if problem:
+                errors.append(f"{name}: {problem}")
+        return errors
 
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendOutcome]:
         """Send each message once; one outcome per message, in the order given."""

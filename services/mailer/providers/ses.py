@@ -37,7 +37,9 @@ from .registry import register
 from .rejections import RecipientRejected, send_isolating_rejections
 
 MAX_TEMPLATE_DATA_CHARS = 262_144  # SES TemplateData limit, per destination
-MAX_BULK_REQUEST_CHARS = 8_000_000  # SES refuses requests over 10 MB
+# SES refuses requests over 10 MB, and the query protocol's percent-encoding can triple the
+# size of HTML.
+MAX_BULK_REQUEST_CHARS = 3_000_000
 THROTTLING_CODES = {"Throttling", "ThrottlingException", "MaxSendingRateExceeded"}
 THROTTLING_CODES_V2 = {"TooManyRequestsException"}
 # Refusals that concern a recipient (or the content sent to one), not the account.
@@ -166,16 +168,13 @@ class SesProvider(EmailProvider):
         raw = self._raw_mime(message, batch)
         if raw is None:
             return
-        options = {}
-        if self.config["configuration_set"]:
-            options["ConfigurationSetName"] = self.config["configuration_set"]
         response = await self._call(
             self._client.send_email,
             FromEmailAddress=self._source,
             Destination={"ToAddresses": [message.to]},
             Content={"Raw": {"Data": raw}},
             EmailTags=[{"Name": "recipient_id", "Value": str(message.recipient_id)}],
-            **options,
+            **self._sending_options(),
         )
         batch.sent(message, response["MessageId"])
 

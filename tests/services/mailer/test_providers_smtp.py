@@ -7,12 +7,13 @@ import pytest
 
 from services.mailer.providers import (
     PROVIDERS,
+    PermanentSendError,
     ProviderConfigError,
     ProviderThrottled,
     TransientSendError,
     get_provider,
 )
-from tests.fakes.smtp_sink import free_port
+from tests.fakes.smtp_sink import SmtpSink, free_port
 
 
 def smtp_provider(sink, **overrides):
@@ -141,3 +142,31 @@ def test_bad_config_is_reported_by_field(config, error):
     assert any(e.startswith(error) for e in errors), errors
     with pytest.raises(ProviderConfigError, match=error.split(":")[0]):
         get_provider("smtp", config)
+
+
+# aiosmtpd only counts STARTTLS as TLS and warns about AUTH on the implicit-TLS port.
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+def test_encrypted_session_with_login(security, make_messages):
+    messages = make_messages(2)
+    with SmtpSink(security=security, credentials=("mailer", "s3cret")) as sink:
+        provider = smtp_provider(
+            sink, security=security, username="mailer", password="s3cret", validate_certs=False
+        )
+
+        outcomes = send(provider, messages)
+
+        assert [o.status for o in outcomes] == ["sent", "sent"]
+        assert all(len(sink.received(m.to)) == 1 for m in messages)
+
+
+def test_refused_login_is_a_permanent_error(make_messages):
+    with SmtpSink(security="starttls", credentials=("mailer", "s3cret")) as sink:
+        provider = smtp_provider(
+            sink, security="starttls", username="mailer", password="wrong", validate_certs=False
+        )
+
+        with pytest.raises(PermanentSendError, match="535"):
+            send(provider, make_messages(1))
+
+        assert sink.recipients == set()

@@ -52,7 +52,7 @@
 
   function renderChart(spec) {
     const canvas = document.getElementById("report-chart");
-    const datasets = spec.series.map((s) => ({ label: s.label, data: s.data, tension: 0.2, fill: false }));
+    const datasets = spec.series.map((s) => ({ label: s.label, data: s.data, cubicInterpolationMode: "monotone", fill: false }));
     if (chart) {
       chart.data.labels = spec.labels;
       chart.data.datasets = datasets;

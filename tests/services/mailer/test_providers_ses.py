@@ -1,0 +1,154 @@
+"""The SES provider with boto3 against moto's SES in its HTTP mode."""
+
+import asyncio
+from dataclasses import replace
+
+import pytest
+
+from services.mailer.providers import (
+    PROVIDERS,
+    Attachment,
+    PermanentSendError,
+    ProviderThrottled,
+    TransientSendError,
+    get_provider,
+)
+
+
+def send(provider, messages):
+    return asyncio.run(provider.send_batch(messages))
+
+
+def assert_delivered_once(moto_ses, messages):
+    delivered = moto_ses.delivered()
+    for message in messages:
+        [received] = delivered[message.to]
+        assert received.subject == message.subject
+        assert received.html.strip() == message.html
+        assert (received.text or "").strip() == (message.text or "")
+
+
+def test_bulk_send_delivers_each_recipient_its_own_content_once(moto_ses, make_messages):
+    messages = make_messages(120)
+
+    outcomes = send(get_provider("ses", moto_ses.provider_config()), messages)
+
+    assert [o.status for o in outcomes] == ["sent"] * 120
+    assert all(o.provider_message_id for o in outcomes)
+    assert moto_ses.bulk_call_sizes() == [50, 50, 20]
+    assert_delivered_once(moto_ses, messages)
+    assert "Dear Zoë &amp; &lt;Co&gt; 3," in moto_ses.delivered()["learner3@acme.example"][0].html
+
+
+def test_messages_without_text_use_a_template_without_text_part(moto_ses, make_messages):
+    messages = make_messages(3, with_text=False)
+
+    outcomes = send(get_provider("ses", moto_ses.provider_config()), messages)
+
+    assert [o.status for o in outcomes] == ["sent"] * 3
+    assert all(d[0].text is None for d in moto_ses.delivered().values())
+
+
+def test_headers_and_attachments_go_as_raw_mime(moto_ses, make_messages):
+    report = Attachment("report.csv", b"name,score\nada,10\n", "text/csv")
+    plain, with_extras = make_messages(2)
+    with_extras = replace(
+        with_extras, headers={"List-Unsubscribe": "<https://lms.example/u/2>"}, attachments=[report]
+    )
+
+    outcomes = send(get_provider("ses", moto_ses.provider_config()), [plain, with_extras])
+
+    assert [o.status for o in outcomes] == ["sent", "sent"]
+    assert moto_ses.bulk_call_sizes() == [1]
+    [received] = moto_ses.delivered()[with_extras.to]
+    assert received.headers["List-Unsubscribe"] == "<https://lms.example/u/2>"
+    assert received.attachments == {"report.csv": "name,score\nada,10\n"}
+    assert received.html.strip() == with_extras.html
+
+
+def test_throttling_raises_provider_throttled_and_sends_nothing(moto_ses, make_messages):
+    moto_ses.fail_next(code="Throttling", message="Maximum sending rate exceeded.")
+
+    with pytest.raises(ProviderThrottled, match="Maximum sending rate"):
+        send(get_provider("ses", moto_ses.provider_config()), make_messages(5))
+
+    assert moto_ses.delivered() == {}
+
+
+def test_server_error_is_transient(moto_ses, make_messages):
+    moto_ses.fail_next(status=503, code="ServiceUnavailable", message="Service is unavailable")
+
+    with pytest.raises(TransientSendError):
+        send(get_provider("ses", moto_ses.provider_config()), make_messages(5))
+
+
+def test_rejected_recipients_fail_alone_and_the_rest_is_sent_once(moto_ses, make_messages):
+    messages = make_messages(50)
+    moto_ses.reject_recipient(messages[7].to)
+    moto_ses.reject_recipient(messages[31].to)
+
+    outcomes = send(get_provider("ses", moto_ses.provider_config()), messages)
+
+    failed = [o.recipient_id for o in outcomes if o.status == "failed"]
+    assert failed == [messages[7].recipient_id, messages[31].recipient_id]
+    assert "MessageRejected" in outcomes[7].error
+    sent = [m for m in messages if m not in (messages[7], messages[31])]
+    assert_delivered_once(moto_ses, sent)
+    assert set(moto_ses.delivered()) == {m.to for m in sent}
+
+
+def test_malformed_address_fails_without_a_call(moto_ses, make_messages):
+    first, second = make_messages(2)
+    second = replace(second, to="learner2@")
+
+    outcomes = send(get_provider("ses", moto_ses.provider_config()), [first, second])
+
+    assert [o.status for o in outcomes] == ["sent", "failed"]
+    assert moto_ses.bulk_call_sizes() == [1]
+
+
+def test_unverified_sender_is_a_permanent_error_for_the_batch(moto_ses, make_messages):
+    provider = get_provider("ses", moto_ses.provider_config(from_email="other@elsewhere.example"))
+
+    with pytest.raises(PermanentSendError, match="not verified"):
+        send(provider, make_messages(3))
+
+
+def test_v2_sends_each_message_and_fails_only_refused_recipients(moto_ses, make_messages):
+    messages = make_messages(4)
+    moto_ses.reject_recipient(messages[2].to)
+
+    outcomes = send(get_provider("ses", moto_ses.provider_config(api="v2")), messages)
+
+    assert [o.status for o in outcomes] == ["sent", "sent", "failed", "sent"]
+    assert moto_ses.bulk_call_sizes() == []
+    assert_delivered_once(moto_ses, [messages[0], messages[1], messages[3]])
+
+
+def test_v2_too_many_requests_raises_provider_throttled(moto_ses, make_messages):
+    moto_ses.fail_next(status=429, code="TooManyRequestsException", message="Too Many Requests")
+
+    with pytest.raises(ProviderThrottled):
+        send(get_provider("ses", moto_ses.provider_config(api="v2")), make_messages(2))
+
+
+@pytest.mark.parametrize(
+    ("config", "error"),
+    [
+        ({"from_email": "a@b.example"}, "region: required"),
+        ({"region": "eu-west-1"}, "from_email: required"),
+        ({"region": "eu-west-1", "from_email": "a@b.example", "api": "v3"}, "api: must be one of"),
+        (
+            {"region": "eu-west-1", "from_email": "a@b.example", "access_key_id": "AKIA"},
+            "secret_access_key:",
+        ),
+        (
+            {"region": "eu-west-1", "from_email": "a@b.example", "endpoint_url": "localhost:5000"},
+            "endpoint_url:",
+        ),
+    ],
+)
+def test_bad_config_is_reported_by_field(config, error):
+    errors = PROVIDERS["ses"].validate_config(config)
+
+    assert any(e.startswith(error) for e in errors), errors
