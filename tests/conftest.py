@@ -16,6 +16,8 @@ from common.migrate import upgrade
 from common.nats_server import EmbeddedNatsServer
 from tests.support import ServiceProcess
 
+pytest_plugins = ["tests.fakes.fixtures"]
+
 MARIADB_URL = os.environ.get("MANIREPORTS_TEST_MARIADB_URL")
 requires_mariadb = pytest.mark.skipif(not MARIADB_URL, reason="MANIREPORTS_TEST_MARIADB_URL unset")
 
