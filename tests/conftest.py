@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 from common.db import make_engine
 from common.migrate import upgrade
 from common.nats_server import EmbeddedNatsServer
+from tests.factories.sites import Site, build_site
 from tests.support import ServiceProcess
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -73,3 +74,18 @@ def spawn_service(tmp_path: Path) -> Iterator:
     yield spawn
     for proc in started:
         proc.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=requires_mariadb)])
+def moodle_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'moodle.db'}"
+    else:
+        assert MARIADB_URL
+        yield from _mariadb_database("mr_moodle")
+
+
+@pytest.fixture
+def site(moodle_url: str) -> Site:
+    """The two-company site of tests/factories/sites.py, on SQLite and on MariaDB."""
+    return build_site(moodle_url)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from common.appdb import AppDB
 from common.moodle import MoodleSource
@@ -16,6 +18,8 @@ class WebContext:
     appdb: AppDB
     moodle: MoodleSource
     bus_client: BusClient
+    # Injectable so tests can pin "now" for date-range figures.
+    clock: Callable[[], float] = field(default=time.time)
 
     @classmethod
     def build(cls, settings: Settings) -> WebContext:

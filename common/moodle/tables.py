@@ -71,7 +71,8 @@ def iomad_table_names() -> frozenset[str]:
 
 def column_type(spec: dict[str, Any]) -> TypeEngine[Any]:
     """The SQLAlchemy type for one schema.json column, with MariaDB's exact physical type."""
-    xmldb, length = spec["type"], spec.get("length")
+    xmldb = spec["type"]
+    length: int = spec.get("length") or 0
     if xmldb == "int":
         if spec["sequence"]:
             # SQLite only auto-increments a column declared exactly INTEGER PRIMARY KEY.
@@ -90,7 +91,8 @@ def column_type(spec: dict[str, Any]) -> TypeEngine[Any]:
             return SmallInteger().with_variant(mysql.SMALLINT(display_width=length), *_MYSQL)
         return SmallInteger().with_variant(mysql.TINYINT(display_width=length), *_MYSQL)
     if xmldb == "number":
-        return Numeric(length, spec["decimals"])
+        decimals = spec["decimals"]
+        return Numeric(length, decimals).with_variant(mysql.DECIMAL(length, decimals), *_MYSQL)
     if xmldb == "float":
         decimals = spec.get("decimals")
         physical = mysql.FLOAT() if decimals is not None and decimals < 6 else mysql.DOUBLE()

@@ -1,7 +1,9 @@
 """Course completion: per course, enrolled, completed, completion % and the recent trend.
 
-"Enrolled" follows Moodle's active-enrolment rule (NOTES.md §6): an enabled enrol instance,
-an active user_enrolments row inside its time window, a user not deleted. "Completed" is a
+"Enrolled" counts learners as Moodle's completion report does: an active enrolment (NOTES.md
+§6: an enabled enrol instance, an active user_enrolments row inside its time window, a user not
+deleted) and a student-archetype role in the course context (Moodle's default gradebookroles),
+so teachers enrolled in their course are not counted as learners. "Completed" is a
 course_completions row with timecompleted set (NULL until complete, NOTES.md §5).
 """
 
@@ -20,11 +22,25 @@ from common.tenancy import TenantScope
 
 DAY_S = 86400
 SITE_COURSE_ID = 1
+CONTEXT_COURSE = 50
 
 
 def _active_enrolments(t: MoodleTables, scope: TenantScope, now: int) -> Select:  # type: ignore[type-arg]
-    """(courseid, userid) of every active enrolment the scope may see, once per pair."""
+    """(courseid, userid) of every actively enrolled learner the scope may see, once per pair."""
     e, ue, u = t.enrol, t.user_enrolments, t.user
+    ra, ctx, role = t.role_assignments, t.context, t.role
+    is_learner = (
+        select(ra.c.id)
+        .join(ctx, ctx.c.id == ra.c.contextid)
+        .join(role, role.c.id == ra.c.roleid)
+        .where(
+            ra.c.userid == ue.c.userid,
+            ctx.c.contextlevel == CONTEXT_COURSE,
+            ctx.c.instanceid == e.c.courseid,
+            role.c.archetype == "student",
+        )
+        .exists()
+    )
     return (
         select(e.c.courseid.label("courseid"), ue.c.userid.label("userid"))
         .join(ue, ue.c.enrolid == e.c.id)
@@ -38,6 +54,7 @@ def _active_enrolments(t: MoodleTables, scope: TenantScope, now: int) -> Select:
             e.c.courseid != SITE_COURSE_ID,
             scope.restrict_courses(e.c.courseid, t),
             scope.restrict_users(ue.c.userid, t),
+            is_learner,
         )
         .distinct()
     )

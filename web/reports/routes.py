@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from flask import Blueprint, Response, abort, jsonify, make_response, request
 
 from common.reports import ReportParamError, get_report
@@ -35,7 +33,7 @@ def run_for_request(name: str) -> ReportResult:
     except ReportParamError as exc:
         abort(make_response(jsonify(error=exc.reason, field=exc.field), 400))
     ctx = web_context()
-    now = int(time.time())
+    now = int(ctx.clock())
     return report.run(
         ctx.moodle, scope, params, now=now, tz_offset_s=utc_offset_s(viewer.timezone, now)
     )

@@ -78,8 +78,10 @@ def _assign_members(site: DemoSite, rng: random.Random) -> None:
     for learner in learners:
         if learner.company_ids:
             continue
-        company = site.companies[0] if learner.username == "student" else None
-        _join(company or rng.choices(site.companies, weights)[0], learner, 0)
+        if learner.username == "student":
+            _join(site.companies[0], learner, 0)
+        else:
+            _join(rng.choices(site.companies, weights)[0], learner, 0)
     for company in site.companies:
         _split_departments(company, rng, department_ids, site)
     if len(site.companies) > 1:
@@ -174,7 +176,7 @@ def _company_user_rows(site: DemoSite) -> Iterator[tuple[Any, ...]]:
 
 
 def _company_course_rows(site: DemoSite) -> Iterator[tuple[Any, ...]]:
-    owned = [c for c in site.courses if c.company_id is not None]
-    for index, course in enumerate(owned, start=1):
-        company = site.companies[course.company_id - 1]
-        yield (index, company.id, course.id, company.top_department.id)
+    owned = [(c.company_id, c.id) for c in site.courses if c.company_id is not None]
+    for index, (company_id, course_id) in enumerate(owned, start=1):
+        company = site.companies[company_id - 1]
+        yield (index, company.id, course_id, company.top_department.id)

@@ -59,9 +59,11 @@ def _teacher_enrolments(site: DemoSite) -> list[Enrolment]:
     for index, course in enumerate(site.courses):
         # Prefer the owning company's educators, so a company's courses have its own teachers.
         own = [t for t in teachers if course.company_id in t.company_ids] or teachers
-        staff = [("editingteacher", own[index % len(own)])]
-        if index % 2 and len(teachers) > 1:
-            staff.append(("teacher", teachers[(index + 1) % len(teachers)]))
+        editing = own[index % len(own)]
+        staff = [("editingteacher", editing)]
+        assistant = teachers[(index + 1) % len(teachers)]
+        if index % 2 and assistant is not editing:
+            staff.append(("teacher", assistant))
         for role, teacher in staff:
             start = max(teacher.timecreated, course.startdate - 3 * DAY)
             enrolments.append(Enrolment(0, teacher.id, course, "manual", role, start))

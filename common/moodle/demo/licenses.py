@@ -134,40 +134,43 @@ def _unused_seats(site: DemoSite, rng: random.Random, licences: list[Licence]) -
     return seats
 
 
+class QueuedEmail(NamedTuple):
+    template: str
+    when: int
+    subject: str
+    body: str
+    company: Company
+    course_id: int | None
+    user_id: int
+
+
 def _email_rows(site: DemoSite, rng: random.Random, seats: list[Seat]) -> Iterator[tuple[Any, ...]]:
     queued = []
     for seat in seats:
-        course = site.course_by_id(seat.course_id)
-        person = site.person(seat.user_id)
+        course, person = site.course_by_id(seat.course_id), site.person(seat.user_id)
         body = f"Dear {person.firstname},\n\nYou have been given access to {course.fullname}.\n"
+        subject = f"Course access: {course.fullname}"
         queued.append(
-            ("license_allocated", seat.issued, f"Course access: {course.fullname}", body,
-             seat.licence.company.id, course.id, seat.user_id, seat.licence.company)
+            QueuedEmail("license_allocated", seat.issued, subject, body, seat.licence.company,
+                        course.id, person.id)
         )  # fmt: skip
     for company in site.companies:
-        for m in company.members:
-            person = site.person(m.user_id)
+        for person in (site.person(m.user_id) for m in company.members):
             if site.clock.in_window(person.timecreated):
                 body = f"Dear {person.firstname},\n\nYour account is {person.username}.\n"
                 queued.append(
-                    ("user_create", person.timecreated, "New user account", body, company.id,
-                     None, person.id, company)
+                    QueuedEmail("user_create", person.timecreated, "New user account", body,
+                                company, None, person.id)
                 )  # fmt: skip
-    queued.sort(key=lambda row: (row[1], row[6], row[0]))
+    queued.sort(key=lambda email: (email.when, email.user_id, email.template))
     now = site.clock.now
-    for row_id, (
-        template,
-        when,
-        subject,
-        body,
-        company_id,
-        course_id,
-        user_id,
-        company,
-    ) in enumerate(queued, start=1):
+    for row_id, email in enumerate(queued, start=1):
         # Yesterday's mail and a few failed older rows are still waiting for the cron.
-        waiting = when >= now - DAY or rng.random() < 0.03
-        sent = None if waiting else min(now - 1, when + rng.randint(60, 1800))
-        sender = (company.manager_ids or [None])[0]
-        yield (row_id, template, when, sent, subject, body, company_id, course_id, user_id,
-               sender, when)  # fmt: skip
+        waiting = email.when >= now - DAY or rng.random() < 0.03
+        sent = None if waiting else min(now - 1, email.when + rng.randint(60, 1800))
+        managers = email.company.manager_ids
+        yield (
+            row_id, email.template, email.when, sent, email.subject, email.body,
+            email.company.id, email.course_id, email.user_id, managers[0] if managers else None,
+            email.when,
+        )  # fmt: skip

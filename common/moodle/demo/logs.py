@@ -106,13 +106,18 @@ class LogSimulator:
         `on_day(days_done, rows_so_far)` is called after each day is written.
         """
         clock, next_id = self.site.clock, 1
+        carried: list[tuple[Any, ...]] = []
         for day, budget in enumerate(day_budgets(self.site, total_rows)):
             rng = topic_rng(self.seed, f"logs/{day}")
             day_start = clock.start + day * DAY
             day_end = min(day_start + DAY, clock.now)
-            rows = list(self.site_events.get(day, ()))
+            rows = carried + self.site_events.get(day, [])
             for burst in bursts.get(day, []):
-                rows += self._anchor(rng, burst) + burst.rows
+                rows += self._anchor(rng, burst, day_start) + burst.rows
+            # A step that runs past midnight (a late quiz) finishes in the next day's rows, so
+            # ids keep growing with time.
+            carried = [row for row in rows if row[TIME_FIELD] >= day_end]
+            rows = [row for row in rows if row[TIME_FIELD] < day_end]
             self._browse(rng, rows, budget, day_start, day_end)
             rows.sort(key=_time)
             access.record_log_rows(rows)
@@ -127,13 +132,13 @@ class LogSimulator:
     def _with_ids(rows: list[tuple[Any, ...]], first_id: int) -> Iterator[tuple[Any, ...]]:
         return ((row_id, *row) for row_id, row in enumerate(rows, start=first_id))
 
-    def _anchor(self, rng: random.Random, burst: Burst) -> list[tuple[Any, ...]]:
+    def _anchor(self, rng: random.Random, burst: Burst, day_start: int) -> list[tuple[Any, ...]]:
+        """The login and course view that lead to a learning step (kept inside its day)."""
         if not burst.anchored:
             return []
         person = self.site.person(burst.user_id)
-        clock = self.site.clock
-        logged_in = max(clock.start, burst.start - rng.randint(60, 600))
-        viewed = max(clock.start, burst.start - rng.randint(10, 50))
+        logged_in = max(day_start, burst.start - rng.randint(60, 600))
+        viewed = max(logged_in, burst.start - rng.randint(10, 50))
         return [
             self._login(person, logged_in),
             log_row(
@@ -226,13 +231,14 @@ class LogSimulator:
                     other=other_json({"enrol": e.method}), ip=actor.ip,
                 )  # fmt: skip
                 by_day[clock.day_index(e.timestart)].append(row)
-        for rows in by_day.values():
+        for day, rows in by_day.items():
+            day_start = clock.start + day * DAY
             first_acts: dict[int, int] = {}
             for row in rows:
                 actor_id, when = row[_USERID], row[TIME_FIELD]
                 first_acts[actor_id] = min(when, first_acts.get(actor_id, when))
             rows += [
-                self._login(site.person(actor_id), max(clock.start, when - 120))
+                self._login(site.person(actor_id), max(day_start, when - 120))
                 for actor_id, when in sorted(first_acts.items())
             ]
         return by_day

@@ -147,20 +147,15 @@ class QuizRecorder:
         began: int,
         finish: int | None,
     ) -> list[tuple[Any, ...]]:
-        common = {"objectid": attempt_id, "relateduserid": person.id, "ip": person.ip}
+        started = other_json({"quizid": quiz.instance})
         events = [
-            log_row(
-                QUIZ_ATTEMPT_STARTED,
-                began,
-                person.id,
-                where,
-                other=other_json({"quizid": quiz.instance}),
-                **common,
-            )
-        ]
+            log_row(QUIZ_ATTEMPT_STARTED, began, person.id, where, objectid=attempt_id,
+                    relateduserid=person.id, other=started, ip=person.ip)
+        ]  # fmt: skip
         if finish:
-            other = other_json({"submitterid": person.id, "quizid": quiz.instance})
+            submitted = other_json({"submitterid": person.id, "quizid": quiz.instance})
             events.append(
-                log_row(QUIZ_ATTEMPT_SUBMITTED, finish, person.id, where, other=other, **common)
-            )
+                log_row(QUIZ_ATTEMPT_SUBMITTED, finish, person.id, where, objectid=attempt_id,
+                        relateduserid=person.id, other=submitted, ip=person.ip)
+            )  # fmt: skip
         return events

@@ -57,15 +57,14 @@ def sco_values(
 ) -> list[tuple[str, str]]:
     """The (element, value) pairs a SCO session leaves; `passed` None means not assessed."""
     values = [("x.start.time", str(started))]
-    raw = None if score is None else f"{score:g}"
     if version == SCORM_12:
         if passed is not None and completed:
             status = "passed" if passed else "failed"
         else:
             status = "completed" if completed else "incomplete"
         values.append(("cmi.core.lesson_status", status))
-        if raw is not None:
-            values += [("cmi.core.score.raw", raw), ("cmi.core.score.max", "100")]
+        if score is not None:
+            values += [("cmi.core.score.raw", f"{score:g}"), ("cmi.core.score.max", "100")]
             values.append(("cmi.core.score.min", "0"))
         values.append(("cmi.core.session_time", scorm12_time(session_cs)))
         values.append(("cmi.core.total_time", scorm12_time(total_cs)))
@@ -73,8 +72,8 @@ def sco_values(
     values.append(("cmi.completion_status", "completed" if completed else "incomplete"))
     success = "unknown" if passed is None else ("passed" if passed else "failed")
     values.append(("cmi.success_status", success))
-    if raw is not None:
-        values += [("cmi.score.raw", raw), ("cmi.score.scaled", f"{score / 100:g}")]
+    if score is not None:
+        values += [("cmi.score.raw", f"{score:g}"), ("cmi.score.scaled", f"{score / 100:g}")]
         values += [("cmi.score.max", "100"), ("cmi.score.min", "0")]
     values.append(("cmi.session_time", scorm2004_time(session_cs)))
     values.append(("cmi.total_time", scorm2004_time(total_cs)))

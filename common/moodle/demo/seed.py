@@ -19,12 +19,12 @@ from common.moodle.demo.access import AccessTracker
 from common.moodle.demo.activities import plan_activities, write_activities
 from common.moodle.demo.bulk import BulkWriter
 from common.moodle.demo.companies import plan_companies, write_companies
-from common.moodle.demo.contexts import CONTEXT_COLUMNS, USER, ContextTree
+from common.moodle.demo.contexts import CONTEXT_COLUMNS, COURSE, USER, ContextTree
 from common.moodle.demo.courses import Categories, plan_courses, write_courses
 from common.moodle.demo.enrolment import plan_enrolments, write_enrolments
 from common.moodle.demo.licenses import write_licences_and_email
 from common.moodle.demo.logs import LogSimulator
-from common.moodle.demo.model import HOUR, Clock, DemoSite, topic_rng
+from common.moodle.demo.model import HOUR, SITE_COURSE_ID, Clock, DemoSite, topic_rng
 from common.moodle.demo.passwords import DEMO_PASSWORD, PasswordPool
 from common.moodle.demo.people import USER_COLUMNS, plan_people, site_installed_at, user_rows
 from common.moodle.demo.progress import ProgressSimulator, write_progress
@@ -172,6 +172,7 @@ class _Plan(NamedTuple):
 def _plan(seed: int, clock: Clock, users: int, courses: int, companies: int, iomad: bool) -> _Plan:
     site = DemoSite(clock=clock, iomad=iomad)
     contexts = ContextTree()
+    contexts.add(COURSE, SITE_COURSE_ID)  # the front page has a course context too
     pool = PasswordPool(DEMO_PASSWORD, topic_rng(seed, "passwords"))
     teachers = max(1, min(users // 25, courses * 2))
     plan_people(site, topic_rng(seed, "people"), accounts=users, teachers=teachers, pool=pool)
