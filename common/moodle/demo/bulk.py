@@ -9,7 +9,7 @@ so InnoDB's undo log stays small.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import islice
 from typing import Any
 
@@ -25,18 +25,12 @@ _PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
 
 class BulkWriter:
     def __init__(
-        self,
-        connection: Connection,
-        prefix: str,
-        *,
-        batch_rows: int = DEFAULT_BATCH_ROWS,
-        on_batch: Callable[[str, int], None] | None = None,
+        self, connection: Connection, prefix: str, *, batch_rows: int = DEFAULT_BATCH_ROWS
     ) -> None:
         self.connection = connection
         self.tables = MoodleTables(prefix)
         self.batch_rows = batch_rows
         self.rows_written: Counter[str] = Counter()
-        self._on_batch = on_batch
         self._placeholder = _PLACEHOLDERS[connection.dialect.paramstyle]
         self._commit_each_batch = connection.dialect.name != "sqlite"
 
@@ -51,8 +45,6 @@ class BulkWriter:
                 self.connection.commit()
             written += len(batch)
             self.rows_written[table] += len(batch)
-            if self._on_batch is not None:
-                self._on_batch(table, self.rows_written[table])
         return written
 
     def _insert_statement(self, table: str, columns: Sequence[str]) -> str:

@@ -17,6 +17,7 @@ from common.moodle.demo.bulk import BulkWriter
 from common.moodle.demo.contexts import COMPANY, ContextTree
 from common.moodle.demo.courses import Categories
 from common.moodle.demo.model import Company, DemoSite, Department, Membership, Person
+from common.moodle.demo.people import DEMO_STUDENT
 from common.moodle.demo.vocabulary import CITIES, COMPANY_KINDS, COMPANY_WORDS, DEPARTMENTS
 
 COMPANY_COLUMNS = (
@@ -78,7 +79,7 @@ def _assign_members(site: DemoSite, rng: random.Random) -> None:
     for learner in learners:
         if learner.company_ids:
             continue
-        if learner.username == "student":
+        if learner.username == DEMO_STUDENT:
             _join(site.companies[0], learner, 0)
         else:
             _join(rng.choices(site.companies, weights)[0], learner, 0)
@@ -89,7 +90,7 @@ def _assign_members(site: DemoSite, rng: random.Random) -> None:
 
 
 def _can_manage(person: Person) -> bool:
-    return person.auth == "manual" and person.can_log_in and person.username != "student"
+    return person.auth == "manual" and person.can_log_in and person.username != DEMO_STUDENT
 
 
 def _join(company: Company, person: Person, managertype: int, *, educator: int = 0) -> None:

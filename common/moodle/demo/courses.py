@@ -8,10 +8,10 @@ Without IOMAD the courses sit in a handful of subject categories.
 from __future__ import annotations
 
 import random
-from itertools import count
+from collections import Counter
 
 from common.moodle.demo.bulk import BulkWriter
-from common.moodle.demo.contexts import COURSE, COURSECAT, ContextTree
+from common.moodle.demo.contexts import COURSE, COURSECAT, SYSTEM_CONTEXT_ID, ContextTree
 from common.moodle.demo.model import DAY, Course, DemoSite
 from common.moodle.demo.vocabulary import COURSE_LEVELS, COURSE_TOPICS, SUBJECT_CATEGORIES
 
@@ -37,29 +37,33 @@ class Categories:
     def __init__(self, contexts: ContextTree, created_at: int) -> None:
         self._contexts = contexts
         self._created_at = created_at
-        self._ids = count(1)
-        self.rows: dict[int, list] = {}
+        self._categories: dict[int, tuple[str, int, str]] = {}  # id -> (name, parent, path)
+        self._course_counts: Counter[int] = Counter()
         self.context_ids: dict[int, int] = {}
         # A fresh install's default category.
         self.add("Category 1")
 
     def add(self, name: str, parent: int = 0) -> int:
-        category_id = next(self._ids)
-        parent_path = self.rows[parent][-1] if parent else ""
-        path = f"{parent_path}/{category_id}"
-        parent_context = self.context_ids[parent] if parent else 1
+        category_id = len(self._categories) + 1
+        path = f"{self._categories[parent][2] if parent else ''}/{category_id}"
+        parent_context = self.context_ids[parent] if parent else SYSTEM_CONTEXT_ID
         self.context_ids[category_id] = self._contexts.add(COURSECAT, category_id, parent_context)
-        self.rows[category_id] = [
-            category_id, name, None, None, 1, parent, category_id * 10_000, 0, 1, 1,
-            self._created_at, path.count("/"), path,
-        ]  # fmt: skip
+        self._categories[category_id] = (name, parent, path)
         return category_id
 
     def count_course(self, category_id: int) -> None:
-        self.rows[category_id][7] += 1
+        self._course_counts[category_id] += 1
 
     def write(self, writer: BulkWriter) -> None:
-        writer.insert("course_categories", CATEGORY_COLUMNS, map(tuple, self.rows.values()))
+        writer.insert(
+            "course_categories",
+            CATEGORY_COLUMNS,
+            (
+                (category_id, name, None, None, 1, parent, category_id * 10_000,
+                 self._course_counts[category_id], 1, 1, self._created_at, path.count("/"), path)
+                for category_id, (name, parent, path) in self._categories.items()
+            ),
+        )  # fmt: skip
 
 
 def plan_courses(

@@ -15,6 +15,7 @@ from typing import Any
 
 from common.moodle.demo.bulk import BulkWriter
 from common.moodle.demo.model import ADMIN_ID, DAY, HOUR, Course, DemoSite, Enrolment, Person
+from common.moodle.demo.people import DEMO_STUDENT
 from common.moodle.demo.site import role_ids
 
 ENROL_COLUMNS = (
@@ -81,7 +82,7 @@ def _learner_enrolments(site: DemoSite, rng: random.Random, person: Person) -> I
         candidates = site.courses
     candidates = [c for c in candidates if c.visible]
     wanted = max(0, round(rng.gauss(MEAN_COURSES_PER_LEARNER, 2.0)))
-    if person.username == "student":
+    if person.username == DEMO_STUDENT:
         wanted = max(wanted, 3)
     for course in rng.sample(candidates, min(wanted, len(candidates))):
         earliest = max(person.timecreated, course.startdate, clock.start - ENROL_LEAD_DAYS * DAY)

@@ -25,6 +25,10 @@ LEGACY_BCRYPT_SHARE = 0.05
 NEVER_ACTIVE_SHARE = 0.12
 CREATED_IN_WINDOW_SHARE = 0.15
 
+# Demo logins with names that are easy to type (company managers get `manager.<company>`).
+DEMO_TEACHER, DEMO_STUDENT = "teacher", "student"
+_GUEST_DESCRIPTION = "This user is a special user that allows read-only access to some courses."
+
 USER_COLUMNS = (
     "id", "auth", "confirmed", "policyagreed", "deleted", "suspended", "mnethostid", "username",
     "password", "idnumber", "firstname", "lastname", "email", "city", "country", "lang",
@@ -58,8 +62,8 @@ def plan_people(
     learners = [p for p in site.people if p.kind == "learner"]
     demo_teacher = next(p for p in site.people if p.kind == "teacher")
     demo_student = learners[0]
-    _rename(demo_teacher, "teacher", engagement=0.7)
-    _rename(demo_student, "student", engagement=0.85)
+    _rename(demo_teacher, DEMO_TEACHER, engagement=0.7)
+    _rename(demo_student, DEMO_STUDENT, engagement=0.85)
     _assign_statuses(site, rng, learners[1:], pool)
 
 
@@ -126,13 +130,12 @@ def _assign_statuses(
     for person in take(0, at_least=1):
         person.auth = "nologin"
     for person in take(UNCONFIRMED_SHARE, at_least=0):
-        person.confirmed = 0
-    local = [p for p in site.people[ADMIN_ID:] if p.auth == "manual" and p.username not in _DEMO]
+        # Self-registered through email-based signup, never confirmed.
+        person.auth, person.confirmed = "email", 0
+    demo = (DEMO_TEACHER, DEMO_STUDENT)
+    local = [p for p in site.people[ADMIN_ID:] if p.auth == "manual" and p.username not in demo]
     for index, person in enumerate(rng.sample(local, round(len(local) * LEGACY_BCRYPT_SHARE))):
         person.password = pool.bcrypt(index)
-
-
-_DEMO = ("teacher", "student")
 
 
 def user_rows(site: DemoSite, access: AccessTracker) -> Iterator[tuple[Any, ...]]:
@@ -154,6 +157,3 @@ def user_rows(site: DemoSite, access: AccessTracker) -> Iterator[tuple[Any, ...]
             person.ip if currentlogin else "", 0,
             _GUEST_DESCRIPTION if person.id == GUEST_ID else None, person.timecreated, modified,
         )  # fmt: skip
-
-
-_GUEST_DESCRIPTION = "This user is a special user that allows read-only access to some courses."

@@ -26,7 +26,14 @@ from common.moodle.demo.licenses import write_licences_and_email
 from common.moodle.demo.logs import LogSimulator
 from common.moodle.demo.model import HOUR, SITE_COURSE_ID, Clock, DemoSite, topic_rng
 from common.moodle.demo.passwords import DEMO_PASSWORD, PasswordPool
-from common.moodle.demo.people import USER_COLUMNS, plan_people, site_installed_at, user_rows
+from common.moodle.demo.people import (
+    DEMO_STUDENT,
+    DEMO_TEACHER,
+    USER_COLUMNS,
+    plan_people,
+    site_installed_at,
+    user_rows,
+)
 from common.moodle.demo.progress import ProgressSimulator, write_progress
 from common.moodle.demo.site import (
     config_plugin_rows,
@@ -247,6 +254,6 @@ def _logins(site: DemoSite) -> list[DemoLogin]:
     for company in site.companies:
         manager = site.person(company.manager_ids[0])
         logins.append(DemoLogin("companymanager", manager.username, DEMO_PASSWORD))
-    logins.append(DemoLogin("teacher", "teacher", DEMO_PASSWORD))
-    logins.append(DemoLogin("student", "student", DEMO_PASSWORD))
+    logins.append(DemoLogin("teacher", DEMO_TEACHER, DEMO_PASSWORD))
+    logins.append(DemoLogin("student", DEMO_STUDENT, DEMO_PASSWORD))
     return logins

@@ -171,7 +171,7 @@ def test_iomad_courses_licences_and_email_queue(site):
 
 def test_passwords_verify_and_accounts_follow_moodle(site):
     users = site.rows("user")
-    local = [u for u in users if u.auth in ("manual", "nologin") and not u.deleted]
+    local = [u for u in users if u.auth in ("manual", "nologin", "email") and not u.deleted]
 
     assert all(u.password.startswith(("$6$rounds=10000$", "$2y$10$")) for u in local)
     assert any(u.password.startswith("$2y$10$") for u in local)

@@ -1,0 +1,184 @@
+"""Benchmark: the course completion dashboard's data endpoint against the raw SQL.
+
+Seeds a demo site (10,000 users, 200 courses, 50 companies at full size), serves the real web
+tier with waitress on loopback, and times GET /reports/course_completion/data as a site admin
+(every company: the heaviest scope) and as a company manager. In the same run it times the
+baseline: the same figures from hand-written SQL (the per-course query and the trend query)
+through the bare DB-API driver. No cache exists on this path: every request reads the DB.
+
+    python bench/dashboard.py --quick
+    python bench/dashboard.py                 # 10,000 users
+    python bench/dashboard.py --url mysql+pymysql://root@127.0.0.1:3306/test
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+from sqlalchemy import text
+from waitress.server import create_server
+
+from common.db import make_engine
+from common.migrate import upgrade
+from common.moodle.demo import seed_site
+from common.nats_server import free_port
+from common.settings import load_settings
+from web.app import create_app
+
+QUICK = {"users": 2_000, "courses": 40, "companies": 10, "requests": 60}
+FULL = {"users": 10_000, "courses": 200, "companies": 50, "requests": 200}
+DAY = 86_400
+
+RAW_PER_COURSE = """
+SELECT c.id, c.fullname, COUNT(*) AS enrolled,
+       SUM(CASE WHEN cc.timecompleted IS NOT NULL THEN 1 ELSE 0 END) AS completed,
+       SUM(CASE WHEN cc.timecompleted >= :since THEN 1 ELSE 0 END) AS in_range
+FROM (SELECT DISTINCT e.courseid, ue.userid
+      FROM {p}enrol e
+      JOIN {p}user_enrolments ue ON ue.enrolid = e.id
+      JOIN {p}user u ON u.id = ue.userid
+      WHERE e.status = 0 AND ue.status = 0 AND ue.timestart <= :now
+        AND (ue.timeend = 0 OR ue.timeend > :now) AND u.deleted = 0 AND e.courseid <> 1
+        AND EXISTS (SELECT 1 FROM {p}role_assignments ra
+                    JOIN {p}context ctx ON ctx.id = ra.contextid
+                    JOIN {p}role r ON r.id = ra.roleid
+                    WHERE ra.userid = ue.userid AND ctx.contextlevel = 50
+                      AND ctx.instanceid = e.courseid AND r.archetype = 'student')
+        {company_filter}) enrolled
+JOIN {p}course c ON c.id = enrolled.courseid
+LEFT JOIN {p}course_completions cc ON cc.course = enrolled.courseid AND cc.userid = enrolled.userid
+GROUP BY c.id, c.fullname ORDER BY c.fullname, c.id
+"""
+RAW_TREND = """
+SELECT cc.timecompleted - (cc.timecompleted % 86400) AS day, COUNT(*) AS n
+FROM (SELECT DISTINCT e.courseid, ue.userid
+      FROM {p}enrol e
+      JOIN {p}user_enrolments ue ON ue.enrolid = e.id
+      JOIN {p}user u ON u.id = ue.userid
+      WHERE e.status = 0 AND ue.status = 0 AND ue.timestart <= :now
+        AND (ue.timeend = 0 OR ue.timeend > :now) AND u.deleted = 0 AND e.courseid <> 1
+        AND EXISTS (SELECT 1 FROM {p}role_assignments ra
+                    JOIN {p}context ctx ON ctx.id = ra.contextid
+                    JOIN {p}role r ON r.id = ra.roleid
+                    WHERE ra.userid = ue.userid AND ctx.contextlevel = 50
+                      AND ctx.instanceid = e.courseid AND r.archetype = 'student')
+        {company_filter}) enrolled
+JOIN {p}course_completions cc ON cc.course = enrolled.courseid AND cc.userid = enrolled.userid
+WHERE cc.timecompleted >= :since
+GROUP BY day
+"""
+COMPANY_FILTER = """
+        AND ue.userid IN (SELECT userid FROM {p}company_users WHERE companyid = :company)
+        AND e.courseid IN (SELECT courseid FROM {p}company_course WHERE companyid = :company
+                           UNION SELECT courseid FROM {p}iomad_courses WHERE shared = 1
+                           UNION SELECT courseid FROM {p}company_shared_courses
+                                 WHERE companyid = :company)"""
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(int(round(q * (len(ordered) - 1))), len(ordered) - 1)]
+
+
+def raw_sql_timings(url: str, company: int | None, n: int) -> list[float]:
+    """The same two queries as hand-written SQL text with bound parameters."""
+    engine = make_engine(url)
+    company_filter = COMPANY_FILTER.format(p="mdl_") if company else ""
+    statements = [
+        text(RAW_PER_COURSE.format(p="mdl_", company_filter=company_filter)),
+        text(RAW_TREND.format(p="mdl_", company_filter=company_filter)),
+    ]
+    timings = []
+    with engine.connect() as conn:
+        for _ in range(n):
+            now = int(time.time())
+            params = {"now": now, "since": now - 30 * DAY, "company": company}
+            started = time.perf_counter()
+            for statement in statements:
+                conn.execute(statement, params).fetchall()
+            timings.append(time.perf_counter() - started)
+    engine.dispose()
+    return timings
+
+
+def endpoint_timings(
+    base: str, username: str, company: int | None, n: int
+) -> tuple[list[float], int]:
+    session = requests.Session()
+    page = session.get(f"{base}/login").text
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+    form = {"username": username, "password": "Demo-2026!", "csrf_token": token}
+    login = session.post(f"{base}/login", data=form, allow_redirects=False)
+    assert login.status_code == 302, f"sign-in failed for {username}"
+    url = f"{base}/reports/course_completion/data?days=30" + (
+        f"&company={company}" if company else ""
+    )
+    timings, rows = [], 0
+    for _ in range(n):
+        started = time.perf_counter()
+        response = session.get(url)
+        timings.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.text[:200]
+        rows = len(response.json()["rows"])
+    return timings, rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--url", help="Moodle DB URL to seed (default: a temporary SQLite file)")
+    args = parser.parse_args()
+    size = QUICK if args.quick else FULL
+    with tempfile.TemporaryDirectory(prefix="manireports-bench-") as scratch:
+        url = args.url or f"sqlite:///{scratch}/moodle.db"
+        print(f"seeding {size['users']} users, {size['courses']} courses into {url}", flush=True)
+        # The dashboard reads no logs; a small log volume keeps the seed quick.
+        summary = seed_site(
+            url, users=size["users"], courses=size["courses"], companies=size["companies"],
+            days=90, target_log_rows=50_000,
+        )  # fmt: skip
+        manager = next(x.username for x in summary.logins if x.role == "companymanager")
+        settings = load_settings({"MANIREPORTS_INSTANCE": str(Path(scratch) / "instance"),
+                                  "MOODLE_DATABASE_URL": url})  # fmt: skip
+        upgrade(settings.database_url)
+        app = create_app(settings)
+        port = free_port()
+        server = create_server(app, host="127.0.0.1", port=port, threads=4)
+        threading.Thread(target=server.run, daemon=True).start()
+        base = f"http://127.0.0.1:{port}"
+        n = size["requests"]
+        endpoint_timings(base, "admin", None, 5)  # warm-up: pools, caches, JIT of templates
+        admin, admin_rows = endpoint_timings(base, "admin", None, n)
+        mgr, mgr_rows = endpoint_timings(base, manager, None, n)
+        raw_admin = raw_sql_timings(url, None, n)
+        server.close()
+        app.extensions["manireports"].close()
+    figures = {
+        "bench": "dashboard",
+        "users": size["users"],
+        "courses": size["courses"],
+        "requests": n,
+        "admin_rows": admin_rows,
+        "manager_rows": mgr_rows,
+        "admin_p50_ms": round(statistics.median(admin) * 1000, 1),
+        "admin_p95_ms": round(percentile(admin, 0.95) * 1000, 1),
+        "manager_p95_ms": round(percentile(mgr, 0.95) * 1000, 1),
+        "baseline_raw_sql_p50_ms": round(statistics.median(raw_admin) * 1000, 1),
+        "baseline_raw_sql_p95_ms": round(percentile(raw_admin, 0.95) * 1000, 1),
+    }
+    figures["ratio"] = round(figures["admin_p50_ms"] / figures["baseline_raw_sql_p50_ms"], 2)
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
