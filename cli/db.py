@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from cli.preflight import require_database
+from common.db import require_database
 from common.migrate import upgrade
 from common.settings import load_settings
 

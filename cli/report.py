@@ -13,7 +13,7 @@ import time
 
 from sqlalchemy.exc import OperationalError
 
-from cli.preflight import require_database
+from common.db import require_database
 from common.moodle import MoodleSource
 from common.reports import ReportParamError, get_report, registered_reports
 from common.reports.export import to_csv

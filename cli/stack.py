@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from cli.preflight import require_database
 from cli.supervisor import Supervisor, child_env, python_argv
 from cli.worker import SERVICES
+from common.db import require_database
 from common.migrate import upgrade
 from common.nats_server import EmbeddedNatsServer
 from common.runtime import configure_logging

@@ -6,8 +6,13 @@ closes them; SQLite engines use WAL so the web tier reads while a worker writes.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, create_engine, event
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from common.settings import SettingsError
 
 # Below MariaDB's default wait_timeout (28800 s) and below the 3600 s many hosts configure.
 POOL_RECYCLE_S = 1800
@@ -42,3 +47,24 @@ def _sqlite_engine(url: str, *, read_only: bool, **kwargs: object) -> Engine:
         cursor.close()
 
     return engine
+
+
+def require_database(variable: str, url: str, *, must_exist: bool = False) -> None:
+    """Connect once; an unreachable database becomes one clear line naming the variable."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        path = Path(parsed.database)
+        if must_exist and not path.exists():
+            raise SettingsError(f"{variable}: no database at {path} (run `manireports demo seed`)")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0]
+        raise SettingsError(
+            f"{variable}: cannot connect to {parsed.render_as_string()}: {reason}"
+        ) from None
+    finally:
+        engine.dispose()

@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +78,7 @@ class Worker:
     async def on_stop(self) -> None:
         """Close what on_start opened."""
 
-    async def background_tasks(self) -> list[Awaitable[None]]:
+    async def background_tasks(self) -> list[Coroutine[Any, Any, None]]:
         """Long-running loops besides consumption (the scheduler's leader loop)."""
         return []
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from typing import Any
 
 from common.bus import command_subject
@@ -32,7 +32,7 @@ class SchedulerWorker(Worker):
     async def on_stop(self) -> None:
         await self.lease.release()
 
-    async def background_tasks(self) -> list[Awaitable[None]]:
+    async def background_tasks(self) -> list[Coroutine[Any, Any, None]]:
         return [self._lead()]
 
     def health_details(self) -> dict[str, Any]:
