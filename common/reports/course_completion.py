@@ -23,6 +23,9 @@ from common.tenancy import TenantScope
 DAY_S = 86400
 SITE_COURSE_ID = 1
 CONTEXT_COURSE = 50
+# Trend buckets that are not a day start (day starts are positive Unix times).
+NOT_COMPLETED = -1
+BEFORE_RANGE = 0
 
 
 def _active_enrolments(t: MoodleTables, scope: TenantScope, now: int) -> Select:  # type: ignore[type-arg]
@@ -94,38 +97,27 @@ class CourseCompletionReport(Report):
         since = now - params["days"] * DAY_S
         enrolled = _active_enrolments(t, scope, now).subquery("enrolled")
         cc, course = t.course_completions, t.course
-        done = cc.c.timecompleted.isnot(None)
-        per_course = (
-            select(
-                course.c.id,
-                course.c.fullname,
-                func.count().label("enrolled"),
-                func.sum(case((done, 1), else_=0)).label("completed"),
-                func.sum(case((and_(done, cc.c.timecompleted >= since), 1), else_=0)).label(
-                    "completed_in_range"
-                ),
-            )
+        # One pass over the enrolments gives the table and the trend: each learner falls in a
+        # bucket — not completed, completed before the range, or the local day of completion.
+        local = cc.c.timecompleted + tz_offset_s
+        bucket = case(
+            (cc.c.timecompleted.is_(None), NOT_COMPLETED),
+            (cc.c.timecompleted < since, BEFORE_RANGE),
+            # Day start by integer modulo: division is decimal on MariaDB, and a cast rounds.
+            else_=local - (local % DAY_S),
+        )
+        query = (
+            select(course.c.id, course.c.fullname, bucket.label("bucket"), func.count().label("n"))
             .select_from(enrolled)
             .join(course, course.c.id == enrolled.c.courseid)
             .outerjoin(
                 cc, and_(cc.c.course == enrolled.c.courseid, cc.c.userid == enrolled.c.userid)
             )
-            .group_by(course.c.id, course.c.fullname)
-            .order_by(course.c.fullname, course.c.id)
-        )
-        # Day start by integer modulo: plain division is decimal on MariaDB, and casting rounds.
-        local = cc.c.timecompleted + tz_offset_s
-        day = local - (local % DAY_S)
-        trend = (
-            select(day.label("day"), func.count().label("n"))
-            .select_from(enrolled)
-            .join(cc, and_(cc.c.course == enrolled.c.courseid, cc.c.userid == enrolled.c.userid))
-            .where(cc.c.timecompleted >= since)
-            .group_by(day)
+            .group_by(course.c.id, course.c.fullname, bucket)
         )
         with source.engine.connect() as conn:
-            rows = [_row(r) for r in conn.execute(per_course)]
-            by_day = {int(r.day) // DAY_S: int(r.n) for r in conn.execute(trend)}
+            buckets = conn.execute(query).all()
+        rows, by_day = _tally(buckets)
         return ReportResult(
             columns=self.columns,
             rows=rows,
@@ -134,16 +126,27 @@ class CourseCompletionReport(Report):
         )
 
 
-def _row(r: Any) -> dict[str, Any]:
-    enrolled, completed = int(r.enrolled), int(r.completed or 0)
-    return {
-        "course_id": int(r.id),
-        "course": r.fullname,
-        "enrolled": enrolled,
-        "completed": completed,
-        "completion_pct": round(100.0 * completed / enrolled, 1) if enrolled else 0.0,
-        "completed_in_range": int(r.completed_in_range or 0),
-    }
+def _tally(buckets: list[Any]) -> tuple[list[dict[str, Any]], dict[int, int]]:
+    courses: dict[int, dict[str, Any]] = {}
+    by_day: dict[int, int] = {}
+    for course_id, fullname, bucket, n in buckets:
+        row = courses.setdefault(
+            int(course_id),
+            {"course_id": int(course_id), "course": fullname, "enrolled": 0, "completed": 0,
+             "completed_in_range": 0},
+        )  # fmt: skip
+        row["enrolled"] += n
+        if bucket != NOT_COMPLETED:
+            row["completed"] += n
+        if bucket not in (NOT_COMPLETED, BEFORE_RANGE):
+            row["completed_in_range"] += n
+            day = int(bucket) // DAY_S
+            by_day[day] = by_day.get(day, 0) + n
+    for row in courses.values():
+        enrolled = row["enrolled"]
+        row["completion_pct"] = round(100.0 * row["completed"] / enrolled, 1) if enrolled else 0.0
+    ordered = sorted(courses.values(), key=lambda r: (r["course"], r["course_id"]))
+    return ordered, by_day
 
 
 def _trend_chart(by_day: dict[int, int], since: int, now: int, tz_offset_s: int) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import secrets
+import random
 import time
 from itertools import count
 from typing import Any, NamedTuple
@@ -38,7 +38,7 @@ from sqlalchemy import Engine, select
 from common.moodle.demo import events
 from common.moodle.demo.contexts import COMPANY, COURSE, COURSECAT, MODULE, SYSTEM, USER
 from common.moodle.demo.model import ADMIN_ID, GUEST_ID, SITE_COURSE_ID
-from common.moodle.demo.passwords import bcrypt_hash, sha512_crypt_hash
+from common.moodle.demo.passwords import bcrypt_hash, bcrypt_salt, sha512_crypt_hash, sha512_salt
 from common.moodle.demo.site import (
     config_plugin_rows,
     config_rows,
@@ -51,6 +51,7 @@ from common.moodle.demo.site import (
 from common.moodle.tables import MoodleTables, ScormLayout, recreate_site_tables
 
 DEFAULT_PASSWORD = "Test-Password-1"
+_SALTS = random.SystemRandom()
 _KNOWN_EVENTS = {
     kind.eventname: kind for kind in vars(events).values() if isinstance(kind, events.EventKind)
 } | {kind.eventname: kind for kind in events.MODULE_VIEWED.values()}
@@ -64,12 +65,12 @@ class ModuleRef(NamedTuple):
 
 
 def hash_password(password: str, scheme: str = "sha512") -> str:
-    """A Moodle hash of `password`: SHA-512 crypt (4.3+) or legacy bcrypt `$2y$10$`."""
-    alphabet = "./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+    """A Moodle hash of `password`: "sha512" crypt (4.3+) or legacy "bcrypt" `$2y$10$`."""
+    if scheme == "sha512":
+        return sha512_crypt_hash(password, sha512_salt(_SALTS))
     if scheme == "bcrypt":
-        salt = "".join(secrets.choice(alphabet) for _ in range(21)) + secrets.choice(".Oeu")
-        return bcrypt_hash(password, salt)
-    return sha512_crypt_hash(password, "".join(secrets.choice(alphabet) for _ in range(16)))
+        return bcrypt_hash(password, bcrypt_salt(_SALTS))
+    raise ValueError(f"unknown password scheme {scheme!r}")
 
 
 class MoodleFactory:
@@ -84,12 +85,8 @@ class MoodleFactory:
         scorm_layout: ScormLayout = "attempt",
         now: int | None = None,
     ) -> None:
-        self.engine, self.prefix, self.iomad, self.scorm_layout = (
-            engine,
-            prefix,
-            iomad,
-            scorm_layout,
-        )
+        self.engine, self.prefix = engine, prefix
+        self.iomad, self.scorm_layout = iomad, scorm_layout
         self.tables = MoodleTables(prefix)
         self.now = int(time.time()) if now is None else now
         self.roles = role_ids(iomad)

@@ -116,25 +116,27 @@ class ProgressSimulator:
         finishes = rng.random() < 0.25 + 0.6 * person.engagement
         # Those who will not finish stop somewhere along the way.
         reach = len(tracked) if finishes else rng.randint(0, len(tracked) - 1)
-        course_grade, last_end = None, first_access
-        for position, activity in enumerate(tracked):
-            start = first_access + int(work * (position + rng.uniform(0.3, 1.0)) / len(tracked))
-            start = max(start, last_end + 60)
-            if position >= reach or start >= horizon:
-                self._unfinished(person, course, activity, start, horizon)
-                break
-            outcome = self._complete_activity(person, course, activity, start, horizon, finishes)
-            if outcome is None:
-                self._unfinished(person, course, activity, start, horizon)
+        course_grade, last_end, done = None, first_access, 0
+
+        def next_start() -> int:
+            planned = first_access + int(work * (done + rng.uniform(0.3, 1.0)) / len(tracked))
+            return max(planned, last_end + 60)
+
+        for activity in tracked[:reach]:
+            outcome = self._complete_activity(
+                person, course, activity, next_start(), horizon, must_pass=finishes
+            )
+            if outcome is None:  # the window closed first
                 break
             last_end, grade = outcome
+            done += 1
             if grade is not None:
                 course_grade = (course_grade or 0.0) + grade
-        else:
+        if done == len(tracked):
             self._course_completed(person, enrolment, first_access, last_end)
-            self._course_grade(person, course, course_grade, last_end)
-            return
-        self._completion_row(enrolment, first_access, None, 0)
+        else:
+            self._unfinished(person, course, tracked[done], next_start(), horizon)
+            self._completion_row(enrolment, first_access, None, 0)
         self._course_grade(person, course, course_grade, last_end)
 
     def _complete_activity(
@@ -144,6 +146,7 @@ class ProgressSimulator:
         activity: Activity,
         start: int,
         horizon: int,
+        *,
         must_pass: bool,
     ) -> tuple[int, float | None] | None:
         where = Where.module(activity.context_id, activity.cm_id, course.id)

@@ -7,6 +7,7 @@ millions of index updates). The same arguments, including `now`, give identical 
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -202,11 +203,12 @@ def _plan(seed: int, clock: Clock, users: int, courses: int, companies: int, iom
 
 def _prepare_for_load(connection: Connection) -> None:
     if connection.dialect.name == "sqlite":
-        # A demo DB: a crash mid-load means re-seeding, so skip the fsyncs; a large page cache
-        # keeps index builds in memory.
+        # A demo DB: a crash mid-load means re-seeding, so skip the fsyncs. A large page cache
+        # and sorter threads speed up the index builds at the end.
         connection.exec_driver_sql("PRAGMA synchronous=OFF")
         connection.exec_driver_sql("PRAGMA cache_size=-262144")
         connection.exec_driver_sql("PRAGMA temp_store=MEMORY")
+        connection.exec_driver_sql(f"PRAGMA threads={min(4, os.cpu_count() or 1)}")
 
 
 def _write(
