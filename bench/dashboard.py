@@ -47,17 +47,15 @@ SELECT c.id, c.fullname,
             WHEN cc.timecompleted < :since THEN 0
             ELSE cc.timecompleted - (cc.timecompleted % 86400) END AS bucket,
        COUNT(*) AS n
-FROM (SELECT DISTINCT e.courseid, ue.userid
-      FROM {p}enrol e
-      JOIN {p}user_enrolments ue ON ue.enrolid = e.id
+FROM (SELECT DISTINCT ctx.instanceid AS courseid, ra.userid
+      FROM {p}role r
+      JOIN {p}role_assignments ra ON ra.roleid = r.id
+      JOIN {p}context ctx ON ctx.id = ra.contextid AND ctx.contextlevel = 50
+      JOIN {p}enrol e ON e.courseid = ctx.instanceid AND e.status = 0
+      JOIN {p}user_enrolments ue ON ue.enrolid = e.id AND ue.userid = ra.userid
       JOIN {p}user u ON u.id = ue.userid
-      WHERE e.status = 0 AND ue.status = 0 AND ue.timestart <= :now
+      WHERE r.archetype = 'student' AND ue.status = 0 AND ue.timestart <= :now
         AND (ue.timeend = 0 OR ue.timeend > :now) AND u.deleted = 0 AND e.courseid <> 1
-        AND EXISTS (SELECT 1 FROM {p}role_assignments ra
-                    JOIN {p}context ctx ON ctx.id = ra.contextid
-                    JOIN {p}role r ON r.id = ra.roleid
-                    WHERE ra.userid = ue.userid AND ctx.contextlevel = 50
-                      AND ctx.instanceid = e.courseid AND r.archetype = 'student')
         {company_filter}) enrolled
 JOIN {p}course c ON c.id = enrolled.courseid
 LEFT JOIN {p}course_completions cc ON cc.course = enrolled.courseid AND cc.userid = enrolled.userid

@@ -186,7 +186,8 @@ class MoodleTables:
             raise KeyError(f"no Moodle table {name!r} in schema.json") from None
 
     def __getattr__(self, name: str) -> Table:
-        if name.startswith("__"):
+        # Only table names: never recurse for the instance's own attributes (e.g. on copy).
+        if name.startswith("_") or name in ("prefix", "metadata"):
             raise AttributeError(name)
         try:
             return self[name]
