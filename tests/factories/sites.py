@@ -82,6 +82,10 @@ def build_site(url: str) -> Site:
         site.users[name] = moodle.user(username=name, firstname=name, lastname="Manager")
         moodle.company_user(site.companies[company], site.users[name], managertype=managertype)
         site.user_company[name] = company
+    # A manager in Acme who also reports on Bolt: the one person who may switch companies.
+    site.users["multi"] = moodle.user(username="multi", firstname="Mia", lastname="Multi")
+    moodle.company_user(site.companies["A"], site.users["multi"], managertype=1)
+    moodle.company_user(site.companies["B"], site.users["multi"], managertype=4)
     site.users["teacher_a"] = moodle.user(username="teacher_a", firstname="Tess", lastname="Teach")
     moodle.company_user(site.companies["A"], site.users["teacher_a"])
     moodle.enrol(site.users["teacher_a"], site.courses["First Aid"], role="editingteacher",

@@ -1,5 +1,7 @@
 """Capabilities from Moodle roles, tenant isolation on every route, audited denials."""
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -114,3 +116,23 @@ def test_audit_viewer_filters_and_is_admin_only(app, client_as):
     assert "No entries match" in admin.get("/admin/audit/?from=2000-01-01&to=2000-01-02").get_data(
         as_text=True
     )
+
+
+def test_company_selector_lists_only_the_viewers_companies(site, client_as):
+    from tests.web.conftest import csrf_token
+
+    single = client_as("mgr_a").get("/dashboards/completion").get_data(as_text=True)
+    assert 'id="company"' not in single
+    client = client_as("multi")
+    page = client.get("/dashboards/completion").get_data(as_text=True)
+    selector = re.search(r'<select id="company".*?</select>', page, re.S).group(0)
+    options = re.findall(r'<option value="(\d+)"[^>]*>([^<]+)</option>', selector)
+    assert sorted(name for _, name in options) == ["Acme", "Bolt"]
+    data = client.get("/reports/course_completion/data?days=90").get_json()
+    assert "Forklift" not in {r["course"] for r in data["rows"]}  # Acme by default
+    token = csrf_token(client, "/dashboards/completion")
+    switched = client.post("/company", data={"company": site.companies["B"], "csrf_token": token,
+                                             "next": "/dashboards/completion"})  # fmt: skip
+    assert switched.status_code == 302
+    data = client.get("/reports/course_completion/data?days=90").get_json()
+    assert {r["course"] for r in data["rows"]} == {"Forklift", "Shared Ethics"}
