@@ -9,7 +9,7 @@ course_completions row with timecompleted set (NULL until complete, NOTES.md §5
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -121,7 +121,7 @@ class CourseCompletionReport(Report):
         )
 
 
-def _tally(buckets: list[Any]) -> tuple[list[dict[str, Any]], dict[int, int]]:
+def _tally(buckets: Sequence[Any]) -> tuple[list[dict[str, Any]], dict[int, int]]:
     courses: dict[int, dict[str, Any]] = {}
     by_day: dict[int, int] = {}
     for course_id, fullname, bucket, n in buckets:
