@@ -46,13 +46,20 @@ def _mariadb_database(prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=requires_mariadb)])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database URL, once on SQLite and once on MariaDB when it is configured."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'app.db'}"
+BOTH_DATABASES = ["sqlite", pytest.param("mariadb", marks=requires_mariadb)]
+
+
+def _empty_database(backend: str, tmp_path: Path, name: str) -> Iterator[str]:
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / f'{name}.db'}"
     else:
-        yield from _mariadb_database("mr_test")
+        yield from _mariadb_database(f"mr_{name}")
+
+
+@pytest.fixture(params=BOTH_DATABASES)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty app database URL, on SQLite and (when configured) on MariaDB."""
+    yield from _empty_database(request.param, tmp_path, "app")
 
 
 @pytest.fixture
@@ -76,13 +83,10 @@ def spawn_service(tmp_path: Path) -> Iterator:
         proc.stop()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("mariadb", marks=requires_mariadb)])
+@pytest.fixture(params=BOTH_DATABASES)
 def moodle_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'moodle.db'}"
-    else:
-        assert MARIADB_URL
-        yield from _mariadb_database("mr_moodle")
+    """An empty Moodle database URL, on SQLite and (when configured) on MariaDB."""
+    yield from _empty_database(request.param, tmp_path, "moodle")
 
 
 @pytest.fixture

@@ -274,7 +274,7 @@ def reopen_failed(
         return []
     session.execute(
         update(CloudRecipient)
-        .where(CloudRecipient.id.in_(ids), CloudRecipient.status == RECIPIENT_FAILED)
+        .where(*where)
         .values(status=RECIPIENT_PENDING, claim=None)
     )
     reopened = len(ids)
