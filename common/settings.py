@@ -37,6 +37,16 @@ class Settings:
     password_peppers: tuple[str, ...] = ()
     session_timeout_s: int = 1800
     time_tracking_enabled: bool = True
+    # Analytics (issue 4): heartbeat gap that closes a session, token lifetime, origins that may
+    # post beats, cache lifetime, optional xAPI/video sources, at-risk flag and notifications.
+    heartbeat_timeout_s: int = 120
+    heartbeat_token_ttl_s: int = 8 * 3600
+    tracking_allowed_origins: tuple[str, ...] = ()
+    cache_ttl_s: int = 3600
+    analytics_xapi_enabled: bool = False
+    analytics_video_enabled: bool = False
+    risk_flag_score: int = 50
+    risk_notify_managers: bool = False
     bus_ack_wait_s: int = 60
     embedded_nats_port: int = 4250
     scheduler_lease_ttl_s: int = 10
@@ -134,6 +144,19 @@ def _task_intervals(raw: str) -> dict[str, int]:
     return intervals
 
 
+def _origins(raw: str) -> tuple[str, ...]:
+    """`https://moodle.example.com,https://other.example.com`: scheme and host, no path."""
+    origins = []
+    for origin in filter(None, (part.strip().rstrip("/") for part in raw.split(","))):
+        scheme, _, rest = origin.partition("://")
+        if scheme not in ("http", "https") or not rest or "/" in rest:
+            raise SettingsError(
+                f"TRACKING_ALLOWED_ORIGINS: {origin!r} is not an origin like https://moodle.example"
+            )
+        origins.append(origin)
+    return tuple(origins)
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     environment = env.get("MANIREPORTS_ENV", "development")
@@ -163,6 +186,14 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         password_peppers=peppers,
         session_timeout_s=_int(env, "SESSION_TIMEOUT", 1800, 60, 86400),
         time_tracking_enabled=_bool(env, "TIME_TRACKING_ENABLED", True),
+        heartbeat_timeout_s=_int(env, "HEARTBEAT_TIMEOUT", 120, 40, 3600),
+        heartbeat_token_ttl_s=_int(env, "HEARTBEAT_TOKEN_TTL_S", 8 * 3600, 300, 7 * 86400),
+        tracking_allowed_origins=_origins(env.get("TRACKING_ALLOWED_ORIGINS", "")),
+        cache_ttl_s=_int(env, "CACHE_TTL_S", 3600, 60, 7 * 86400),
+        analytics_xapi_enabled=_bool(env, "ANALYTICS_XAPI_ENABLED", False),
+        analytics_video_enabled=_bool(env, "ANALYTICS_VIDEO_ENABLED", False),
+        risk_flag_score=_int(env, "RISK_FLAG_SCORE", 50, 1, 100),
+        risk_notify_managers=_bool(env, "RISK_NOTIFY_MANAGERS", False),
         bus_ack_wait_s=_int(env, "BUS_ACK_WAIT_S", 60, 1, 3600),
         embedded_nats_port=_int(env, "EMBEDDED_NATS_PORT", 4250, 1, 65535),
         scheduler_lease_ttl_s=_int(env, "SCHEDULER_LEASE_TTL_S", 10, 2, 300),

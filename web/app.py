@@ -35,10 +35,14 @@ def create_app(settings: Settings | None = None, context: WebContext | None = No
 def _register_blueprints(app: Flask) -> None:
     from web.audit.routes import bp as audit_bp
     from web.auth.routes import bp as auth_bp
+    from web.callbacks.routes import bp as callbacks_bp
     from web.dashboards.routes import bp as dashboards_bp
+    from web.email_offload.routes import bp as email_offload_bp
     from web.health.routes import bp as health_bp
     from web.home.routes import bp as home_bp
+    from web.jobs.routes import bp as jobs_bp
     from web.reports.routes import bp as reports_bp
+    from web.tracking.routes import bp as tracking_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(home_bp)
@@ -46,6 +50,10 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboards_bp)
     app.register_blueprint(reports_bp)
     app.register_blueprint(audit_bp)
+    app.register_blueprint(tracking_bp)
+    app.register_blueprint(callbacks_bp)
+    app.register_blueprint(jobs_bp)
+    app.register_blueprint(email_offload_bp)
 
 
 def _register_template_context(app: Flask) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, TypeVar
 
 from common.bus import Bus
@@ -56,6 +56,10 @@ class BusClient:
     ) -> str:
         bus = self.bus()
         return self._call(bus.publish(subject, payload, msg_id=msg_id), 10)
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        """Run a plain callback on the bus loop, without waiting (batched publishing)."""
+        self._loop.call_soon_threadsafe(callback)
 
     def run(self, coro_factory: Any, timeout_s: float = 10) -> Any:
         """Run `coro_factory(bus)` on the bus loop (for batches and requests)."""

@@ -25,7 +25,7 @@ from services.mailer.providers.addresses import address_problem
 # IOMAD email template names that can be offloaded, and the job type each becomes.
 OFFLOADABLE_EVENTS = {"license_allocated": "license_allocation", "user_create": "user_created"}
 # Settings of the cloud path (SQS, S3) and the callback, beside the provider's own.
-AWS_FIELDS = ("aws_region", "aws_access_key_id", "aws_endpoint_url")
+AWS_FIELDS = ("aws_region", "aws_access_key_id", "aws_endpoint_url", "callback_url")
 AWS_SECRET_FIELDS = ("aws_secret_access_key",)
 CALLBACK_SECRET = "callback_secret"
 MAX_CHUNK_SIZE = 1000

@@ -273,9 +273,7 @@ def reopen_failed(
     if not ids:
         return []
     session.execute(
-        update(CloudRecipient)
-        .where(*where)
-        .values(status=RECIPIENT_PENDING, claim=None)
+        update(CloudRecipient).where(*where).values(status=RECIPIENT_PENDING, claim=None)
     )
     reopened = len(ids)
     session.execute(
@@ -337,3 +335,48 @@ def stale_claim_filter(stale_before: Any) -> Any:
             CloudRecipient.claimed_at < stale_before,
         ),
     )
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    job: CloudJob
+    breakdown: dict[str, int]
+    progress_pct: float
+    rate_per_s: float | None
+
+
+def list_jobs(
+    session: Session, company_ids: tuple[int, ...] | None, *, limit: int = 100
+) -> list[CloudJob]:
+    """Newest first; ``company_ids`` None means every company (a site admin's scope)."""
+    query = select(CloudJob).order_by(CloudJob.id.desc()).limit(limit)
+    if company_ids is not None:
+        query = query.where(CloudJob.companyid.in_(company_ids))
+    return list(session.scalars(query))
+
+
+def job_progress(session: Session, job: CloudJob) -> JobProgress:
+    breakdown = recipient_breakdown(session, job.id)
+    done = job.emails_sent + job.emails_failed + breakdown.get(RECIPIENT_CANCELLED, 0)
+    total = max(job.recipients_total, 1)
+    rate = None
+    if job.timestarted is not None and job.emails_sent:
+        end = job.timecompleted or utcnow()
+        seconds = (end - job.timestarted).total_seconds()
+        rate = round(job.emails_sent / seconds, 1) if seconds > 0 else None
+    return JobProgress(job, breakdown, round(100 * done / total, 1), rate)
+
+
+def recent_errors(session: Session, job_id: int, *, limit: int = 20) -> list[tuple[str, str]]:
+    """(email, error) of failed recipients, and of pending ones that have been retried."""
+    rows = session.execute(
+        select(CloudRecipient.email, CloudRecipient.last_error)
+        .where(
+            CloudRecipient.jobid == job_id,
+            CloudRecipient.last_error.isnot(None),
+            CloudRecipient.status.in_((RECIPIENT_FAILED, RECIPIENT_PENDING)),
+        )
+        .order_by(CloudRecipient.id)
+        .limit(limit)
+    )
+    return [(email, error) for email, error in rows]

@@ -25,6 +25,7 @@ class PeriodicTask:
 
 DEFAULT_TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask("retention_cleanup", "aggregator", "retention_cleanup", 86400),
+    PeriodicTask("watch_email_queue", "mailer", "watch_email_queue", 60),
 )
 
 
