@@ -25,6 +25,7 @@ class CommandWorker(Worker):
     max_deliver = 8
 
     def on_start_db(self) -> None:
+        """Open the app DB; services that need more (a Moodle source) extend this."""
         self.appdb = AppDB(self.settings.database_url)
 
     async def on_start(self) -> None:

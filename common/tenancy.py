@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, false, select, true, union
 
 from common.access.capabilities import VIEW_ADMIN_DASHBOARD
 from common.access.viewer import Viewer
-from common.moodle import MoodleTables
+from common.moodle import MoodleSource, MoodleTables
 
 SHARED_OPEN = 1  # iomad_courses.shared: visible to every company
 
@@ -94,3 +94,17 @@ def _default_company(viewer: Viewer) -> int | None:
 def _course_limit(viewer: Viewer) -> frozenset[int] | None:
     """Outside a managed company, a teacher sees only the courses they teach."""
     return viewer.teacher_course_ids
+
+
+def company_choices(source: MoodleSource, viewer: Viewer) -> list[tuple[int, str]]:
+    """(id, name) of the companies a viewer may switch between: only their own, by name."""
+    if not viewer.has_iomad or viewer.is_site_admin or len(viewer.company_ids) < 2:
+        return []
+    company = source.tables.company
+    query = (
+        select(company.c.id, company.c.name)
+        .where(company.c.id.in_(viewer.company_ids))
+        .order_by(company.c.name)
+    )
+    with source.engine.connect() as conn:
+        return [(int(r.id), str(r.name)) for r in conn.execute(query)]
