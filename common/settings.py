@@ -48,6 +48,9 @@ class Settings:
     risk_flag_score: int = 50
     risk_notify_managers: bool = False
     bus_ack_wait_s: int = 60
+    mailer_concurrency: int = 4
+    mailer_max_deliver: int = 8
+    mailer_backoff_base_ms: int = 1000
     embedded_nats_port: int = 4250
     scheduler_lease_ttl_s: int = 10
     task_intervals: dict[str, int] = field(default_factory=dict)
@@ -195,6 +198,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         risk_flag_score=_int(env, "RISK_FLAG_SCORE", 50, 1, 100),
         risk_notify_managers=_bool(env, "RISK_NOTIFY_MANAGERS", False),
         bus_ack_wait_s=_int(env, "BUS_ACK_WAIT_S", 60, 1, 3600),
+        mailer_concurrency=_int(env, "MAILER_CONCURRENCY", 4, 1, 64),
+        mailer_max_deliver=_int(env, "MAILER_MAX_DELIVER", 8, 1, 100),
+        mailer_backoff_base_ms=_int(env, "MAILER_BACKOFF_BASE_MS", 1000, 1, 600_000),
         embedded_nats_port=_int(env, "EMBEDDED_NATS_PORT", 4250, 1, 65535),
         scheduler_lease_ttl_s=_int(env, "SCHEDULER_LEASE_TTL_S", 10, 2, 300),
         task_intervals=_task_intervals(env.get("TASK_INTERVALS", "")),

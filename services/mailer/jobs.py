@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, or_, select, update
+from sqlalchemy import and_, case, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from common.audit import record_audit
@@ -317,15 +318,6 @@ def retry_dead_chunks(session: Session, job: CloudJob, *, actor_id: int | None) 
     return reopen_failed(session, job, actor_id=actor_id, chunks=chunks)
 
 
-def recipient_breakdown(session: Session, job_id: int) -> dict[str, int]:
-    rows = session.execute(
-        select(CloudRecipient.status, func.count())
-        .where(CloudRecipient.jobid == job_id)
-        .group_by(CloudRecipient.status)
-    )
-    return {status: int(count) for status, count in rows}
-
-
 def stale_claim_filter(stale_before: Any) -> Any:
     """Recipients a mailer may claim: pending, or `sending` under a claim that has expired."""
     return or_(
@@ -337,46 +329,25 @@ def stale_claim_filter(stale_before: Any) -> Any:
     )
 
 
-@dataclass(frozen=True)
-class JobProgress:
-    job: CloudJob
-    breakdown: dict[str, int]
-    progress_pct: float
-    rate_per_s: float | None
+def stalled_jobs(session: Session, idle_s: float) -> list[int]:
+    """Locally sent jobs with recipients left and no outcome recorded for ``idle_s``.
 
-
-def list_jobs(
-    session: Session, company_ids: tuple[int, ...] | None, *, limit: int = 100
-) -> list[CloudJob]:
-    """Newest first; ``company_ids`` None means every company (a site admin's scope)."""
-    query = select(CloudJob).order_by(CloudJob.id.desc()).limit(limit)
-    if company_ids is not None:
-        query = query.where(CloudJob.companyid.in_(company_ids))
+    Their chunks were lost to the mailers (e.g. a chunk used up its JetStream deliveries in
+    crashes before it could be dead-lettered); the watcher publishes them again.
+    """
+    cutoff = utcnow() - timedelta(seconds=idle_s)
+    open_recipients = select(CloudRecipient.id).where(
+        CloudRecipient.jobid == CloudJob.id,
+        CloudRecipient.status.in_((RECIPIENT_PENDING, RECIPIENT_SENDING)),
+    )
+    query = select(CloudJob.id).where(
+        CloudJob.status.in_((JOB_QUEUED, JOB_PROCESSING)),
+        CloudJob.route.in_(("local", "mixed")),
+        CloudJob.timemodified < cutoff,
+        open_recipients.exists(),
+    )
     return list(session.scalars(query))
 
 
-def job_progress(session: Session, job: CloudJob) -> JobProgress:
-    breakdown = recipient_breakdown(session, job.id)
-    done = job.emails_sent + job.emails_failed + breakdown.get(RECIPIENT_CANCELLED, 0)
-    total = max(job.recipients_total, 1)
-    rate = None
-    if job.timestarted is not None and job.emails_sent:
-        end = job.timecompleted or utcnow()
-        seconds = (end - job.timestarted).total_seconds()
-        rate = round(job.emails_sent / seconds, 1) if seconds > 0 else None
-    return JobProgress(job, breakdown, round(100 * done / total, 1), rate)
-
-
-def recent_errors(session: Session, job_id: int, *, limit: int = 20) -> list[tuple[str, str]]:
-    """(email, error) of failed recipients, and of pending ones that have been retried."""
-    rows = session.execute(
-        select(CloudRecipient.email, CloudRecipient.last_error)
-        .where(
-            CloudRecipient.jobid == job_id,
-            CloudRecipient.last_error.isnot(None),
-            CloudRecipient.status.in_((RECIPIENT_FAILED, RECIPIENT_PENDING)),
-        )
-        .order_by(CloudRecipient.id)
-        .limit(limit)
-    )
-    return [(email, error) for email, error in rows]
+def touch(session: Session, job_id: int) -> None:
+    session.execute(update(CloudJob).where(CloudJob.id == job_id).values(timemodified=utcnow()))

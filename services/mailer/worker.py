@@ -9,7 +9,6 @@ scheduler), `retry_dead_letters` (reopen dead-lettered chunks and send them agai
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from typing import Any
 
@@ -25,18 +24,17 @@ from common.service import Consumption, RejectMessage
 from services.mailer.certificates import CertificateAttacher
 from services.mailer.cloud.sqs import SqsRoute
 from services.mailer.delivery import ChunkSender
-from services.mailer.dispatch import dead_letter, dispatch_job
+from services.mailer.dispatch import (
+    STALLED_AFTER_S,
+    dead_letter,
+    dispatch_job,
+    resume_stalled_jobs,
+)
 from services.mailer.interception import claim_email_queue_rows
 from services.mailer.jobs import retry_dead_chunks
 from services.mailer.ratelimit import RateLimiter
 
 MAIL_MAX_DELIVER = 8
-
-
-def _env_number(name: str, default: float) -> float:
-    # TODO(settings): these belong in common.settings.Settings (MAILER_* variables).
-    raw = os.environ.get(name, "")
-    return float(raw) if raw else default
 
 
 def mail_consumer(ack_wait_s: float, max_deliver: int = MAIL_MAX_DELIVER) -> ConsumerSpec:
@@ -54,8 +52,8 @@ class MailerWorker(CommandWorker):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.concurrency = int(_env_number("MAILER_CONCURRENCY", 4))
-        self.mail_max_deliver = int(_env_number("MAILER_MAX_DELIVER", MAIL_MAX_DELIVER))
+        self.concurrency = self.settings.mailer_concurrency
+        self.mail_max_deliver = self.settings.mailer_max_deliver
 
     async def on_start(self) -> None:
         await super().on_start()
@@ -67,7 +65,7 @@ class MailerWorker(CommandWorker):
             lease_s=float(self.settings.bus_ack_wait_s),
             instance=self.instance,
             attachments=CertificateAttacher(self.settings.instance_dir),
-            backoff_base_s=_env_number("MAILER_BACKOFF_BASE_S", 1.0),
+            backoff_base_s=self.settings.mailer_backoff_base_ms / 1000,
         )
         self._moodle = None
 
@@ -135,6 +133,10 @@ class MailerWorker(CommandWorker):
                 self.bus, self.appdb, job_id, secret_key=self.settings.secret_key,
                 cloud=SqsRoute(self.appdb),
             )  # fmt: skip
+        idle_s = float(payload.get("stalled_after_s", STALLED_AFTER_S))
+        await resume_stalled_jobs(
+            self.bus, self.appdb, idle_s=idle_s, now_tag=uuid.uuid4().hex[:12]
+        )
 
     async def retry_dead_letters(self, payload: dict[str, Any], msg: Msg) -> None:
         only = payload.get("job")

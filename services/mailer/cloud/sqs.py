@@ -1,0 +1,118 @@
+"""Handing a job's chunks to the company's SQS queue, for the cloud worker (handler.py).
+
+Each SQS message is one chunk as self-contained JSON (templates, sender, recipients and
+their data) under SQS's 256 KB limit; a chunk too large for one message is split. If the
+queue cannot be reached part-way, the chunks already handed over stay with the cloud worker
+and the caller sends the rest locally (CloudDispatchFailed.sent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from sqlalchemy import select
+
+from common.appdb import AppDB
+from common.models.mail import CloudJob, CloudRecipient
+from services.mailer.config import CompanyMailConfig
+
+MAX_MESSAGE_BYTES = 240_000
+
+
+class CloudDispatchFailed(RuntimeError):
+    def __init__(self, cause: Exception, sent: set[int]) -> None:
+        super().__init__(f"SQS: {cause}")
+        self.sent = sent
+
+
+def sqs_client(config: CompanyMailConfig) -> Any:
+    aws = config.aws
+    return boto3.client(
+        "sqs",
+        region_name=aws.get("aws_region") or "us-east-1",
+        aws_access_key_id=aws.get("aws_access_key_id") or None,
+        aws_secret_access_key=aws.get("aws_secret_access_key") or None,
+        endpoint_url=aws.get("aws_endpoint_url") or None,
+        config=botocore.config.Config(
+            retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=5
+        ),
+    )
+
+
+def chunk_messages(
+    job: CloudJob, config: CompanyMailConfig, chunk: int, recipients: list[dict[str, Any]]
+) -> list[str]:
+    """The SQS bodies for one chunk (more than one when it does not fit in one message)."""
+    head = {
+        "job_id": job.id,
+        "company_id": job.companyid,
+        "chunk": chunk,
+        "callback_url": config.aws.get("callback_url"),
+        "sender": {"email": config.sender_email, "name": config.sender_name},
+        "templates": {
+            "subject": job.subject_template,
+            "html": job.html_template,
+            "text": job.text_template,
+        },
+        "variables": json.loads(job.payload or "{}").get("variables", {}),
+    }
+    bodies: list[str] = []
+    part: list[dict[str, Any]] = []
+    size = len(json.dumps(head))
+    for recipient in recipients:
+        item = len(json.dumps(recipient)) + 2
+        if part and size + item > MAX_MESSAGE_BYTES:
+            bodies.append(json.dumps({**head, "recipients": part}))
+            part, size = [], len(json.dumps(head))
+        part.append(recipient)
+        size += item
+    if part:
+        bodies.append(json.dumps({**head, "recipients": part}))
+    return bodies
+
+
+class SqsRoute:
+    """The `cloud` argument of dispatch_job: sends the plan's chunks to SQS."""
+
+    def __init__(self, appdb: AppDB) -> None:
+        self.appdb = appdb
+
+    async def __call__(
+        self, job: CloudJob, config: CompanyMailConfig, plan: dict[int, list[int]]
+    ) -> set[int]:
+        return await asyncio.to_thread(self._send, job, config, plan)
+
+    def _send(
+        self, job: CloudJob, config: CompanyMailConfig, plan: dict[int, list[int]]
+    ) -> set[int]:
+        if not config.sqs_queue_url:
+            raise CloudDispatchFailed(ValueError("no SQS queue URL configured"), set())
+        client = sqs_client(config)
+        sent: set[int] = set()
+        try:
+            for chunk, ids in sorted(plan.items()):
+                for body in chunk_messages(job, config, chunk, self._recipients(ids)):
+                    client.send_message(QueueUrl=config.sqs_queue_url, MessageBody=body)
+                sent.add(chunk)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise CloudDispatchFailed(exc, sent) from exc
+        finally:
+            client.close()
+        return sent
+
+    def _recipients(self, ids: list[int]) -> list[dict[str, Any]]:
+        with self.appdb.transaction() as session:
+            rows = session.execute(
+                select(CloudRecipient.id, CloudRecipient.email, CloudRecipient.recipient_data)
+                .where(CloudRecipient.id.in_(ids))
+                .order_by(CloudRecipient.id)
+            )
+            return [
+                {"id": r.id, "email": r.email, "data": json.loads(r.recipient_data or "{}")}
+                for r in rows
+            ]

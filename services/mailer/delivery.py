@@ -1,0 +1,395 @@
+"""Sending one chunk of a job: claim recipients, take rate tokens, render, send, record.
+
+Exactly-once in practice, at-least-once at worst. Each sub-batch (one provider request) is
+claimed with a conditional UPDATE (`pending` → `sending` under a fresh claim token) before
+the provider call, and its outcomes are written as soon as the call returns. A redelivered
+chunk skips `sent` and `failed` recipients and recipients another mailer holds. A `sending`
+claim older than the ack wait belongs to a mailer that died: those recipients are sent
+again. So a mailer killed between provider calls loses and duplicates nothing; a mailer
+killed *inside* a provider call can make the recipients of that one request (at most one
+sub-batch per chunk in flight) receive the message twice. That is the side we choose: a
+duplicated welcome email is a nuisance, a lost one (with a temporary password in it) is a
+user who cannot sign in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from nats.aio.msg import Msg
+from sqlalchemy import bindparam, func, select, update
+
+from common.appdb import AppDB
+from common.models.base import utcnow
+from common.models.mail import (
+    JOB_CANCELLED,
+    JOB_PENDING,
+    JOB_PROCESSING,
+    JOB_QUEUED,
+    RECIPIENT_FAILED,
+    RECIPIENT_PENDING,
+    RECIPIENT_SENDING,
+    RECIPIENT_SENT,
+    CloudJob,
+    CloudRecipient,
+)
+from common.service import RejectMessage, RetryLater
+from common.templating import TemplateError, render
+from services.mailer.backoff import retry_delay
+from services.mailer.config import CompanyMailConfig, load_config
+from services.mailer.jobs import change_status, finish_if_done, stale_claim_filter
+from services.mailer.providers import (
+    EmailProvider,
+    OutgoingMessage,
+    PermanentSendError,
+    ProviderConfigError,
+    ProviderThrottled,
+    SendOutcome,
+    TransientSendError,
+    get_provider,
+)
+from services.mailer.ratelimit import RateLimiter, burst_for
+
+log = logging.getLogger(__name__)
+
+# Recipients per claim and provider request. SMTP sends a request's messages one after the
+# other, so a crash inside a request can duplicate the ones already accepted: kept small.
+# An HTTP batch call (SES, SendGrid, Mailgun) is accepted or not as a whole, so it takes the
+# provider's own maximum (still within the chunk).
+SUB_BATCH_MAX = {"smtp": 50}
+CONFIG_TTL_S = 5.0
+_recip = CloudRecipient.__table__
+
+
+@dataclass(frozen=True)
+class JobTemplates:
+    job_id: int
+    company_id: int
+    job_type: str
+    subject: str
+    html: str
+    text: str | None
+    variables: dict[str, Any]
+    certificate_html: str | None = None
+
+
+@dataclass
+class ChunkResult:
+    sent: int = 0
+    failed: int = 0
+    retry_after_s: float | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+class ChunkSender:
+    """Sends chunks for one mailer process; caches templates, settings and providers."""
+
+    def __init__(
+        self,
+        appdb: AppDB,
+        limiter: RateLimiter,
+        *,
+        secret_key: str,
+        lease_s: float,
+        instance: str,
+        attachments: Any = None,
+        backoff_base_s: float = 1.0,
+    ) -> None:
+        self.appdb = appdb
+        self.limiter = limiter
+        self.secret_key = secret_key
+        self.lease_s = lease_s
+        self.instance = instance
+        # Hook for per-recipient extras (certificates): async (templates, config, rows) -> rows
+        self.attachments = attachments
+        self.backoff_base_s = backoff_base_s
+        self.sent = 0
+        self._templates: dict[int, JobTemplates] = {}
+        self._configs: dict[int, tuple[float, CompanyMailConfig | None]] = {}
+        self._providers: dict[int, tuple[str, EmailProvider]] = {}
+        self._started_jobs: set[int] = set()
+
+    async def close(self) -> None:
+        for _, provider in self._providers.values():
+            await provider.close()
+        self._providers.clear()
+
+    # -- the handler --------------------------------------------------------------------------
+    async def handle(self, payload: dict[str, Any], msg: Msg, *, max_deliver: int) -> dict | None:
+        """Send a chunk. Returns a dead letter (dict) when it used up its deliveries."""
+        try:
+            job_id = int(payload["job"])
+            ids = [int(i) for i in payload["ids"]]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RejectMessage(f"malformed mail chunk: {exc}") from None
+        status, templates = await asyncio.to_thread(self._job, job_id)
+        if status is None:
+            raise RejectMessage(f"mail chunk for unknown job {job_id}")
+        if status == JOB_CANCELLED or templates is None:
+            return None
+        attempt = msg.metadata.num_delivered if msg.metadata else 1
+        config = await self._config(templates.company_id)
+        result = ChunkResult()
+        if config is None:
+            result.errors.append(f"company {templates.company_id} has no email offload settings")
+            result.retry_after_s = 30.0
+        else:
+            if job_id not in self._started_jobs:
+                await asyncio.to_thread(self._mark_processing, job_id)
+                self._started_jobs.add(job_id)
+            await self._send_chunk(templates, config, ids, msg, result)
+        left, held_until = await asyncio.to_thread(self._left_to_send, job_id, ids)
+        if not left:
+            await asyncio.to_thread(self._finish, job_id)
+            return None
+        reason = "; ".join(result.errors[-3:]) or "recipients still held by another mailer"
+        if attempt >= max_deliver:
+            return {**payload, "reason": reason, "deliveries": attempt}
+        if result.errors:
+            delay = retry_delay(
+                attempt, base=self.backoff_base_s, cap=60.0, retry_after=result.retry_after_s
+            )
+        else:
+            delay = max(held_until, 0.5)
+        raise RetryLater(reason, delay_s=delay)
+
+    async def _send_chunk(
+        self,
+        templates: JobTemplates,
+        config: CompanyMailConfig,
+        ids: list[int],
+        msg: Msg,
+        result: ChunkResult,
+    ) -> None:
+        try:
+            provider = await self._provider(config)
+        except ProviderConfigError as exc:
+            result.errors.append(f"provider settings: {exc}")
+            result.retry_after_s = 60.0
+            return
+        cap = SUB_BATCH_MAX.get(provider.type_name, provider.max_batch_size)
+        size = min(provider.max_batch_size, cap, len(ids) or 1)
+        if config.rate_per_s > 0:
+            size = min(size, burst_for(config.rate_per_s))
+        for start in range(0, len(ids), size):
+            group = ids[start : start + size]
+            token = uuid.uuid4().hex
+            claimed = await asyncio.to_thread(self._claim, templates.job_id, group, token)
+            if not claimed:
+                continue
+            await self.limiter.acquire(str(config.company_id), len(claimed), config.rate_per_s)
+            if self.attachments is not None:
+                claimed = await self.attachments(templates, config, claimed)
+            messages, unrenderable = _render(templates, claimed)
+            try:
+                outcomes = await provider.send_batch(messages) if messages else []
+            except (ProviderThrottled, TransientSendError) as exc:
+                retry_after = getattr(exc, "retry_after_s", None)
+                await asyncio.to_thread(self._release, group, token, str(exc))
+                result.errors.append(str(exc))
+                result.retry_after_s = retry_after
+                return  # the provider is refusing now: the rest waits for the retry
+            except PermanentSendError as exc:
+                outcomes = [SendOutcome(m.recipient_id, "failed", error=str(exc)) for m in messages]
+            outcomes = [*outcomes, *unrenderable]
+            await asyncio.to_thread(self._record, templates.job_id, token, outcomes)
+            for outcome in outcomes:
+                if outcome.status == "sent":
+                    result.sent += 1
+                elif outcome.status == "failed":
+                    result.failed += 1
+                else:
+                    result.errors.append(outcome.error or "retry")
+                    if outcome.retry_after_s is not None:
+                        result.retry_after_s = max(result.retry_after_s or 0, outcome.retry_after_s)
+            self.sent += sum(o.status == "sent" for o in outcomes)
+            await msg.in_progress()
+
+    # -- caches -------------------------------------------------------------------------------
+    async def _config(self, company_id: int) -> CompanyMailConfig | None:
+        cached = self._configs.get(company_id)
+        if cached and time.monotonic() - cached[0] < CONFIG_TTL_S:
+            return cached[1]
+        config = await asyncio.to_thread(self._load_config, company_id)
+        self._configs[company_id] = (time.monotonic(), config)
+        return config
+
+    def _load_config(self, company_id: int) -> CompanyMailConfig | None:
+        with self.appdb.transaction() as session:
+            return load_config(session, company_id, self.secret_key)
+
+    async def _provider(self, config: CompanyMailConfig) -> EmailProvider:
+        cached = self._providers.get(config.company_id)
+        if cached and cached[0] == config.version:
+            return cached[1]
+        provider = get_provider(config.provider, config.provider_settings())
+        if cached:
+            await cached[1].close()
+        self._providers[config.company_id] = (config.version, provider)
+        return provider
+
+    # -- DB (run in worker threads) -----------------------------------------------------------
+    def _job(self, job_id: int) -> tuple[str | None, JobTemplates | None]:
+        with self.appdb.transaction() as session:
+            status = session.scalar(select(CloudJob.status).where(CloudJob.id == job_id))
+            if status is None:
+                return None, None
+            templates = self._templates.get(job_id)
+            if templates is None:
+                job = session.get(CloudJob, job_id)
+                assert job is not None
+                payload = json.loads(job.payload or "{}")
+                templates = JobTemplates(
+                    job_id=job.id,
+                    company_id=job.companyid,
+                    job_type=job.type,
+                    subject=job.subject_template,
+                    html=job.html_template,
+                    text=job.text_template,
+                    variables=payload.get("variables", {}),
+                    certificate_html=payload.get("certificate_html"),
+                )
+                self._templates[job_id] = templates
+            return status, templates
+
+    def _mark_processing(self, job_id: int) -> None:
+        with self.appdb.transaction() as session:
+            job = session.get(CloudJob, job_id)
+            if job is not None and job.status in (JOB_PENDING, JOB_QUEUED):
+                change_status(session, job, JOB_PROCESSING, allowed_from=(JOB_PENDING, JOB_QUEUED))
+
+    def _claim(self, job_id: int, group: Sequence[int], token: str) -> list[tuple[int, str, str]]:
+        now = utcnow()
+        stale_before = now - timedelta(seconds=self.lease_s)
+        with self.appdb.transaction() as session:
+            session.execute(
+                update(CloudRecipient)
+                .where(
+                    CloudRecipient.id.in_(group),
+                    CloudRecipient.jobid == job_id,
+                    stale_claim_filter(stale_before),
+                )
+                .values(
+                    status=RECIPIENT_SENDING,
+                    claim=token,
+                    claimed_at=now,
+                    attempts=CloudRecipient.attempts + 1,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            rows = session.execute(
+                select(CloudRecipient.id, CloudRecipient.email, CloudRecipient.recipient_data)
+                .where(CloudRecipient.id.in_(group), CloudRecipient.claim == token)
+                .order_by(CloudRecipient.id)
+            )
+            return [(r.id, r.email, r.recipient_data) for r in rows]
+
+    def _release(self, group: Sequence[int], token: str, error: str) -> None:
+        with self.appdb.transaction() as session:
+            session.execute(
+                update(CloudRecipient)
+                .where(CloudRecipient.id.in_(group), CloudRecipient.claim == token)
+                .values(status=RECIPIENT_PENDING, claim=None, last_error=error[:2000])
+                .execution_options(synchronize_session=False)
+            )
+
+    def _record(self, job_id: int, token: str, outcomes: Sequence[SendOutcome]) -> None:
+        now = utcnow()
+        status_of = {"sent": RECIPIENT_SENT, "failed": RECIPIENT_FAILED, "retry": RECIPIENT_PENDING}
+        params = [
+            {
+                "rid": o.recipient_id,
+                "tok": token,
+                "st": status_of[o.status],
+                "pmid": (o.provider_message_id or "")[:255] or None,
+                "err": (o.error or "")[:2000] or None,
+                "ts": now if o.status == "sent" else None,
+            }
+            for o in outcomes
+        ]
+        statement = (
+            update(_recip)
+            .where(_recip.c.id == bindparam("rid"), _recip.c.claim == bindparam("tok"))
+            .values(
+                status=bindparam("st"),
+                provider_message_id=bindparam("pmid"),
+                last_error=bindparam("err"),
+                timesent=bindparam("ts"),
+                claim=None,
+            )
+        )
+        sent = sum(o.status == "sent" for o in outcomes)
+        failed = sum(o.status == "failed" for o in outcomes)
+        with self.appdb.transaction() as session:
+            if params:
+                session.connection().execute(statement, params)
+            if sent or failed:
+                session.execute(
+                    update(CloudJob)
+                    .where(CloudJob.id == job_id)
+                    .values(
+                        emails_sent=CloudJob.emails_sent + sent,
+                        emails_failed=CloudJob.emails_failed + failed,
+                        timemodified=now,
+                    )
+                    .execution_options(synchronize_session=False)
+                )
+
+    def _left_to_send(self, job_id: int, ids: Sequence[int]) -> tuple[int, float]:
+        """Recipients of the chunk not yet sent or failed, and seconds until held claims expire."""
+        with self.appdb.transaction() as session:
+            row = session.execute(
+                select(func.count(), func.max(CloudRecipient.claimed_at)).where(
+                    CloudRecipient.id.in_(ids),
+                    CloudRecipient.jobid == job_id,
+                    CloudRecipient.status.in_((RECIPIENT_PENDING, RECIPIENT_SENDING)),
+                )
+            ).one()
+        left, last_claim = int(row[0]), row[1]
+        if last_claim is None:
+            return left, 0.0
+        expires = last_claim + timedelta(seconds=self.lease_s)
+        return left, (expires - utcnow()).total_seconds()
+
+    def _finish(self, job_id: int) -> None:
+        with self.appdb.transaction() as session:
+            final = finish_if_done(session, job_id)
+        if final:
+            self._templates.pop(job_id, None)
+            log.info("job %s finished: %s", job_id, final)
+
+
+def _render(
+    templates: JobTemplates, claimed: Sequence[tuple[int, str, str]]
+) -> tuple[list[OutgoingMessage], list[SendOutcome]]:
+    """One message per recipient; a recipient whose data cannot be rendered fails alone."""
+    messages: list[OutgoingMessage] = []
+    failures: list[SendOutcome] = []
+    for row in claimed:
+        recipient_id, email, data = row[0], row[1], row[2]
+        attachments = row[3] if len(row) > 3 else ()
+        try:
+            variables = {**templates.variables, **json.loads(data or "{}"), "email": email}
+            messages.append(
+                OutgoingMessage(
+                    recipient_id=recipient_id,
+                    to=email,
+                    subject=render(templates.subject, variables, escape_html=False).strip(),
+                    html=render(templates.html, variables),
+                    text=None
+                    if templates.text is None
+                    else render(templates.text, variables, escape_html=False),
+                    attachments=attachments,
+                )
+            )
+        except (TemplateError, ValueError) as exc:
+            failures.append(SendOutcome(recipient_id, "failed", error=f"cannot render: {exc}"))
+    return messages, failures

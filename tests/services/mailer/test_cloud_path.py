@@ -1,0 +1,117 @@
+"""The cloud worker path: mailer → SQS (moto) → reference Lambda → SES (moto) → signed callback."""
+
+from __future__ import annotations
+
+import uuid
+
+import boto3
+import pytest
+
+from services.mailer.cloud.handler import handler
+from services.mailer.config import load_config
+from tests.fakes.local_http import LocalWsgiServer
+from tests.fakes.moto_server import CREDENTIALS, REGION
+from tests.services.mailer.conftest import (
+    COMPANY_A,
+    configure,
+    dispatch,
+    job_row,
+    mailer_env,
+    make_job,
+    recipient_statuses,
+    wait_final,
+)
+from tests.support import TEST_SECRET, make_settings, wait_for
+from web.app import create_app
+
+
+@pytest.fixture
+def web_server(tmp_path, fresh_nats, appdb):  # type: ignore[no-untyped-def]
+    app = create_app(make_settings(tmp_path, NATS_URL=fresh_nats.url))
+    server = LocalWsgiServer(app)
+    server.start()
+    yield server
+    server.stop()
+    app.extensions["manireports"].close()
+
+
+def cloud_settings(moto_ses, queue_url: str, callback_url: str) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "use_sqs": True,
+        "sqs_queue_url": queue_url,
+        "aws_region": REGION,
+        "aws_access_key_id": CREDENTIALS["aws_access_key_id"],
+        "aws_secret_access_key": CREDENTIALS["aws_secret_access_key"],
+        "aws_endpoint_url": moto_ses.endpoint_url,
+        "callback_url": callback_url,
+    }
+
+
+def ses_provider(moto_ses) -> dict:  # type: ignore[no-untyped-def]
+    config = moto_ses.provider_config()
+    config.pop("from_email")
+    return config
+
+
+def aws(service: str, moto_ses):  # type: ignore[no-untyped-def]
+    return boto3.client(service, region_name=REGION, endpoint_url=moto_ses.endpoint_url,
+                        **CREDENTIALS)  # fmt: skip
+
+
+def run_lambda_on_queue(moto_ses, queue_url: str, secret: str, monkeypatch) -> int:  # type: ignore[no-untyped-def]
+    """Feed what is on the queue to the Lambda handler, as the SQS trigger would."""
+    monkeypatch.setenv("MANIREPORTS_CALLBACK_SECRET", secret)
+    sqs, handled = aws("sqs", moto_ses), 0
+    while True:
+        batch = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            return handled
+        event = {"Records": [{"messageId": m["MessageId"], "body": m["Body"]} for m in batch]}
+        assert handler(event, ses=aws("ses", moto_ses)) == {"batchItemFailures": []}
+        for message in batch:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        handled += len(batch)
+
+
+def test_sqs_job_is_sent_by_the_lambda_and_reported_back(
+    tmp_path, fresh_nats, appdb, moto_ses, web_server, spawn_service, monkeypatch
+):
+    queue_url = aws("sqs", moto_ses).create_queue(QueueName=f"mail-{uuid.uuid4().hex}")["QueueUrl"]
+    callback = f"{web_server.base_url}/callbacks/cloud"
+    configure(appdb, COMPANY_A, "ses", ses_provider(moto_ses), chunk_size=10,
+              **cloud_settings(moto_ses, queue_url, callback))  # fmt: skip
+    job_id = make_job(appdb, 30, chunk_size=10)
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, MAILER_BACKOFF_BASE_MS="100"))
+    dispatch(fresh_nats.url, job_id)
+    wait_for(lambda: job_row(appdb, job_id).status == "queued", timeout_s=30)
+    assert job_row(appdb, job_id).route == "sqs"
+    with appdb.transaction() as session:
+        secret = load_config(session, COMPANY_A, TEST_SECRET).callback_secret
+    # SES throttles the Lambda once: what it could not send goes to the local mailers.
+    moto_ses.fail_next(times=1, code="Throttling")
+    assert run_lambda_on_queue(moto_ses, queue_url, secret, monkeypatch) == 3
+    job = wait_final(appdb, job_id)
+    assert job.status == "completed", job.last_error
+    assert (job.emails_sent, job.emails_failed) == (30, 0)
+    delivered = moto_ses.delivered()
+    for i in range(30):
+        assert len(delivered[f"learner{i}@learners.example"]) == 1
+    assert delivered["learner3@learners.example"][0].subject == "Welcome L3"
+
+
+def test_unreachable_queue_falls_back_to_the_local_mailers(
+    tmp_path, fresh_nats, appdb, moto_ses, spawn_service
+):
+    missing = f"{moto_ses.endpoint_url}/123456789012/no-such-queue"
+    nowhere = "http://127.0.0.1:1/callbacks/cloud"
+    configure(appdb, COMPANY_A, "ses", ses_provider(moto_ses), chunk_size=10,
+              **cloud_settings(moto_ses, missing, nowhere))  # fmt: skip
+    job_id = make_job(appdb, 25, chunk_size=10)
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url))
+    dispatch(fresh_nats.url, job_id)
+    job = wait_final(appdb, job_id)
+    assert job.status == "completed" and job.route == "local"
+    assert "cloud worker unavailable" in job.last_error
+    assert recipient_statuses(appdb, job_id) == {"sent": 25}
+    delivered = moto_ses.delivered()
+    assert all(len(delivered[f"learner{i}@learners.example"]) == 1 for i in range(25))

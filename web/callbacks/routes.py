@@ -1,0 +1,57 @@
+"""Machine-to-machine endpoints: the cloud worker's signed reports (no session, no CSRF)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from common.audit import OUTCOME_DENIED, record_audit
+from common.bus import command_subject
+from services.mailer.cloud.callbacks import CallbackRejected, apply_cloud_callback
+from services.mailer.cloud.signing import COMPANY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from web.app import csrf
+from web.auth.guards import web_context
+from web.bus_client import BusUnavailable
+
+bp = Blueprint("callbacks", __name__, url_prefix="/callbacks")
+
+
+@bp.post("/cloud")
+@csrf.exempt
+def cloud():  # type: ignore[no-untyped-def]
+    ctx = web_context()
+    try:
+        with ctx.appdb.transaction() as session:
+            applied = apply_cloud_callback(
+                session,
+                secret_key=ctx.settings.secret_key,
+                company_header=request.headers.get(COMPANY_HEADER),
+                timestamp=request.headers.get(TIMESTAMP_HEADER),
+                signature=request.headers.get(SIGNATURE_HEADER),
+                body=request.get_data(cache=False),
+                now=ctx.clock(),
+            )
+    except CallbackRejected as exc:
+        _audit_refusal(exc)
+        return jsonify(error=str(exc)), exc.status
+    if applied.retry:
+        # What the cloud worker could not send goes to the local mailers.
+        try:
+            ctx.bus_client.publish(
+                command_subject("mailer", "dispatch_job"),
+                {"job": applied.job_id, "retry": f"cloud-{request.headers.get(TIMESTAMP_HEADER)}"},
+            )
+        except BusUnavailable:
+            return jsonify(error="accepted, but the local mailers cannot be reached"), 503
+    return jsonify(job=applied.job_id, sent=applied.sent, failed=applied.failed,
+                   retry=applied.retry)  # fmt: skip
+
+
+def _audit_refusal(exc: CallbackRejected) -> None:
+    company = request.headers.get(COMPANY_HEADER, "")
+    with web_context().appdb.transaction() as session:
+        record_audit(
+            session, actor_id=None, action="cloud_callback_refused", object_type="endpoint",
+            object_id=f"{request.method} {request.path}", outcome=OUTCOME_DENIED,
+            company_id=int(company) if company.isdigit() else None, ip=request.remote_addr,
+            details={"reason": str(exc), "status": exc.status},
+        )  # fmt: skip

@@ -1,0 +1,182 @@
+"""The "Email offload" admin page: one company's provider, sender, quota and offloaded events.
+
+Secrets are write-only: the page shows them masked, and a blank secret field keeps the stored
+value. Saving validates (field: reason, HTTP 422), is audited, and can queue a test message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+
+from common.access import capabilities as caps
+from common.bus import command_subject
+from services.mailer.config import (
+    OFFLOADABLE_EVENTS,
+    ConfigInvalid,
+    load_config,
+    masked_secrets,
+    save_config,
+)
+from services.mailer.jobs import RecipientSpec, create_job
+from services.mailer.providers import PROVIDERS
+from services.mailer.providers.addresses import address_problem
+from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
+from web.bus_client import BusUnavailable
+from web.navigation import add_nav_item
+
+bp = Blueprint("email_offload", __name__, url_prefix="/admin/email-offload",
+               template_folder="templates")  # fmt: skip
+add_nav_item("Email offload", "email_offload.index", caps.MANAGE_EMAIL_OFFLOAD)
+PROVIDER_LABELS = {"ses": "AWS SES", "sendgrid": "SendGrid", "mailgun": "Mailgun", "smtp": "SMTP"}
+CLOUD_FIELDS = ("aws_region", "aws_access_key_id", "aws_endpoint_url", "callback_url")
+CLOUD_SECRETS = ("aws_secret_access_key", "callback_secret")
+TEST_SUBJECT = "ManiReports test message"
+TEST_HTML = "<p>This is a test message from ManiReports' email offload settings.</p>"
+
+
+class SettingsForm(FlaskForm):
+    pass
+
+
+def provider_fields() -> dict[str, list]:
+    """Each provider's own settings (the sender is common to all)."""
+    return {
+        name: [f for f in cls.config_schema if f.name not in ("from_email", "from_name")]
+        for name, cls in sorted(PROVIDERS.items())
+    }
+
+
+def _company_id() -> int:
+    scope = viewer_scope()
+    if scope.company_id is None:
+        abort(400, description="company: choose one company (add ?company=<id>)")
+    return scope.company_id
+
+
+def _current_values(company_id: int) -> tuple[dict[str, Any], dict[str, str]]:
+    ctx = web_context()
+    with ctx.appdb.transaction() as session:
+        config = load_config(session, company_id, ctx.settings.secret_key)
+        masked = masked_secrets(session, company_id, ctx.settings.secret_key)
+    if config is None:
+        return {"enabled": False, "provider": "smtp", "chunk_size": 100, "rate_per_s": 0,
+                "offloaded_events": [], "provider_config": {}}, {}  # fmt: skip
+    values = {
+        "enabled": config.enabled, "provider": config.provider,
+        "sender_email": config.sender_email, "sender_name": config.sender_name or "",
+        "chunk_size": config.chunk_size, "rate_per_s": config.rate_per_s,
+        "offloaded_events": list(config.offloaded_events), "use_sqs": config.use_sqs,
+        "sqs_queue_url": config.sqs_queue_url or "", "s3_bucket": config.s3_bucket or "",
+        "provider_config": {k: v for k, v in config.provider_config.items() if k not in masked},
+        **{k: config.aws.get(k, "") for k in CLOUD_FIELDS},
+    }  # fmt: skip
+    return values, masked
+
+
+def _render(company_id: int, values: dict, masked: dict, errors: list[str], status: int = 200):  # type: ignore[no-untyped-def]
+    return render_template(
+        "email_offload/index.html", company_id=company_id, values=values, masked=masked,
+        errors=errors, fields=provider_fields(), labels=PROVIDER_LABELS,
+        events=OFFLOADABLE_EVENTS, cloud_fields=CLOUD_FIELDS, cloud_secrets=CLOUD_SECRETS,
+        form=SettingsForm(),
+    ), status  # fmt: skip
+
+
+@bp.get("/")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def index():  # type: ignore[no-untyped-def]
+    company_id = _company_id()
+    values, masked = _current_values(company_id)
+    return _render(company_id, values, masked, [])
+
+
+@bp.post("/")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def save():  # type: ignore[no-untyped-def]
+    company_id = _company_id()
+    viewer = current_viewer()
+    assert viewer is not None
+    if not SettingsForm().validate_on_submit():
+        abort(400, description="the form expired; reload the page")
+    values, errors = _parse_form(request.form)
+    test_to = request.form.get("test_to", "").strip()
+    if test_to and address_problem(test_to):
+        errors.append(f"test_to: {address_problem(test_to)}")
+    ctx = web_context()
+    if not errors:
+        try:
+            with ctx.appdb.transaction() as session:
+                config = save_config(session, company_id, values,
+                                     secret_key=ctx.settings.secret_key,
+                                     actor_id=viewer.user_id, ip=request.remote_addr)  # fmt: skip
+                test_job = None
+                if test_to:
+                    test_job = create_job(
+                        session, company_id=company_id, job_type="bulk", source="ui",
+                        recipients=[RecipientSpec(email=test_to, data={})],
+                        subject=TEST_SUBJECT, html=TEST_HTML, actor_id=viewer.user_id,
+                        chunk_size=config.chunk_size,
+                    ).id  # fmt: skip
+        except ConfigInvalid as exc:
+            errors = exc.errors
+    if errors:
+        _, masked = _current_values(company_id)
+        shown = {**values, "provider_config": {k: v for k, v in values["provider_config"].items()
+                                               if k not in masked}}  # fmt: skip
+        return _render(company_id, shown, masked, errors, 422)
+    flash("Email offload settings saved.", "info")
+    if test_job is not None:
+        try:
+            ctx.bus_client.publish(command_subject("mailer", "dispatch_job"), {"job": test_job},
+                                   msg_id=f"dispatch:{test_job}")  # fmt: skip
+            flash(f"Test message queued as job {test_job}.", "info")
+        except BusUnavailable as exc:
+            flash(f"Test message not sent: the mailers cannot be reached ({exc}).", "error")
+    return redirect(url_for("email_offload.index", company=company_id))
+
+
+def _parse_form(form) -> tuple[dict[str, Any], list[str]]:  # type: ignore[no-untyped-def]
+    errors: list[str] = []
+
+    def number(name: str, kind: type) -> Any:
+        raw = form.get(name, "").strip()
+        try:
+            return kind(raw) if raw else None
+        except ValueError:
+            errors.append(f"{name}: must be {'a whole number' if kind is int else 'a number'}")
+            return None
+
+    provider = form.get("provider", "")
+    provider_config: dict[str, Any] = {}
+    for spec in provider_fields().get(provider, []):
+        key = f"{provider}__{spec.name}"
+        if spec.kind is bool:
+            provider_config[spec.name] = key in form
+        elif spec.kind in (int, float):
+            value = number(key, spec.kind)
+            if value is not None:
+                provider_config[spec.name] = value
+        else:
+            provider_config[spec.name] = form.get(key, "").strip()
+    values: dict[str, Any] = {
+        "provider": provider,
+        "enabled": "enabled" in form,
+        "sender_email": form.get("sender_email", "").strip(),
+        "sender_name": form.get("sender_name", "").strip(),
+        "chunk_size": number("chunk_size", int),
+        "rate_per_s": number("rate_per_s", float) or 0,
+        "offloaded_events": [e for e in form.getlist("offloaded_events")],
+        "use_sqs": "use_sqs" in form,
+        "sqs_queue_url": form.get("sqs_queue_url", "").strip(),
+        "s3_bucket": form.get("s3_bucket", "").strip(),
+        "provider_config": provider_config,
+        **{name: form.get(name, "").strip() for name in CLOUD_FIELDS + CLOUD_SECRETS},
+    }
+    if values["callback_secret"]:
+        values["provider_config"]["callback_secret"] = values.pop("callback_secret")
+    else:
+        values.pop("callback_secret")
+    return values, errors

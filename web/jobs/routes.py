@@ -1,0 +1,173 @@
+"""The email job monitor: jobs with status, progress and errors; create, cancel and retry.
+
+Every action is a POST with a CSRF token; state changes are audited in the same transaction
+(services.mailer.jobs), then the mailers are told through the bus.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+
+from common.access import capabilities as caps
+from common.access.viewer import Viewer
+from common.bus import command_subject
+from common.models.mail import CloudJob
+from common.tenancy import TenantScope
+from services.mailer.jobs import (
+    JobInvalid,
+    RecipientSpec,
+    cancel_job,
+    create_job,
+    open_dead_chunks,
+    retry_dead_chunks,
+    retry_failed,
+)
+from services.mailer.monitor import job_progress, list_jobs, recent_errors
+from web.auth.guards import current_viewer, deny, require_capability, viewer_scope, web_context
+from web.bus_client import BusUnavailable
+from web.navigation import add_nav_item
+
+bp = Blueprint("jobs", __name__, url_prefix="/jobs", template_folder="templates")
+add_nav_item("Email jobs", "jobs.index", caps.MANAGE_EMAIL_OFFLOAD)
+MAX_UI_RECIPIENTS = 50_000
+
+
+class ActionForm(FlaskForm):
+    pass
+
+
+def _job_in_scope(session, scope: TenantScope, viewer: Viewer) -> CloudJob:  # type: ignore[no-untyped-def]
+    raw = request.values.get("job", "")
+    if not raw.isdigit():
+        abort(400, description="job: must be a job id")
+    job = session.get(CloudJob, int(raw))
+    if job is None:
+        abort(404, description=f"no email job {raw}")
+    if scope.company_ids is not None and job.companyid not in scope.company_ids:
+        deny(viewer, f"job {job.id} belongs to another company", company_id=job.companyid)
+    return job
+
+
+def _dispatch(job_id: int, retry: str | None = None) -> None:
+    payload = {"job": job_id, **({"retry": retry} if retry else {})}
+    msg_id = f"dispatch:{job_id}" + (f":{retry}" if retry else "")
+    try:
+        web_context().bus_client.publish(
+            command_subject("mailer", "dispatch_job"), payload, msg_id=msg_id
+        )
+    except BusUnavailable as exc:
+        flash(f"Saved, but the mailers cannot be reached now ({exc}); retry later.", "error")
+
+
+@bp.get("/")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def index():  # type: ignore[no-untyped-def]
+    scope = viewer_scope()
+    with web_context().appdb.transaction() as session:
+        rows = [job_progress(session, job) for job in list_jobs(session, scope.company_ids)]
+    return render_template("jobs/index.html", rows=rows, form=ActionForm(),
+                           company_id=scope.company_id)  # fmt: skip
+
+
+@bp.get("/view")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def view():  # type: ignore[no-untyped-def]
+    scope = viewer_scope()
+    viewer = current_viewer()
+    assert viewer is not None
+    with web_context().appdb.transaction() as session:
+        job = _job_in_scope(session, scope, viewer)
+        progress = job_progress(session, job)
+        errors = recent_errors(session, job.id)
+        dead = open_dead_chunks(session, job.id)
+    return render_template("jobs/view.html", p=progress, errors=errors, dead=dead,
+                           form=ActionForm())  # fmt: skip
+
+
+@bp.post("/create")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def create():  # type: ignore[no-untyped-def]
+    scope = viewer_scope()
+    viewer = current_viewer()
+    assert viewer is not None
+    if not ActionForm().validate_on_submit():
+        abort(400, description="the form expired; reload the page")
+    company_id = scope.company_id
+    if company_id is None:
+        abort(400, description="company: choose one company for the job")
+    recipients = _parse_recipients(request.form.get("recipients", ""))
+    try:
+        with web_context().appdb.transaction() as session:
+            job = create_job(
+                session, company_id=company_id, job_type="bulk", recipients=recipients,
+                source="ui", subject=request.form.get("subject", ""),
+                html=request.form.get("html", ""), actor_id=viewer.user_id,
+            )  # fmt: skip
+            job_id = job.id
+    except JobInvalid as exc:
+        return render_template("error.html", status=422, title="Job not created",
+                               message="; ".join(exc.errors)), 422  # fmt: skip
+    _dispatch(job_id)
+    flash(f"Job {job_id} created for {len(recipients)} recipients.", "info")
+    return redirect(url_for("jobs.view", job=job_id))
+
+
+def _parse_recipients(raw: str) -> list[RecipientSpec]:
+    """One recipient a line: `email` or `email,firstname,lastname`."""
+    recipients = []
+    for number, line in enumerate(raw.splitlines(), start=1):
+        parts = [part.strip() for part in line.split(",")]
+        if not parts[0]:
+            continue
+        if "@" not in parts[0]:
+            abort(422, description=f"recipients: line {number} does not start with an address")
+        names = dict(zip(("firstname", "lastname"), parts[1:3], strict=False))
+        recipients.append(RecipientSpec(email=parts[0], data=names))
+    if len(recipients) > MAX_UI_RECIPIENTS:
+        abort(422, description=f"recipients: at most {MAX_UI_RECIPIENTS} a job")
+    return recipients
+
+
+def _action(apply, done: str):  # type: ignore[no-untyped-def]
+    scope = viewer_scope()
+    viewer = current_viewer()
+    assert viewer is not None
+    if not ActionForm().validate_on_submit():
+        abort(400, description="the form expired; reload the page")
+    with web_context().appdb.transaction() as session:
+        job = _job_in_scope(session, scope, viewer)
+        job_id = job.id
+        changed = apply(session, job, viewer.user_id)
+    flash(done.format(job=job_id, n=changed) if changed else "Nothing to change.", "info")
+    return job_id, changed
+
+
+@bp.post("/cancel")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def cancel():  # type: ignore[no-untyped-def]
+    job_id, _ = _action(lambda s, job, actor: cancel_job(s, job, actor_id=actor),
+                        "Job {job} cancelled.")  # fmt: skip
+    return redirect(url_for("jobs.view", job=job_id))
+
+
+@bp.post("/retry-failed")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def retry_failed_recipients():  # type: ignore[no-untyped-def]
+    job_id, ids = _action(lambda s, job, actor: retry_failed(s, job, actor_id=actor),
+                          "{n} failed recipients of job {job} will be sent again.")  # fmt: skip
+    if ids:
+        _dispatch(job_id, retry=uuid.uuid4().hex[:12])
+    return redirect(url_for("jobs.view", job=job_id))
+
+
+@bp.post("/retry-dead")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def retry_dead():  # type: ignore[no-untyped-def]
+    job_id, ids = _action(lambda s, job, actor: retry_dead_chunks(s, job, actor_id=actor),
+                          "Dead-lettered chunks of job {job} will be sent again.")  # fmt: skip
+    if ids:
+        _dispatch(job_id, retry=uuid.uuid4().hex[:12])
+    return redirect(url_for("jobs.view", job=job_id))
