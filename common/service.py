@@ -50,6 +50,9 @@ class Consumption:
     handle_batch: BatchHandler | None = None
     batch_size: int = 1
     fetch_wait_s: float = 1.0
+    # Batch handlers with a fixed cost per batch (a transaction) may wait this long for a
+    # fuller batch once the first messages are in.
+    linger_s: float = 0.0
 
 
 class Worker:
@@ -139,6 +142,8 @@ class Worker:
                 if sub is None:
                     sub = await self.bus.pull(consumption.consumer)
                 msgs = await sub.fetch(consumption.batch_size, timeout=consumption.fetch_wait_s)
+                if consumption.linger_s:
+                    msgs += await self._linger(sub, consumption, len(msgs))
             except (TimeoutError, NatsTimeout):
                 continue
             except asyncio.CancelledError:
@@ -163,6 +168,19 @@ class Worker:
             finally:
                 for msg in msgs:
                     self._inflight.pop(id(msg), None)
+
+    async def _linger(self, sub: Any, consumption: Consumption, have: int) -> list[Msg]:
+        more: list[Msg] = []
+        deadline = time.monotonic() + consumption.linger_s
+        while have + len(more) < consumption.batch_size and not self.stopping:
+            left = deadline - time.monotonic()
+            if left <= 0.005:
+                break
+            try:
+                more += await sub.fetch(consumption.batch_size - have - len(more), timeout=left)
+            except (TimeoutError, NatsTimeout):
+                break
+        return more
 
     async def _deliver(self, handle: MessageHandler, msg: Msg) -> None:
         try:

@@ -1,0 +1,100 @@
+/* ManiReports time tracking for Moodle pages.
+ *
+ * Paste into Moodle's "Additional HTML" (before BODY is closed):
+ *   <script src="https://reports.example/static/js/heartbeat.js" defer></script>
+ *
+ * While the page is visible and the user is not idle, posts a heartbeat every 20-30 s to the
+ * ManiReports that served this script. The user is named only by a signed token fetched from
+ * ManiReports (with the user's ManiReports session). Stops for good when ManiReports says
+ * time tracking is disabled.
+ */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || !window.fetch) { return; }
+  var base = new URL(script.src).origin;
+  var IDLE_MS = 5 * 60 * 1000;
+  var minMs = 20000, maxMs = 30000;
+  var token = null, expiresMs = 0, timer = null, stopped = false, lastInput = Date.now();
+  var pendingToken = null;
+
+  function pageIds() {
+    // Moodle marks every page's body with course-<id>, and module pages with cmid-<id>.
+    var classes = document.body ? document.body.className : "";
+    var course = /(?:^|\s)course-(\d+)(?:\s|$)/.exec(classes);
+    var cm = /(?:^|\s)cmid-(\d+)(?:\s|$)/.exec(classes);
+    return { course: course ? parseInt(course[1], 10) : 0, cm: cm ? parseInt(cm[1], 10) : 0 };
+  }
+
+  function beatId() {
+    if (window.crypto && crypto.randomUUID) { return crypto.randomUUID(); }
+    var bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
+  }
+
+  function stop() {
+    stopped = true;
+    clearTimeout(timer);
+  }
+
+  function idle() { return Date.now() - lastInput > IDLE_MS; }
+  function active() { return !stopped && document.visibilityState === "visible" && !idle(); }
+
+  function fetchToken() {
+    if (token && expiresMs - Date.now() > 60000) { return Promise.resolve(token); }
+    if (pendingToken) { return pendingToken; }
+    pendingToken = fetch(base + "/tracking/token", { credentials: "include", cache: "no-store" })
+      .then(function (response) {
+        if (response.status === 403 || response.status === 401) { stop(); }
+        if (!response.ok) { throw new Error("no heartbeat token (" + response.status + ")"); }
+        return response.json();
+      })
+      .then(function (data) {
+        if (!data.tracking) { stop(); throw new Error("time tracking is disabled"); }
+        token = data.token;
+        expiresMs = data.expires * 1000;
+        if (data.interval) { minMs = data.interval.min_s * 1000; maxMs = data.interval.max_s * 1000; }
+        return token;
+      })
+      .finally(function () { pendingToken = null; });
+    return pendingToken;
+  }
+
+  function send() {
+    if (!active()) { return; }
+    var ids = pageIds();
+    if (!ids.course) { return; }
+    fetchToken().then(function (current) {
+      return fetch(base + "/tracking/beat", {
+        method: "POST",
+        // text/plain keeps this a CORS "simple request": no preflight per beat.
+        headers: { "Content-Type": "text/plain" },
+        body: JSON.stringify({ token: current, course: ids.course, cm: ids.cm, id: beatId() }),
+        keepalive: true
+      });
+    }).then(function (response) {
+      if (response.status === 401) { token = null; }
+      if (response.status === 403) { stop(); }
+    }).catch(function () { /* the next beat tries again */ });
+    schedule();
+  }
+
+  function schedule() {
+    clearTimeout(timer);
+    if (active()) { timer = setTimeout(send, minMs + Math.random() * (maxMs - minMs)); }
+  }
+
+  document.addEventListener("visibilitychange", function () {
+    if (document.visibilityState === "visible") { lastInput = Date.now(); send(); }
+    else { clearTimeout(timer); }
+  });
+  ["mousemove", "mousedown", "keydown", "scroll", "touchstart", "wheel"].forEach(function (name) {
+    window.addEventListener(name, function () {
+      var wasIdle = idle();
+      lastInput = Date.now();
+      if (wasIdle) { send(); }
+    }, { passive: true });
+  });
+  send();
+})();

@@ -1,0 +1,163 @@
+"""Time tracking: the heartbeat endpoint, heartbeat tokens and the admin snippet page.
+
+Moodle pages load `static/js/heartbeat.js` (the snippet an admin pastes into Moodle's
+additional HTML). The script fetches a token for the signed-in user from `/tracking/token`
+(same-site, with cookies) and posts a beat every 20-30 s while the page is visible. A beat is
+checked and published to JetStream; nothing is written to a database here.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, session
+
+from common.access import capabilities as caps
+from common.analytics.heartbeats import SUBJECT, Beat, InvalidBeat, positive_id
+from web.app import csrf
+from web.auth.guards import SESSION_USER, require_capability, web_context
+from web.bus_client import BusUnavailable
+from web.tracking.publisher import BeatPublisher
+from web.tracking.tokens import HeartbeatTokens, TokenRejected
+
+bp = Blueprint("tracking", __name__, url_prefix="/tracking", template_folder="templates")
+
+BEAT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_BEAT_BYTES = 1024
+EXTENSION = "manireports.tracking"
+
+
+class Tracking:
+    """What the endpoint keeps for the app's lifetime: the token signer and the publisher."""
+
+    def __init__(self) -> None:
+        ctx = web_context()
+        self.tokens = HeartbeatTokens(ctx.settings.secret_key, ctx.settings.heartbeat_token_ttl_s)
+        self.publisher = BeatPublisher(ctx.bus_client, SUBJECT)
+
+
+def tracking() -> Tracking:
+    state = current_app.extensions.get(EXTENSION)
+    if state is None:
+        state = current_app.extensions.setdefault(EXTENSION, Tracking())
+    return state  # type: ignore[no-any-return]
+
+
+def _problem(status: int, error: str, field: str | None = None, **extra: Any) -> Response:
+    body: dict[str, Any] = {"error": error, **extra}
+    if field:
+        body["field"] = field
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _allowed_origin() -> str | None:
+    """The request's Origin if it may call us cross-origin; None if it may not."""
+    origin = request.headers.get("Origin")
+    allowed = web_context().settings.tracking_allowed_origins
+    if origin is None:
+        return None
+    if origin in allowed or (not allowed and origin == request.host_url.rstrip("/")):
+        return origin
+    return None
+
+
+def _cors(response: Response, *, credentials: bool) -> Response:
+    origin = _allowed_origin()
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+        if credentials:
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+    return response
+
+
+def _origin_refused() -> bool:
+    """A browser call from an origin that is not allowed (no Origin: not a browser call)."""
+    return "Origin" in request.headers and _allowed_origin() is None
+
+
+@bp.route("/beat", methods=["OPTIONS"])
+def beat_preflight():  # type: ignore[no-untyped-def]
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "POST"
+    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+    response.headers["Access-Control-Max-Age"] = "86400"
+    return _cors(response, credentials=False)
+
+
+@bp.post("/beat")
+@csrf.exempt  # authenticated by the heartbeat token, not a session
+def beat():  # type: ignore[no-untyped-def]
+    ctx = web_context()
+    if not ctx.settings.time_tracking_enabled:
+        return _cors(_problem(403, "time tracking is disabled", tracking=False), credentials=False)
+    if _origin_refused():
+        return _problem(403, "this origin may not send heartbeats", "Origin")
+    # The script posts text/plain to stay a CORS "simple request" (no preflight per beat).
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BEAT_BYTES:
+        return _cors(_problem(413, "beat too large"), credentials=False)
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        return _cors(_problem(400, "body must be a JSON object"), credentials=False)
+    if not isinstance(body, dict):
+        return _cors(_problem(400, "body must be a JSON object"), credentials=False)
+    now = ctx.clock()
+    try:
+        user_id = tracking().tokens.verify(body.get("token"), now)
+    except TokenRejected as exc:
+        return _cors(_problem(401, str(exc), "token"), credentials=False)
+    beat_id = body.get("id")
+    if not isinstance(beat_id, str) or not BEAT_ID.match(beat_id):
+        return _cors(_problem(400, "8-64 letters, digits, - or _", "id"), credentials=False)
+    try:
+        beat = Beat(
+            id=beat_id,
+            userid=user_id,
+            courseid=positive_id(body.get("course"), "course"),
+            cmid=positive_id(body.get("cm", 0), "cm", allow_zero=True),
+            time=int(now),
+        )
+    except InvalidBeat as exc:
+        field, _, reason = str(exc).partition(": ")
+        return _cors(_problem(400, reason, field), credentials=False)
+    try:
+        tracking().publisher.publish(beat.payload())
+    except BusUnavailable as exc:
+        current_app.logger.warning("heartbeat not published: %s", exc)
+        return _cors(_problem(503, "try again later"), credentials=False)
+    return _cors(Response(status=204), credentials=False)
+
+
+@bp.get("/token")
+def token():  # type: ignore[no-untyped-def]
+    """A heartbeat token for the signed-in user, for the script on Moodle pages."""
+    ctx = web_context()
+    if _origin_refused():
+        return _problem(403, "this origin may not request heartbeat tokens", "Origin")
+    if not ctx.settings.time_tracking_enabled:
+        return _cors(_problem(403, "time tracking is disabled", tracking=False), credentials=True)
+    user_id = session.get(SESSION_USER)
+    if user_id is None:
+        return _cors(_problem(401, "sign in to ManiReports first"), credentials=True)
+    issued, expires = tracking().tokens.issue(int(user_id), ctx.clock())
+    interval = {"min_s": 20, "max_s": 30}
+    response = jsonify(token=issued, expires=expires, tracking=True, interval=interval)
+    response.headers["Cache-Control"] = "no-store"
+    return _cors(response, credentials=True)
+
+
+@bp.get("/")
+@require_capability(caps.VIEW_ADMIN_DASHBOARD)
+def snippet():  # type: ignore[no-untyped-def]
+    ctx = web_context()
+    return render_template(
+        "tracking/snippet.html",
+        settings=ctx.settings,
+        script_url=request.host_url.rstrip("/") + "/static/js/heartbeat.js",
+    )
