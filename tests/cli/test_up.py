@@ -58,13 +58,13 @@ def stack(tmp_path):
 
 def test_up_runs_supervises_and_stops_the_whole_stack(stack):
     proc, env, web_port, nats_port, log_path = stack
-    wait_for(lambda: healthz(web_port), timeout_s=60, message="/healthz 200")
+    wait_for(lambda: healthz(web_port), timeout_s=90, message="/healthz 200")
 
     def all_healthy():
         code, by_service = status(env)
         return by_service if code == 0 else None
 
-    by_service = wait_for(all_healthy, timeout_s=30, message="every service healthy")
+    by_service = wait_for(all_healthy, timeout_s=60, message="every service healthy")
     assert set(by_service) == {"aggregator", "scheduler", "mailer", "sync"}
 
     # A crashed child is restarted by the supervisor.
@@ -75,7 +75,7 @@ def test_up_runs_supervises_and_stops_the_whole_stack(stack):
         code, now = status(env)
         return code == 0 and pids_of(now["aggregator"]) not in ({old_pid}, set())
 
-    wait_for(aggregator_replaced, timeout_s=30, message="aggregator restarted")
+    wait_for(aggregator_replaced, timeout_s=60, message="aggregator restarted")
 
     # The embedded nats-server is restarted too, and the services reconnect to it.
     nats_pid = int(
