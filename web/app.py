@@ -33,11 +33,15 @@ def create_app(settings: Settings | None = None, context: WebContext | None = No
 
 
 def _register_blueprints(app: Flask) -> None:
+    from web.analytics.routes import bp as analytics_bp
+    from web.api.routes import bp as api_v1_bp
+    from web.api.tokens import bp as api_tokens_bp
     from web.audit.routes import bp as audit_bp
     from web.auth.routes import bp as auth_bp
     from web.callbacks.routes import bp as callbacks_bp
     from web.dashboards.routes import bp as dashboards_bp
     from web.email_offload.routes import bp as email_offload_bp
+    from web.email_offload.template_editor import bp as email_templates_bp
     from web.health.routes import bp as health_bp
     from web.home.routes import bp as home_bp
     from web.jobs.routes import bp as jobs_bp
@@ -51,9 +55,15 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(reports_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(tracking_bp)
+    app.register_blueprint(analytics_bp)
     app.register_blueprint(callbacks_bp)
     app.register_blueprint(jobs_bp)
     app.register_blueprint(email_offload_bp)
+    app.register_blueprint(email_templates_bp)
+    app.register_blueprint(api_tokens_bp)
+    # Bearer tokens, no cookies: a cross-site page cannot make the browser send the token.
+    csrf.exempt(api_v1_bp)
+    app.register_blueprint(api_v1_bp)
 
 
 def _register_template_context(app: Flask) -> None:
@@ -75,7 +85,11 @@ def _register_template_context(app: Flask) -> None:
 def _wants_json() -> bool:
     """AJAX and API callers get errors as JSON; browsers get a page."""
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return best == "application/json" or request.path.endswith("/data")
+    return (
+        best == "application/json"
+        or request.path.endswith("/data")
+        or request.path.startswith("/api/")
+    )
 
 
 def _register_error_pages(app: Flask) -> None:

@@ -26,7 +26,7 @@ from common.analytics.intervals import (
     seconds_by_date,
     utc_date,
 )
-from common.analytics.upsert import upsert
+from common.analytics.upsert import table_of, upsert
 from common.models.analytics import UsertimeDaily, UsertimeSession
 from common.models.base import utcnow
 
@@ -61,15 +61,19 @@ class Timeline:
 
     def merge(self, cmid: int, times: Iterable[int], gap_s: int) -> None:
         """Merge activity times of one activity; marks the dates the change can reach."""
-        points = sorted(set(times))
-        if not points:
+        self.merge_spans(cmid, ((t, t) for t in set(times)), gap_s)
+
+    def merge_spans(self, cmid: int, spans: Iterable[Span], gap_s: int) -> None:
+        """Merge stretches of activity (already sessions of their own) of one activity."""
+        new = list(spans)
+        if not new:
             return
         mine = sorted(
             (s for s in self.sessions if s.cmid == cmid and not s.dead),
             key=lambda s: (s.first, s.last),
         )
         items: list[tuple[int, int, StoredSession | None]] = [(s.first, s.last, s) for s in mine]
-        items += [(t, t, None) for t in points]
+        items += [(first, last, None) for first, last in new]
         items.sort(key=lambda item: (item[0], item[1]))
         cluster: list[tuple[int, int, StoredSession | None]] = []
         last_end = 0
@@ -90,10 +94,11 @@ class Timeline:
             return  # existing sessions no new time reached
         first = min(item[0] for item in cluster)
         last = max(item[1] for item in cluster)
-        # A new time only adds coverage within gap_s of itself (it extends a session or
+        # New activity only adds coverage within gap_s of itself (it extends a session or
         # bridges two), so only the dates of those neighbourhoods can change.
-        new_times = [item[0] for item in cluster if item[2] is None]
-        self.touched.update(dates_between(min(new_times) - gap_s, max(new_times) + gap_s))
+        new_first = min(item[0] for item in cluster if item[2] is None)
+        new_last = max(item[1] for item in cluster if item[2] is None)
+        self.touched.update(dates_between(new_first - gap_s, new_last + gap_s))
         if not stored:
             self.sessions.append(StoredSession(None, cmid, first, last, dirty=True))
             return
@@ -169,7 +174,7 @@ def save_timelines(
                 inserts.append((key, stored))
             elif stored.dirty:
                 updates.append(_session_values(key, stored) | {"b_id": stored.id})
-    t = UsertimeSession.__table__
+    t = table_of(UsertimeSession)
     if deletes:
         for offset in range(0, len(deletes), KEY_BATCH):
             chunk = deletes[offset : offset + KEY_BATCH]
@@ -188,7 +193,7 @@ def save_timelines(
     if inserts:
         rows = [_session_values(key, s) | {"estimated": estimated} for key, s in inserts]
         result = session.execute(
-            UsertimeSession.__table__.insert().returning(t.c.id, sort_by_parameter_order=True),
+            table_of(UsertimeSession).insert().returning(t.c.id, sort_by_parameter_order=True),
             rows,
         )
         for (_, stored), new_id in zip(inserts, result.scalars(), strict=True):
@@ -228,7 +233,7 @@ def write_daily(
         timeline.touched = set()
     upsert(
         session,
-        UsertimeDaily.__table__,
+        table_of(UsertimeDaily),
         rows,
         key=("userid", "courseid", "date", "estimated"),
         update=("seconds", "timemodified"),

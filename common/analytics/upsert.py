@@ -10,6 +10,12 @@ from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import Session
 
 
+def table_of(model: Any) -> Table:
+    """A mapped class's Table, typed as one (`__table__` is typed as a plain FromClause)."""
+    table: Table = model.__table__
+    return table
+
+
 def upsert(
     session: Session,
     table: Table,

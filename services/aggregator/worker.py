@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -19,7 +20,9 @@ from common.bus import ConsumerSpec
 from common.commands import CommandHandler, CommandWorker
 from common.idempotency import forget_processed_before
 from common.models.base import utcnow
+from common.moodle import MoodleSource
 from common.service import Consumption
+from services.aggregator.jobs import Jobs
 from services.aggregator.storage import open_appdb
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,8 @@ class AggregatorWorker(CommandWorker):
     def on_start_db(self) -> None:
         self.appdb = open_appdb(self.settings.database_url)
         self.beats_applied = 0
+        self._jobs: Jobs | None = None
+        self._source: MoodleSource | None = None
 
     def consumptions(self) -> list[Consumption]:
         beats = Consumption(
@@ -56,11 +61,49 @@ class AggregatorWorker(CommandWorker):
         )
         return [*super().consumptions(), beats]
 
+    async def on_stop(self) -> None:
+        if self._source is not None:
+            self._source.dispose()
+        await super().on_stop()
+
+    @property
+    def jobs(self) -> Jobs:
+        if self._jobs is None:
+            self._source = MoodleSource(
+                self.settings.moodle_database_url, self.settings.moodle_prefix
+            )
+            self._jobs = Jobs(self.settings, self.appdb, self._source)
+        return self._jobs
+
     def commands(self) -> dict[str, CommandHandler]:
-        return {"retention_cleanup": self.retention_cleanup}
+        return {
+            "retention_cleanup": self.retention_cleanup,
+            "estimate_time": self._job(lambda p: self.jobs.estimate_time()),
+            "scorm_summary": self._job(lambda p: self.jobs.scorm_summary(bool(p.get("full")))),
+            "engagement": self._job(lambda p: self.jobs.engagement(p.get("now"))),
+            "risk_scores": self._job(lambda p: self.jobs.risk_scores(p.get("now"))),
+            "refresh_caches": self._job(lambda p: self.jobs.refresh_caches(p.get("now"))),
+            "preaggregate": self._job(lambda p: self.jobs.preaggregate(p.get("now"))),
+        }
 
     def health_details(self) -> dict[str, Any]:
-        return {"beats_applied": self.beats_applied}
+        runs = self._jobs.last_runs if self._jobs else {}
+        return {"beats_applied": self.beats_applied, "jobs": runs}
+
+    def _job(self, run: Callable[[dict[str, Any]], object]) -> CommandHandler:
+        """A command running `run(payload)` in a thread, telling JetStream it is still being
+        worked on so a long job (a first full log estimate) is not redelivered meanwhile."""
+
+        async def handle(payload: dict[str, Any], msg: Msg) -> None:
+            task = asyncio.ensure_future(asyncio.to_thread(run, payload))
+            beat_s = max(1.0, self.settings.bus_ack_wait_s / 3)
+            while not task.done():
+                done, _ = await asyncio.wait({task}, timeout=beat_s)
+                if not done:
+                    await msg.in_progress()
+            task.result()
+
+        return handle
 
     async def apply_heartbeats(self, batch: list[tuple[dict[str, Any], Msg]]) -> None:
         beats: list[Beat] = []

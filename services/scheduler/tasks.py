@@ -25,6 +25,11 @@ class PeriodicTask:
 
 DEFAULT_TASKS: tuple[PeriodicTask, ...] = (
     PeriodicTask("retention_cleanup", "aggregator", "retention_cleanup", 86400),
+    PeriodicTask("scorm_summary", "aggregator", "scorm_summary", 300),
+    PeriodicTask("estimate_time", "aggregator", "estimate_time", 3600),
+    PeriodicTask("engagement", "aggregator", "engagement", 3600),
+    PeriodicTask("refresh_caches", "aggregator", "refresh_caches", 900),
+    PeriodicTask("risk_scores", "aggregator", "risk_scores", 86400),
     PeriodicTask("watch_email_queue", "mailer", "watch_email_queue", 60),
 )
 

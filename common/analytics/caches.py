@@ -1,0 +1,109 @@
+"""Pre-computed dashboard figures in `manireports_cache_summary`, one JSON document per scope.
+
+The aggregator's `refresh_caches` task computes every scope (the site and each company) in a
+few grouped queries and stores each as JSON with when it was computed and when it expires
+(CACHE_TTL_S). Dashboards read one row; an expired entry is stale and is not served, and
+entries of scopes that no longer exist are deleted at the next refresh.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from common.analytics.trends import (
+    SITE,
+    Scope,
+    activity_trend,
+    company_members,
+    completion_trend,
+    empty_trend,
+    engagement_rollup,
+    month_starts,
+)
+from common.analytics.upsert import table_of, upsert
+from common.appdb import AppDB
+from common.models.analytics import CacheSummary
+from common.models.base import utcnow
+from common.moodle import MoodleSource
+
+PREFIX = "dashboard:"
+
+
+def cache_key(company_id: int | None) -> str:
+    return f"{PREFIX}site" if company_id is None else f"{PREFIX}company:{company_id}"
+
+
+@dataclass(frozen=True)
+class CachedFigures:
+    payload: dict[str, Any]
+    computed_at: datetime
+    expires_at: datetime
+
+    def age_s(self, now: datetime) -> int:
+        return max(0, int((now - self.computed_at).total_seconds()))
+
+
+def refresh_caches(appdb: AppDB, source: MoodleSource, *, ttl_s: int, now: int) -> int:
+    """Recompute every scope's dashboard document; returns how many were stored."""
+    started = time.perf_counter()
+    members = company_members(source)
+    activity = activity_trend(source, now)
+    completions = completion_trend(source, now)
+    with appdb.transaction() as session:
+        rollup = engagement_rollup(session, members)
+    scopes: list[Scope] = [SITE, *sorted(members)]
+    starts = month_starts(now)
+    computed = utcnow()
+    elapsed_ms = int((time.perf_counter() - started) * 1000)
+    rows = []
+    for scope in scopes:
+        trend = empty_trend(starts)
+        trend["events"] = activity.get(scope, trend)["events"]
+        trend["active_users"] = activity.get(scope, trend)["active_users"]
+        trend["completions"] = completions.get(scope, trend)["completions"]
+        payload = {"trend": trend, "engagement": rollup.get(scope, {"courses": []}),
+                   "as_of": now}  # fmt: skip
+        rows.append(
+            {"cachekey": cache_key(scope), "companyid": scope,
+             "payload": json.dumps(payload, separators=(",", ":")), "computed_at": computed,
+             "expires_at": computed + timedelta(seconds=ttl_s), "compute_ms": elapsed_ms}
+        )  # fmt: skip
+    with appdb.transaction() as session:
+        upsert(
+            session,
+            table_of(CacheSummary),
+            rows,
+            key=("cachekey",),
+            update=("companyid", "payload", "computed_at", "expires_at", "compute_ms"),
+        )
+        keep = [row["cachekey"] for row in rows]
+        session.execute(
+            delete(CacheSummary).where(
+                CacheSummary.cachekey.like(f"{PREFIX}%"), CacheSummary.cachekey.not_in(keep)
+            )
+        )
+    return len(rows)
+
+
+def read_cache(session: Session, company_id: int | None, now: datetime) -> CachedFigures | None:
+    """The scope's dashboard document, or None when there is none or it has expired."""
+    row = session.execute(
+        select(CacheSummary.payload, CacheSummary.computed_at, CacheSummary.expires_at).where(
+            CacheSummary.cachekey == cache_key(company_id)
+        )
+    ).first()
+    if row is None or row.expires_at <= now:
+        return None
+    return CachedFigures(json.loads(row.payload), row.computed_at, row.expires_at)
+
+
+def invalidate_all(session: Session) -> None:
+    """Drop every dashboard document; dashboards show nothing until the next refresh."""
+    session.execute(delete(CacheSummary).where(CacheSummary.cachekey.like(f"{PREFIX}%")))

@@ -1,0 +1,158 @@
+"""The heavy figures dashboards show from the cache: 12-month trends and per-company rollups.
+
+Each builder computes the figures for every scope at once (the whole site and each company),
+with one grouped query over the Moodle DB, so a refresh costs one pass, not one per company.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import case, func, literal, select
+from sqlalchemy.orm import Session
+
+from common.models.analytics import Engagement, RiskScore
+from common.moodle import MoodleSource
+
+SITE = None  # the scope key of site-wide figures
+Scope = int | None  # a company id, or SITE
+
+MONTHS = 12
+
+
+def month_starts(now: int, months: int = MONTHS) -> list[int]:
+    """Unix times of the first instant of each of the last `months` UTC months, oldest first."""
+    moment = datetime.fromtimestamp(now, UTC)
+    year, month = moment.year, moment.month
+    starts = []
+    for _ in range(months):
+        starts.append(int(datetime(year, month, 1, tzinfo=UTC).timestamp()))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    return starts[::-1]
+
+
+def _month_bucket(column: Any, starts: list[int]) -> Any:
+    # A CASE over the month boundaries: portable SQL for "which month is this time in".
+    return case(
+        *((column >= start, literal(index)) for index, start in reversed(list(enumerate(starts)))),
+        else_=literal(-1),
+    )
+
+
+def _companies(source: MoodleSource) -> bool:
+    return source.features().has_iomad
+
+
+def activity_trend(source: MoodleSource, now: int) -> dict[Scope, dict[str, Any]]:
+    """Per month: events and distinct active users, site-wide and per company."""
+    starts = month_starts(now)
+    lg = source.tables.logstore_standard_log
+    bucket = _month_bucket(lg.c.timecreated, starts).label("bucket")
+    real = (lg.c.userid > 1, lg.c.timecreated >= starts[0], lg.c.timecreated <= now)
+    site = select(bucket, func.count(), func.count(lg.c.userid.distinct())).where(*real)
+    results: dict[Scope, dict[str, Any]] = defaultdict(lambda: empty_trend(starts))
+    with source.engine.connect() as conn:
+        for index, events, users in conn.execute(site.group_by(bucket)):
+            results[SITE]["events"][index] = int(events)
+            results[SITE]["active_users"][index] = int(users)
+        if _companies(source):
+            cu = source.tables.company_users
+            # A user in two departments of one company is still one member.
+            members = select(cu.c.companyid, cu.c.userid).distinct().subquery()
+            per_company = (
+                select(members.c.companyid, bucket, func.count(),
+                       func.count(lg.c.userid.distinct()))
+                .join(members, members.c.userid == lg.c.userid)
+                .where(*real)
+                .group_by(members.c.companyid, bucket)
+            )  # fmt: skip
+            for company, index, events, users in conn.execute(per_company):
+                results[int(company)]["events"][index] = int(events)
+                results[int(company)]["active_users"][index] = int(users)
+    return dict(results)
+
+
+def completion_trend(source: MoodleSource, now: int) -> dict[Scope, dict[str, Any]]:
+    """Per month: course completions, site-wide and per company of the learner."""
+    starts = month_starts(now)
+    cc = source.tables.course_completions
+    bucket = _month_bucket(cc.c.timecompleted, starts).label("bucket")
+    done = (cc.c.timecompleted >= starts[0], cc.c.timecompleted <= now)
+    results: dict[Scope, dict[str, Any]] = defaultdict(lambda: empty_trend(starts))
+    with source.engine.connect() as conn:
+        for index, count in conn.execute(
+            select(bucket, func.count()).where(*done).group_by(bucket)
+        ):
+            results[SITE]["completions"][index] = int(count)
+        if _companies(source):
+            cu = source.tables.company_users
+            members = select(cu.c.companyid, cu.c.userid).distinct().subquery()
+            query = (
+                select(members.c.companyid, bucket, func.count())
+                .join(members, members.c.userid == cc.c.userid)
+                .where(*done)
+                .group_by(members.c.companyid, bucket)
+            )
+            for company, index, count in conn.execute(query):
+                results[int(company)]["completions"][index] = int(count)
+    return dict(results)
+
+
+def empty_trend(starts: list[int]) -> dict[str, Any]:
+    labels = [datetime.fromtimestamp(s, UTC).strftime("%Y-%m") for s in starts]
+    zeros = [0] * len(starts)
+    return {"months": labels, "events": list(zeros), "active_users": list(zeros),
+            "completions": list(zeros)}  # fmt: skip
+
+
+def company_members(source: MoodleSource) -> dict[int, set[int]]:
+    """Company id -> its user ids (empty on a site without IOMAD)."""
+    if not _companies(source):
+        return {}
+    cu = source.tables.company_users
+    members: dict[int, set[int]] = defaultdict(set)
+    with source.engine.connect() as conn:
+        for company, user in conn.execute(select(cu.c.companyid, cu.c.userid)):
+            members[int(company)].add(int(user))
+    return dict(members)
+
+
+def engagement_rollup(
+    session: Session, members: dict[int, set[int]]
+) -> dict[Scope, dict[str, Any]]:
+    """Per course: learners active in 7 and 30 days, their time and flagged learners."""
+    flagged = {
+        (u, c) for u, c in session.execute(
+            select(RiskScore.userid, RiskScore.courseid).where(RiskScore.flagged.is_(True))
+        )
+    }  # fmt: skip
+    e = Engagement
+    rows = session.execute(
+        select(e.userid, e.courseid, e.active_days_7, e.active_days_30, e.seconds_30,
+               e.estimated)
+    ).all()  # fmt: skip
+    user_scopes: dict[int, list[Scope]] = defaultdict(lambda: [SITE])
+    for company, users in members.items():
+        for user in users:
+            user_scopes[user].append(company)
+    courses: dict[Scope, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for row in rows:
+        for scope in user_scopes[row.userid]:
+            figures = courses[scope].setdefault(
+                row.courseid,
+                {"course": row.courseid, "active_7": 0, "active_30": 0, "seconds_30": 0,
+                 "estimated": False, "flagged": 0},
+            )  # fmt: skip
+            figures["active_7"] += row.active_days_7 > 0
+            figures["active_30"] += row.active_days_30 > 0
+            figures["seconds_30"] += row.seconds_30
+            figures["estimated"] = figures["estimated"] or row.estimated
+            figures["flagged"] += (row.userid, row.courseid) in flagged
+    return {scope: {"courses": sorted(by_course.values(), key=lambda f: f["course"])}
+            for scope, by_course in courses.items()}  # fmt: skip
+
+
+Builder = Callable[..., dict[Scope, dict[str, Any]]]

@@ -1,0 +1,42 @@
+"""Reports over the API: the dashboard's own rows for the token's user, errors as JSON."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.web.api.conftest import bearer
+
+
+@pytest.mark.parametrize("username", ["admin", "mgr_a", "teacher_a"])
+def test_report_rows_equal_the_dashboard_data_for_the_same_viewer(app, client_as, token_for,
+                                                                  username):  # fmt: skip
+    dashboard = client_as(username).get("/reports/course_completion/data?days=90")
+    api = app.test_client().get("/api/v1/reports/course_completion?days=90",
+                                headers=bearer(token_for(username)))  # fmt: skip
+    assert dashboard.status_code == api.status_code == 200
+    assert api.get_json() == dashboard.get_json()
+    assert api.get_json()["rows"], "the comparison needs rows"
+
+
+def test_listing_shows_only_reports_the_user_may_run(app, token_for):
+    client = app.test_client()
+    manager = client.get("/api/v1/reports", headers=bearer(token_for("mgr_a"))).get_json()
+    assert [r["name"] for r in manager["reports"]] == ["course_completion"]
+    assert manager["reports"][0]["url"] == "/api/v1/reports/course_completion"
+    student = client.get("/api/v1/reports", headers=bearer(token_for("ana"))).get_json()
+    assert student["reports"] == []
+
+
+def test_bad_parameters_are_400_naming_the_field(app, token_for):
+    client = app.test_client()
+    headers = bearer(token_for("mgr_a"))
+    response = client.get("/api/v1/reports/course_completion?days=7", headers=headers)
+    assert response.status_code == 400
+    assert response.get_json() == {"error": "must be one of 30, 90", "field": "days"}
+    response = client.get("/api/v1/reports/course_completion?company=acme", headers=headers)
+    assert response.status_code == 400 and response.get_json()["field"] == "company"
+
+
+def test_unknown_report_is_a_json_404(app, token_for):
+    response = app.test_client().get("/api/v1/reports/no_such", headers=bearer(token_for("admin")))
+    assert response.status_code == 404 and "no_such" in response.get_json()["error"]

@@ -1,0 +1,133 @@
+"""Analytics pages: the cached overview (trends, engagement) and the at-risk learners.
+
+Figures come from what the aggregator pre-computed (the dashboard cache, risk scores); the
+pages only read them, restricted to the viewer's tenant scope, and say how fresh they are.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import HiddenField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from common.access import capabilities as caps
+from common.analytics.caches import read_cache
+from common.analytics.risk import MAX_NOTE, RiskInputError, acknowledge, flagged_learners
+from common.tenancy import TenantScope
+from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
+from web.navigation import add_nav_item
+
+bp = Blueprint("analytics", __name__, url_prefix="/analytics", template_folder="templates")
+
+VIEWERS = (caps.VIEW_ADMIN_DASHBOARD, caps.VIEW_MANAGER_DASHBOARD, caps.VIEW_TEACHER_DASHBOARD)
+
+
+class AckForm(FlaskForm):
+    learner = HiddenField(validators=[DataRequired()])
+    course = HiddenField(validators=[DataRequired()])
+    note = TextAreaField("Note", validators=[DataRequired(), Length(max=MAX_NOTE)])
+
+
+def _scope_ids(scope: TenantScope) -> tuple[set[int] | None, set[int] | None]:
+    """The user and course ids a scope allows (None: no limit), read from the Moodle DB."""
+    ctx = web_context()
+    t = ctx.moodle.tables
+    users = courses = None
+    with ctx.moodle.engine.connect() as conn:
+        if scope.company_ids is not None:
+            query = select(t.user.c.id).where(scope.restrict_users(t.user.c.id, t))
+            users = {int(u) for u in conn.scalars(query)}
+        if scope.company_ids is not None or scope.course_ids is not None:
+            query = select(t.course.c.id).where(scope.restrict_courses(t.course.c.id, t))
+            courses = {int(c) for c in conn.scalars(query)}
+    return users, courses
+
+
+def _names(user_ids: set[int], course_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
+    ctx = web_context()
+    t = ctx.moodle.tables
+    with ctx.moodle.engine.connect() as conn:
+        people = {
+            int(r.id): f"{r.firstname} {r.lastname}"
+            for r in conn.execute(select(t.user.c.id, t.user.c.firstname, t.user.c.lastname)
+                                  .where(t.user.c.id.in_(sorted(user_ids))))
+        }  # fmt: skip
+        courses = {
+            int(r.id): r.fullname
+            for r in conn.execute(select(t.course.c.id, t.course.c.fullname)
+                                  .where(t.course.c.id.in_(sorted(course_ids))))
+        }  # fmt: skip
+    return people, courses
+
+
+@bp.get("/")
+@require_capability(*VIEWERS)
+def overview():  # type: ignore[no-untyped-def]
+    scope = viewer_scope()
+    ctx = web_context()
+    now = datetime.fromtimestamp(ctx.clock(), UTC)
+    with ctx.appdb.transaction() as db:
+        cached = read_cache(db, scope.company_id, now)
+    courses: dict[int, str] = {}
+    if cached is not None:
+        _, allowed = _scope_ids(scope)
+        rows = cached.payload["engagement"]["courses"]
+        if allowed is not None:
+            rows = [r for r in rows if r["course"] in allowed]
+        cached.payload["engagement"]["courses"] = rows
+        _, courses = _names(set(), {r["course"] for r in rows})
+    return render_template("analytics/overview.html", cached=cached, now=now, courses=courses,
+                           ttl_s=ctx.settings.cache_ttl_s)  # fmt: skip
+
+
+@bp.get("/at-risk")
+@require_capability(*VIEWERS)
+def at_risk():  # type: ignore[no-untyped-def]
+    scope = viewer_scope()
+    ctx = web_context()
+    users, courses = _scope_ids(scope)
+    with ctx.appdb.transaction() as db:
+        learners = flagged_learners(db, user_ids=users, course_ids=courses)
+    people, course_names = _names({x.userid for x in learners}, {x.courseid for x in learners})
+    return render_template("analytics/at_risk.html", learners=learners, people=people,
+                           courses=course_names, form=AckForm(),
+                           flag_score=ctx.settings.risk_flag_score)  # fmt: skip
+
+
+@bp.post("/at-risk/acknowledge")
+@require_capability(caps.VIEW_ADMIN_DASHBOARD, caps.VIEW_MANAGER_DASHBOARD)
+def acknowledge_learner():  # type: ignore[no-untyped-def]
+    form = AckForm()
+    if not form.validate_on_submit():
+        abort(400, description="A note is required (and the form must not be stale).")
+    viewer = current_viewer()
+    assert viewer is not None
+    scope = viewer_scope()
+    try:
+        learner, course = int(form.learner.data), int(form.course.data)
+    except ValueError:
+        abort(400, description="learner and course must be ids")
+    users, courses = _scope_ids(scope)
+    if (users is not None and learner not in users) or (
+        courses is not None and course not in courses
+    ):
+        abort(404, description="No such flagged learner in your scope.")  # fmt: skip
+    ctx = web_context()
+    try:
+        with ctx.appdb.transaction() as db:
+            acknowledge(db, actor_id=viewer.user_id, userid=learner, courseid=course,
+                        note=form.note.data, company_id=scope.company_id,
+                        ip=request.remote_addr)  # fmt: skip
+    except RiskInputError as exc:
+        abort(400, description=f"{exc.field}: {exc.reason}")
+    flash("Acknowledged.", "info")
+    return redirect(url_for("analytics.at_risk"))
+
+
+add_nav_item("Analytics", "analytics.overview", *VIEWERS)
+add_nav_item("At-risk learners", "analytics.at_risk", *VIEWERS)
+add_nav_item("Time tracking", "tracking.snippet", caps.VIEW_ADMIN_DASHBOARD)

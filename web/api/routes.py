@@ -1,0 +1,148 @@
+"""`/api/v1`: prebuilt reports and email jobs as JSON, for a bearer token.
+
+The same report definitions, tenant scoping and job creation as the pages: a report's rows
+here are the rows of its dashboard for the token's user, and a job created here is queued
+and dispatched exactly as one created in the UI.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, jsonify, request, url_for
+
+from common.access import capabilities as caps
+from common.access.api_tokens import SCOPE_EMAIL_READ, SCOPE_EMAIL_WRITE, SCOPE_REPORTS_READ
+from common.bus import command_subject
+from common.models.mail import CloudJob
+from common.reports import ReportParamError, get_report, registered_reports
+from common.reports.base import Report
+from common.timezones import utc_offset_s
+from services.mailer.jobs import JobInvalid, create_job
+from services.mailer.monitor import JobProgress, job_progress
+from web.api.auth import api_caller, deny, requested_company, require_token, token_scope
+from web.api.email_schema import body_company, json_object, parse_email_job
+from web.api.errors import ApiError, install_error_handlers
+from web.auth.guards import web_context
+from web.bus_client import BusUnavailable
+
+log = logging.getLogger(__name__)
+bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+install_error_handlers(bp)
+
+
+def _runnable(report: Report) -> bool:
+    viewer = api_caller().viewer
+    return report.enabled(web_context().moodle.features()) and any(
+        viewer.can(c) for c in report.capabilities
+    )
+
+
+@bp.get("/reports")
+@require_token(SCOPE_REPORTS_READ)
+def reports():  # type: ignore[no-untyped-def]
+    token_scope(requested_company())  # asking for another company is refused here too
+    listed = [
+        {"name": r.type_name, "title": r.title, "description": r.description,
+         "url": url_for("api_v1.report", name=r.type_name)}
+        for r in registered_reports() if _runnable(r)
+    ]  # fmt: skip
+    return jsonify(reports=listed)
+
+
+@bp.get("/reports/<name>")
+@require_token(SCOPE_REPORTS_READ)
+def report(name: str):  # type: ignore[no-untyped-def]
+    found = get_report(name)
+    if found is None or not found.enabled(web_context().moodle.features()):
+        raise ApiError(404, f"no report named {name!r}")
+    caller = api_caller()
+    if not _runnable(found):
+        raise deny(caller, f"you may not run the {found.title} report")
+    scope = token_scope(requested_company())
+    try:
+        params = found.parse_params(request.args)
+    except ReportParamError as exc:
+        raise ApiError(400, exc.reason, exc.field) from None
+    ctx = web_context()
+    now = int(ctx.clock())
+    result = found.run(ctx.moodle, scope, params, now=now,
+                       tz_offset_s=utc_offset_s(caller.viewer.timezone, now))  # fmt: skip
+    return jsonify(result.as_json())
+
+
+@bp.post("/email/jobs")
+@require_token(SCOPE_EMAIL_WRITE, caps.MANAGE_EMAIL_OFFLOAD)
+def create_email_job():  # type: ignore[no-untyped-def]
+    caller = api_caller()
+    body = json_object(request.get_json(silent=True))
+    # Tenancy before the rest of the body: a company the token may not use is a 403.
+    company_id = body_company(body)
+    scope = token_scope(company_id if company_id is not None else requested_company())
+    if scope.company_id is None:
+        raise ApiError(422, "choose the company the job is for", "company")
+    wanted = parse_email_job(body)
+    try:
+        with web_context().appdb.transaction() as session:
+            job = create_job(
+                session, company_id=scope.company_id, job_type=wanted.job_type,
+                recipients=wanted.recipients, source="api", subject=wanted.subject,
+                html=wanted.html, text=wanted.text, payload={"variables": wanted.variables},
+                actor_id=caller.viewer.user_id,
+            )  # fmt: skip
+            created = _job_json(job_progress(session, job))
+    except JobInvalid as exc:
+        field, _, reason = exc.errors[0].partition(": ")
+        raise ApiError(422, reason or field, field if reason else None) from None
+    created["dispatched"] = _dispatch(job.id)
+    response = jsonify(job=created)
+    response.status_code = 201
+    response.headers["Location"] = url_for("api_v1.email_job", job_id=job.id)
+    return response
+
+
+@bp.get("/email/jobs/<int:job_id>")
+@require_token(SCOPE_EMAIL_READ, caps.MANAGE_EMAIL_OFFLOAD)
+def email_job(job_id: int):  # type: ignore[no-untyped-def]
+    caller = api_caller()
+    requested = requested_company()
+    with web_context().appdb.transaction() as session:
+        job = session.get(CloudJob, job_id)
+        if job is None:
+            raise ApiError(404, f"no email job {job_id}")
+        # Without ?company=, the job's own company is the one asked for.
+        scope = token_scope(requested if requested is not None else job.companyid)
+        if scope.company_ids is not None and job.companyid not in scope.company_ids:
+            raise deny(caller, f"job {job_id} belongs to another company", job.companyid)
+        return jsonify(job=_job_json(job_progress(session, job)))
+
+
+def _dispatch(job_id: int) -> bool:
+    """Tell the mailers, as the UI does (same subject and message id, so never twice)."""
+    try:
+        web_context().bus_client.publish(
+            command_subject("mailer", "dispatch_job"), {"job": job_id}, msg_id=f"dispatch:{job_id}"
+        )
+    except BusUnavailable as exc:
+        log.warning("email job %s saved but not dispatched: %s", job_id, exc)
+        return False
+    return True
+
+
+def _job_json(progress: JobProgress) -> dict[str, Any]:
+    job = progress.job
+
+    def when(value):  # type: ignore[no-untyped-def]
+        return None if value is None else value.isoformat()
+
+    return {
+        "id": job.id, "company": job.companyid, "type": job.type, "status": job.status,
+        "source": job.source, "recipients_total": job.recipients_total,
+        "emails_sent": job.emails_sent, "emails_failed": job.emails_failed,
+        "chunks_total": job.chunks_total, "chunks_dead": job.chunks_dead,
+        "progress_pct": progress.progress_pct, "rate_per_s": progress.rate_per_s,
+        "recipients_by_status": progress.breakdown, "last_error": job.last_error,
+        "timecreated": when(job.timecreated), "timestarted": when(job.timestarted),
+        "timecompleted": when(job.timecompleted),
+    }  # fmt: skip

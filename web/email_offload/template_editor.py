@@ -1,0 +1,167 @@
+"""The email template editor: each job type's Mustache subject, HTML and text for a company.
+
+Site admins also edit the site-wide templates (`?company=0`), which apply to companies that
+have none of their own. Saving and previewing check the templates (422 naming the field and
+the template error); a preview renders with sample variables and is shown escaped or in a
+sandboxed frame, never as markup of this page. Create, update and delete are audited.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_wtf import FlaskForm
+from sqlalchemy.exc import IntegrityError
+
+from common.access import capabilities as caps
+from common.models.mail import JOB_TYPES
+from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
+from web.email_offload.template_store import (
+    SAMPLE_VARIABLES,
+    SITE_WIDE,
+    Preview,
+    TemplateFields,
+    TemplateInvalid,
+    delete_template,
+    effective_template,
+    effective_templates,
+    render_preview,
+    save_template,
+)
+
+bp = Blueprint("email_templates", __name__, url_prefix="/admin/email-offload/templates",
+               template_folder="templates")  # fmt: skip
+MAX_SAMPLE_CHARS = 20_000
+
+
+class TemplateForm(FlaskForm):
+    pass
+
+
+def _company_id() -> int:
+    """The company whose templates are edited; 0 (site-wide) for a site admin without one.
+
+    `?company=0` goes through the tenant scope like any company id, so only a site admin
+    reaches the site-wide templates; anyone else asking gets 403 and an audit entry.
+    """
+    scope = viewer_scope()
+    if scope.company_id is not None:
+        return scope.company_id
+    viewer = current_viewer()
+    if viewer is not None and viewer.is_site_admin:
+        return SITE_WIDE
+    abort(400, description="company: choose one company (add ?company=<id>)")
+
+
+def _job_type() -> str:
+    job_type = request.args.get("type", "")
+    if job_type not in JOB_TYPES:
+        abort(400, description=f"type: must be one of {', '.join(JOB_TYPES)}")
+    return job_type
+
+
+def _form_fields() -> TemplateFields:
+    text = request.form.get("text", "")
+    return TemplateFields(
+        subject=request.form.get("subject", ""),
+        html=request.form.get("html", ""),
+        text=text if text.strip() else None,
+    )
+
+
+def _sample_variables(raw: str) -> dict[str, Any]:
+    if len(raw) > MAX_SAMPLE_CHARS:
+        raise TemplateInvalid([("sample", f"at most {MAX_SAMPLE_CHARS} characters")])
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except json.JSONDecodeError as exc:
+        reason = f"not valid JSON ({exc.msg}, line {exc.lineno})"
+        raise TemplateInvalid([("sample", reason)]) from None
+    if not isinstance(value, dict):
+        raise TemplateInvalid([("sample", "must be a JSON object of variables")])
+    return value
+
+
+def _editor(company_id: int, job_type: str, fields: TemplateFields, *, origin: str,
+            sample: str, errors: list[tuple[str, str]] | None = None,
+            preview: Preview | None = None, status: int = 200):  # type: ignore[no-untyped-def]  # fmt: skip
+    return render_template(
+        "email_offload/template_edit.html", company_id=company_id, job_type=job_type,
+        fields=fields, origin=origin, sample=sample, errors=errors or [], preview=preview,
+        site_wide=company_id == SITE_WIDE, form=TemplateForm(),
+    ), status  # fmt: skip
+
+
+@bp.get("/")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def index():  # type: ignore[no-untyped-def]
+    company_id = _company_id()
+    viewer = current_viewer()
+    assert viewer is not None
+    with web_context().appdb.transaction() as session:
+        templates = effective_templates(session, company_id)
+    return render_template("email_offload/templates.html", company_id=company_id,
+                           templates=templates, site_wide=company_id == SITE_WIDE,
+                           is_site_admin=viewer.is_site_admin, form=TemplateForm())  # fmt: skip
+
+
+@bp.get("/edit")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def edit():  # type: ignore[no-untyped-def]
+    company_id = _company_id()
+    job_type = _job_type()
+    with web_context().appdb.transaction() as session:
+        current = effective_template(session, company_id, job_type)
+    sample = json.dumps(SAMPLE_VARIABLES, indent=2)
+    return _editor(company_id, job_type, current.fields, origin=current.origin, sample=sample)
+
+
+@bp.post("/edit")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def save():  # type: ignore[no-untyped-def]
+    company_id = _company_id()
+    job_type = _job_type()
+    viewer = current_viewer()
+    assert viewer is not None
+    if not TemplateForm().validate_on_submit():
+        abort(400, description="the form expired; reload the page")
+    fields = _form_fields()
+    sample = request.form.get("sample", "")
+    origin = request.form.get("origin", "company")
+    try:
+        if request.form.get("action") == "preview":
+            # A preview writes nothing: it shows what a recipient would get.
+            preview = render_preview(fields, _sample_variables(sample))
+            return _editor(company_id, job_type, fields, origin=origin, sample=sample,
+                           preview=preview)  # fmt: skip
+        with web_context().appdb.transaction() as session:
+            created = save_template(session, company_id, job_type, fields,
+                                    actor_id=viewer.user_id, ip=request.remote_addr)  # fmt: skip
+    except TemplateInvalid as exc:
+        return _editor(company_id, job_type, fields, origin=origin, sample=sample,
+                       errors=exc.errors, status=422)  # fmt: skip
+    except IntegrityError:
+        # Two first saves of the same template raced; the other one won.
+        abort(409, description="the template was created meanwhile; reload and save again")
+    flash(f"Template for {job_type} {'created' if created else 'saved'}. New jobs use it.", "info")
+    return redirect(url_for("email_templates.index", company=company_id))
+
+
+@bp.post("/delete")
+@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+def delete():  # type: ignore[no-untyped-def]
+    company_id = _company_id()
+    job_type = _job_type()
+    viewer = current_viewer()
+    assert viewer is not None
+    if not TemplateForm().validate_on_submit():
+        abort(400, description="the form expired; reload the page")
+    with web_context().appdb.transaction() as session:
+        deleted = delete_template(session, company_id, job_type, actor_id=viewer.user_id,
+                                  ip=request.remote_addr)  # fmt: skip
+    fallback = "the built-in one" if company_id == SITE_WIDE else "the site-wide or built-in one"
+    flash(f"Template for {job_type} deleted; {fallback} applies." if deleted
+          else f"No template of this company for {job_type} to delete.", "info")  # fmt: skip
+    return redirect(url_for("email_templates.index", company=company_id))
