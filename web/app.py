@@ -98,6 +98,7 @@ def _register_error_pages(app: Flask) -> None:
         (401, "Sign in required"),
         (403, "Forbidden"),
         (404, "Not found"),
+        (405, "Method not allowed"),
     ):
 
         def page(error, status=status, title=title):  # type: ignore[no-untyped-def]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
@@ -58,8 +59,12 @@ def _is_admin(viewer: Viewer) -> bool:
     return viewer.can(caps.VIEW_ADMIN_DASHBOARD)
 
 
-def _page(viewer: Viewer, errors: list[str] | None = None, values: dict | None = None,  # type: ignore[type-arg]
-          status: int = 200):  # type: ignore[no-untyped-def]  # fmt: skip
+def _page(
+    viewer: Viewer,
+    errors: list[str] | None = None,
+    values: dict[str, object] | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
     ctx = web_context()
     with ctx.appdb.transaction() as session:
         tokens = list_tokens(session, None if _is_admin(viewer) else viewer.user_id)
@@ -85,8 +90,10 @@ def create():  # type: ignore[no-untyped-def]
     assert viewer is not None
     if not TokenForm().validate_on_submit():
         abort(400, description="the form expired; reload the page")
-    values = {key: request.form.get(key, "").strip()
-              for key in ("name", "username", "company", "expires_days")}  # fmt: skip
+    values: dict[str, Any] = {
+        key: request.form.get(key, "").strip()
+        for key in ("name", "username", "company", "expires_days")
+    }
     values["scopes"] = request.form.getlist("scopes")
     ctx = web_context()
     try:
@@ -126,7 +133,7 @@ def revoke_token():  # type: ignore[no-untyped-def]
     return redirect(url_for("api.tokens"))
 
 
-def _token_request(viewer: Viewer, values: dict) -> TokenRequest:  # type: ignore[type-arg]
+def _token_request(viewer: Viewer, values: dict[str, Any]) -> TokenRequest:
     """Who the token is for and what it may do; a refusal by tenancy is a 403, as anywhere."""
     owner = _owner(viewer, values["username"])
     company_id = None

@@ -84,9 +84,17 @@ def _sample_variables(raw: str) -> dict[str, Any]:
     return value
 
 
-def _editor(company_id: int, job_type: str, fields: TemplateFields, *, origin: str,
-            sample: str, errors: list[tuple[str, str]] | None = None,
-            preview: Preview | None = None, status: int = 200):  # type: ignore[no-untyped-def]  # fmt: skip
+def _editor(
+    company_id: int,
+    job_type: str,
+    fields: TemplateFields,
+    *,
+    origin: str,
+    sample: str,
+    errors: list[tuple[str, str]] | None = None,
+    preview: Preview | None = None,
+    status: int = 200,
+) -> tuple[str, int]:
     return render_template(
         "email_offload/template_edit.html", company_id=company_id, job_type=job_type,
         fields=fields, origin=origin, sample=sample, errors=errors or [], preview=preview,

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import pytest
-
 from tests.web.api.conftest import bearer
 
 
-@pytest.mark.parametrize("username", ["admin", "mgr_a", "teacher_a"])
-def test_report_rows_equal_the_dashboard_data_for_the_same_viewer(app, client_as, token_for,
-                                                                  username):  # fmt: skip
-    dashboard = client_as(username).get("/reports/course_completion/data?days=90")
-    api = app.test_client().get("/api/v1/reports/course_completion?days=90",
-                                headers=bearer(token_for(username)))  # fmt: skip
-    assert dashboard.status_code == api.status_code == 200
-    assert api.get_json() == dashboard.get_json()
-    assert api.get_json()["rows"], "the comparison needs rows"
+def test_report_rows_equal_the_dashboard_data_for_the_same_viewer(app, client_as, token_for):
+    for username in ("admin", "mgr_a", "teacher_a"):
+        dashboard = client_as(username).get("/reports/course_completion/data?days=90")
+        api = app.test_client().get(
+            "/api/v1/reports/course_completion?days=90", headers=bearer(token_for(username))
+        )
+        assert dashboard.status_code == api.status_code == 200, username
+        assert api.get_json() == dashboard.get_json(), username
+        assert api.get_json()["rows"], "the comparison needs rows"
 
 
 def test_listing_shows_only_reports_the_user_may_run(app, token_for):
@@ -27,7 +25,7 @@ def test_listing_shows_only_reports_the_user_may_run(app, token_for):
     assert student["reports"] == []
 
 
-def test_bad_parameters_are_400_naming_the_field(app, token_for):
+def test_errors_are_json_bad_parameters_400_naming_the_field(app, token_for):
     client = app.test_client()
     headers = bearer(token_for("mgr_a"))
     response = client.get("/api/v1/reports/course_completion?days=7", headers=headers)
@@ -35,8 +33,8 @@ def test_bad_parameters_are_400_naming_the_field(app, token_for):
     assert response.get_json() == {"error": "must be one of 30, 90", "field": "days"}
     response = client.get("/api/v1/reports/course_completion?company=acme", headers=headers)
     assert response.status_code == 400 and response.get_json()["field"] == "company"
-
-
-def test_unknown_report_is_a_json_404(app, token_for):
-    response = app.test_client().get("/api/v1/reports/no_such", headers=bearer(token_for("admin")))
+    response = client.get("/api/v1/reports/no_such", headers=headers)
     assert response.status_code == 404 and "no_such" in response.get_json()["error"]
+    assert client.get("/api/v1/no/such/route", headers=headers).is_json
+    response = client.delete("/api/v1/reports", headers=headers)
+    assert response.status_code == 405 and response.is_json

@@ -6,7 +6,6 @@ from __future__ import annotations
 import html
 import json
 
-import pytest
 from sqlalchemy import select
 
 from common.models.access import AuditLog
@@ -72,23 +71,21 @@ def test_create_update_delete_are_stored_used_by_new_jobs_and_audited(app, site,
     assert json.loads(entries[1].details)["changed"] == ["subject", "text"]
 
 
-@pytest.mark.parametrize(
-    ("fields", "field", "reason"),
-    [
-        ({"html": "<p>{{#course}}</p>"}, "html", "was never closed"),
-        ({"subject": "Hi {{/firstname}}"}, "subject", "not opened"),
-        ({"text": "{{> header}}"}, "text", "partials"),
-        ({"subject": ""}, "subject", "required"),
-    ],
-    ids=["unclosed-section", "stray-end", "partial", "empty-subject"],
-)
-def test_invalid_templates_are_422_with_the_field_and_error_and_store_nothing(
-    app, site, client_as, fields, field, reason
-):
-    response = post_template(client_as("mgr_a"), site.companies["A"], **fields)
-    body = html.unescape(response.get_data(as_text=True))
-    assert response.status_code == 422
-    assert f"{field}: " in body and reason in body
+INVALID = {
+    "unclosed-section": ({"html": "<p>{{#course}}</p>"}, "html", "was never closed"),
+    "stray-end": ({"subject": "Hi {{/firstname}}"}, "subject", "not opened"),
+    "partial": ({"text": "{{> header}}"}, "text", "partials"),
+    "empty-subject": ({"subject": ""}, "subject", "required"),
+}
+
+
+def test_invalid_templates_are_422_with_the_field_and_error_and_store_nothing(app, site, client_as):
+    client = client_as("mgr_a")
+    for case, (fields, field, reason) in INVALID.items():
+        response = post_template(client, site.companies["A"], **fields)
+        body = html.unescape(response.get_data(as_text=True))
+        assert response.status_code == 422, case
+        assert f"{field}: " in body and reason in body, case
     assert stored(app) == [] and audit(app) == []
 
 
@@ -105,15 +102,10 @@ def test_preview_renders_sample_variables_escaped_and_writes_nothing(app, site, 
     assert "sandbox srcdoc=" in body and "&lt;h2&gt;Fire Safety&lt;/h2&gt;" in body
     # The subject is plain text: Mustache does not escape it, the page does.
     assert "Welcome &lt;script&gt;alert(" in body
+    bad_sample = post_template(client, site.companies["A"], action="preview", sample="{a: 1}")
+    assert bad_sample.status_code == 422
+    assert "sample: not valid JSON" in bad_sample.get_data(as_text=True)
     assert stored(app) == [] and audit(app) == []
-
-
-def test_preview_with_bad_sample_json_is_422_naming_the_field(site, client_as):
-    response = post_template(client_as("mgr_a"), site.companies["A"], action="preview",
-                             sample="{firstname: Ana}")  # fmt: skip
-    assert response.status_code == 422 and "sample: not valid JSON" in response.get_data(
-        as_text=True
-    )
 
 
 def test_another_companys_templates_are_refused_and_audited(app, site, client_as):
@@ -143,7 +135,7 @@ def test_site_admin_edits_site_wide_templates_that_companies_inherit(app, site, 
     listing = client_as("mgr_a").get(f"{BASE}?company={site.companies['A']}")
     assert "Welcome to the LMS" in listing.get_data(as_text=True)
     form = client_as("mgr_a").get(edit_url(site.companies["A"], "user_created"))
-    assert "starts from the\nsite-wide one" in form.get_data(as_text=True)
+    assert "starts from the site-wide one" in " ".join(form.get_data(as_text=True).split())
 
 
 def test_template_forms_need_csrf_and_the_capability(app, site, client_as):
