@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
+from common.access.capabilities import MANAGERTYPE_COMPANY_MANAGER
 from common.analytics.upsert import table_of, upsert
 from common.appdb import AppDB
 from common.audit import record_audit
@@ -112,6 +113,46 @@ def effective_rules(session: Session) -> dict[int | None, list[Rule]]:
     return {company: list(by_kind.values()) for company, by_kind in rules.items()}
 
 
+class RiskRuleMissing(LookupError):
+    """No stored rule of that kind for that company (it uses the site's or the default)."""
+
+
+def _stored_rule(session: Session, company_id: int | None, ruletype: str) -> RiskRule | None:
+    if ruletype not in RULE_KINDS:
+        raise RiskInputError("ruletype", f"must be one of {', '.join(RULE_KINDS)}")
+    owner = RiskRule.companyid.is_(None) if company_id is None else RiskRule.companyid == company_id
+    return session.scalar(select(RiskRule).where(RiskRule.ruletype == ruletype, owner))
+
+
+@dataclass(frozen=True)
+class RuleSetting:
+    """One rule kind as a company (None: the site) has it, and where its values come from."""
+
+    kind: RuleKind
+    threshold: float
+    weight: int
+    enabled: bool
+    source: str  # "own": stored for this company or site; "site": inherited; "default"
+
+
+def rule_settings(session: Session, company_id: int | None) -> list[RuleSetting]:
+    """Every rule kind with the values that apply to `company_id` (None: site-wide)."""
+    rows = session.scalars(select(RiskRule).where(
+        RiskRule.companyid.is_(None) if company_id is None
+        else or_(RiskRule.companyid.is_(None), RiskRule.companyid == company_id)
+    )).all()  # fmt: skip
+    own = {r.ruletype: r for r in rows if r.companyid == company_id}
+    site = {r.ruletype: r for r in rows if r.companyid is None}
+    settings = []
+    for name, kind in RULE_KINDS.items():
+        row, source = (own[name], "own") if name in own else (site.get(name), "site")
+        if row is None:
+            settings.append(RuleSetting(kind, kind.threshold, kind.weight, True, "default"))
+        else:
+            settings.append(RuleSetting(kind, row.threshold, row.weight, row.enabled, source))
+    return settings
+
+
 def save_rule(
     session: Session, *, actor_id: int, company_id: int | None, ruletype: str,
     threshold: float, weight: int, enabled: bool,
@@ -123,20 +164,56 @@ def save_rule(
         raise RiskInputError("threshold", "must be from 0 to 100000")
     if not 0 <= weight <= 100:
         raise RiskInputError("weight", "must be from 0 to 100")
-    row = session.scalar(
-        select(RiskRule).where(
-            RiskRule.ruletype == ruletype,
-            RiskRule.companyid.is_(None)
-            if company_id is None
-            else RiskRule.companyid == company_id,
-        )
-    )
+    row = _stored_rule(session, company_id, ruletype)
     if row is None:
         row = RiskRule(companyid=company_id, ruletype=ruletype)
         session.add(row)
     row.threshold, row.weight, row.enabled, row.modifiedby = threshold, weight, enabled, actor_id
     details = {"threshold": threshold, "weight": weight, "enabled": enabled}
     record_audit(session, actor_id=actor_id, action="risk_rule_saved", object_type="risk_rule",
+                 object_id=ruletype, company_id=company_id, details=details)  # fmt: skip
+
+
+def is_company_manager(source: MoodleSource, user_id: int, company_id: int) -> bool:
+    """Whether the user is a company manager (not a department manager or reporter) of the
+    company: those are the people who set its rules and hear about its flagged learners."""
+    cu = source.tables.company_users
+    query = select(cu.c.id).where(
+        cu.c.userid == user_id,
+        cu.c.companyid == company_id,
+        cu.c.managertype == MANAGERTYPE_COMPANY_MANAGER,
+        cu.c.suspended == 0,
+    )
+    with source.engine.connect() as conn:
+        return conn.scalar(query.limit(1)) is not None
+
+
+def set_rule_enabled(
+    session: Session, *, actor_id: int, company_id: int | None, ruletype: str, enabled: bool
+) -> None:
+    """Switch a rule on or off, keeping its threshold and weight; an inherited rule becomes
+    the company's (or site's) own with the values it had. Audited in the same transaction."""
+    row = _stored_rule(session, company_id, ruletype)
+    if row is None:
+        current = {s.kind.name: s for s in rule_settings(session, company_id)}[ruletype]
+        row = RiskRule(companyid=company_id, ruletype=ruletype, threshold=current.threshold,
+                       weight=current.weight)  # fmt: skip
+        session.add(row)
+    row.enabled, row.modifiedby = enabled, actor_id
+    record_audit(session, actor_id=actor_id,
+                 action="risk_rule_enabled" if enabled else "risk_rule_disabled",
+                 object_type="risk_rule", object_id=ruletype, company_id=company_id,
+                 details={"threshold": row.threshold, "weight": row.weight})  # fmt: skip
+
+
+def delete_rule(session: Session, *, actor_id: int, company_id: int | None, ruletype: str) -> None:
+    """Remove a stored rule, so the site rule (or the default) applies again; audited."""
+    row = _stored_rule(session, company_id, ruletype)
+    if row is None:
+        raise RiskRuleMissing(ruletype)
+    details = {"threshold": row.threshold, "weight": row.weight, "enabled": row.enabled}
+    session.delete(row)
+    record_audit(session, actor_id=actor_id, action="risk_rule_deleted", object_type="risk_rule",
                  object_id=ruletype, company_id=company_id, details=details)  # fmt: skip
 
 
@@ -227,12 +304,14 @@ def compute_risk_scores(
             for r in session.execute(select(Engagement.userid, Engagement.courseid,
                                             Engagement.seconds_7, Engagement.active_days_30))
         }  # fmt: skip
-        before = {
-            (r.userid, r.courseid): r.flagged
+        # (user, course) -> since when the flag stands; only rows flagged before this run.
+        flagged_since = {
+            (r.userid, r.courseid): r.flagged_at
             for r in session.execute(
-                select(RiskScore.userid, RiskScore.courseid, RiskScore.flagged)
+                select(RiskScore.userid, RiskScore.courseid, RiskScore.flagged_at)
+                .where(RiskScore.flagged.is_(True))
             )
-        }
+        }  # fmt: skip
     computed = utcnow()
     rows, newly = [], []
     for user, course in learners:
@@ -253,15 +332,18 @@ def compute_risk_scores(
         company = figures["company"].get(user)
         value, factors = score(rules.get(company, rules[None]), values)
         flagged = value >= flag_score
-        if flagged and not before.get((user, course), False):
+        if flagged and (user, course) not in flagged_since:
             newly.append((user, course))
+        since = (flagged_since.get((user, course)) or computed) if flagged else None
         last = max(last_login, course_access) or None
         rows.append({"userid": user, "courseid": course, "score": value, "flagged": flagged,
                      "factors": json.dumps(factors, separators=(",", ":")),
-                     "lastactivity": last, "computed_at": computed})  # fmt: skip
+                     "lastactivity": last, "computed_at": computed,
+                     "flagged_at": since})  # fmt: skip
     with appdb.transaction() as session:
         upsert(session, table_of(RiskScore), rows, key=("userid", "courseid"),
-               update=("score", "flagged", "factors", "lastactivity", "computed_at"))  # fmt: skip
+               update=("score", "flagged", "factors", "lastactivity", "computed_at",
+                       "flagged_at"))  # fmt: skip
         session.execute(delete(RiskScore).where(RiskScore.computed_at < computed))
     return newly
 

@@ -170,6 +170,9 @@ class RiskScore(Base):
     lastactivity: Mapped[int | None] = mapped_column(BigInteger)  # Unix seconds, from Moodle
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Since when the current flag stands (NULL while not flagged). A flag is notified once:
+    # it needs an email while `notified_at` is older than this and no one acknowledged it since.
+    flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RiskAck(Base):

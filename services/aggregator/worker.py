@@ -16,6 +16,7 @@ from typing import Any
 from nats.aio.msg import Msg
 
 from common.analytics.heartbeats import SUBJECT, Beat, apply_beats, beats_in
+from common.analytics.risk_notify import notify_after_scoring
 from common.bus import ConsumerSpec
 from common.commands import CommandHandler, CommandWorker
 from common.idempotency import forget_processed_before
@@ -24,6 +25,7 @@ from common.moodle import MoodleSource
 from common.service import Consumption
 from services.aggregator.jobs import Jobs
 from services.aggregator.storage import open_appdb
+from services.mailer.jobs import create_job
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +83,7 @@ class AggregatorWorker(CommandWorker):
             "estimate_time": self._job(lambda p: self.jobs.estimate_time()),
             "scorm_summary": self._job(lambda p: self.jobs.scorm_summary(bool(p.get("full")))),
             "engagement": self._job(lambda p: self.jobs.engagement(p.get("now"))),
-            "risk_scores": self._job(lambda p: self.jobs.risk_scores(p.get("now"))),
+            "risk_scores": self.risk_scores,
             "refresh_caches": self._job(lambda p: self.jobs.refresh_caches(p.get("now"))),
             "preaggregate": self._job(lambda p: self.jobs.preaggregate(p.get("now"))),
         }
@@ -104,6 +106,11 @@ class AggregatorWorker(CommandWorker):
             task.result()
 
         return handle
+
+    async def risk_scores(self, payload: dict[str, Any], msg: Msg) -> None:
+        await self._job(lambda p: self.jobs.risk_scores(p.get("now")))(payload, msg)
+        jobs = self.jobs
+        await notify_after_scoring(self.bus, self.appdb, jobs.source, self.settings, create_job)
 
     async def apply_heartbeats(self, batch: list[tuple[dict[str, Any], Msg]]) -> None:
         beats: list[Beat] = []

@@ -32,7 +32,7 @@ class AckForm(FlaskForm):
     note = TextAreaField("Note", validators=[DataRequired(), Length(max=MAX_NOTE)])
 
 
-def _scope_ids(scope: TenantScope) -> tuple[set[int] | None, set[int] | None]:
+def scope_ids(scope: TenantScope) -> tuple[set[int] | None, set[int] | None]:
     """The user and course ids a scope allows (None: no limit), read from the Moodle DB."""
     ctx = web_context()
     t = ctx.moodle.tables
@@ -47,7 +47,9 @@ def _scope_ids(scope: TenantScope) -> tuple[set[int] | None, set[int] | None]:
     return users, courses
 
 
-def _names(user_ids: set[int], course_ids: set[int]) -> tuple[dict[int, str], dict[int, str]]:
+def display_names(
+    user_ids: set[int], course_ids: set[int]
+) -> tuple[dict[int, str], dict[int, str]]:
     ctx = web_context()
     t = ctx.moodle.tables
     with ctx.moodle.engine.connect() as conn:
@@ -74,12 +76,12 @@ def overview():  # type: ignore[no-untyped-def]
         cached = read_cache(db, scope.company_id, now)
     courses: dict[int, str] = {}
     if cached is not None:
-        _, allowed = _scope_ids(scope)
+        _, allowed = scope_ids(scope)
         rows = cached.payload["engagement"]["courses"]
         if allowed is not None:
             rows = [r for r in rows if r["course"] in allowed]
         cached.payload["engagement"]["courses"] = rows
-        _, courses = _names(set(), {r["course"] for r in rows})
+        _, courses = display_names(set(), {r["course"] for r in rows})
     return render_template("analytics/overview.html", cached=cached, now=now, courses=courses,
                            ttl_s=ctx.settings.cache_ttl_s)  # fmt: skip
 
@@ -89,10 +91,12 @@ def overview():  # type: ignore[no-untyped-def]
 def at_risk():  # type: ignore[no-untyped-def]
     scope = viewer_scope()
     ctx = web_context()
-    users, courses = _scope_ids(scope)
+    users, courses = scope_ids(scope)
     with ctx.appdb.transaction() as db:
         learners = flagged_learners(db, user_ids=users, course_ids=courses)
-    people, course_names = _names({x.userid for x in learners}, {x.courseid for x in learners})
+    people, course_names = display_names(
+        {x.userid for x in learners}, {x.courseid for x in learners}
+    )
     return render_template("analytics/at_risk.html", learners=learners, people=people,
                            courses=course_names, form=AckForm(),
                            flag_score=ctx.settings.risk_flag_score)  # fmt: skip
@@ -111,7 +115,7 @@ def acknowledge_learner():  # type: ignore[no-untyped-def]
         learner, course = int(form.learner.data), int(form.course.data)
     except ValueError:
         abort(400, description="learner and course must be ids")
-    users, courses = _scope_ids(scope)
+    users, courses = scope_ids(scope)
     if (users is not None and learner not in users) or (
         courses is not None and course not in courses
     ):
@@ -131,3 +135,6 @@ def acknowledge_learner():  # type: ignore[no-untyped-def]
 add_nav_item("Analytics", "analytics.overview", *VIEWERS)
 add_nav_item("At-risk learners", "analytics.at_risk", *VIEWERS)
 add_nav_item("Time tracking", "tracking.snippet", caps.VIEW_ADMIN_DASHBOARD)
+
+# Their routes join this blueprint; imported last because they import `bp` from here.
+from web.analytics import risk_rules, scorm_attempts  # noqa: E402, F401
