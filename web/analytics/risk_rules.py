@@ -1,7 +1,7 @@
 """The at-risk rules page: site admins set the site's rules and any company's; a company
 manager sets their own company's, which replace the site's for its learners.
 
-Every change goes through `common.analytics.risk`, which audits it in the same transaction.
+Every change goes through `common.analytics.risk_rules`, which audits it in the same transaction.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from flask_wtf import FlaskForm
 
 from common.access import capabilities as caps
 from common.access.viewer import Viewer
-from common.analytics.risk import (
+from common.analytics.risk_rules import (
     RULE_KINDS,
     RiskInputError,
     RiskRuleMissing,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from common.analytics.risk import RULE_KINDS, RiskInputError, Rule, score
+from common.analytics.risk_rules import RULE_KINDS, RiskInputError, Rule, score
 
 RULES = [Rule(RULE_KINDS[name], RULE_KINDS[name].threshold, RULE_KINDS[name].weight)
          for name in RULE_KINDS]  # fmt: skip
@@ -40,7 +40,7 @@ def test_disabled_rules_do_not_count_and_weights_rescale():
 
 
 def test_rule_input_is_checked(appdb):
-    from common.analytics.risk import save_rule
+    from common.analytics.risk_rules import save_rule
 
     with appdb.transaction() as session:
         with pytest.raises(RiskInputError) as err:

@@ -4,7 +4,8 @@ acknowledgements; the cached overview says how fresh it is."""
 from sqlalchemy import select
 
 from common.analytics.caches import refresh_caches
-from common.analytics.risk import compute_risk_scores, save_rule
+from common.analytics.risk import compute_risk_scores
+from common.analytics.risk_rules import save_rule
 from common.models.access import AuditLog
 from common.models.analytics import RiskAck, RiskScore
 from tests.factories.sites import NOW
