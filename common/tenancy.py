@@ -108,3 +108,20 @@ def company_choices(source: MoodleSource, viewer: Viewer) -> list[tuple[int, str
     )
     with source.engine.connect() as conn:
         return [(int(r.id), str(r.name)) for r in conn.execute(query)]
+
+
+def visible_ids(
+    scope: TenantScope, source: MoodleSource
+) -> tuple[set[int] | None, set[int] | None]:
+    """The user and course ids a scope allows (None: no limit), for filtering figures that the
+    aggregator stored per user and course in the app DB."""
+    t = source.tables
+    users = courses = None
+    with source.engine.connect() as conn:
+        if scope.company_ids is not None:
+            query = select(t.user.c.id).where(scope.restrict_users(t.user.c.id, t))
+            users = {int(u) for u in conn.scalars(query)}
+        if scope.company_ids is not None or scope.course_ids is not None:
+            query = select(t.course.c.id).where(scope.restrict_courses(t.course.c.id, t))
+            courses = {int(c) for c in conn.scalars(query)}
+    return users, courses

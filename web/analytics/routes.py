@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
-from sqlalchemy import select
 from wtforms import HiddenField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from common.access import capabilities as caps
 from common.analytics.caches import read_cache
 from common.analytics.risk import MAX_NOTE, RiskInputError, acknowledge, flagged_learners
-from common.tenancy import TenantScope
+from common.moodle.names import display_names as moodle_display_names
+from common.tenancy import TenantScope, visible_ids
 from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
 from web.navigation import add_nav_item
 
@@ -33,37 +33,13 @@ class AckForm(FlaskForm):
 
 
 def scope_ids(scope: TenantScope) -> tuple[set[int] | None, set[int] | None]:
-    """The user and course ids a scope allows (None: no limit), read from the Moodle DB."""
-    ctx = web_context()
-    t = ctx.moodle.tables
-    users = courses = None
-    with ctx.moodle.engine.connect() as conn:
-        if scope.company_ids is not None:
-            query = select(t.user.c.id).where(scope.restrict_users(t.user.c.id, t))
-            users = {int(u) for u in conn.scalars(query)}
-        if scope.company_ids is not None or scope.course_ids is not None:
-            query = select(t.course.c.id).where(scope.restrict_courses(t.course.c.id, t))
-            courses = {int(c) for c in conn.scalars(query)}
-    return users, courses
+    return visible_ids(scope, web_context().moodle)
 
 
 def display_names(
     user_ids: set[int], course_ids: set[int]
 ) -> tuple[dict[int, str], dict[int, str]]:
-    ctx = web_context()
-    t = ctx.moodle.tables
-    with ctx.moodle.engine.connect() as conn:
-        people = {
-            int(r.id): f"{r.firstname} {r.lastname}"
-            for r in conn.execute(select(t.user.c.id, t.user.c.firstname, t.user.c.lastname)
-                                  .where(t.user.c.id.in_(sorted(user_ids))))
-        }  # fmt: skip
-        courses = {
-            int(r.id): r.fullname
-            for r in conn.execute(select(t.course.c.id, t.course.c.fullname)
-                                  .where(t.course.c.id.in_(sorted(course_ids))))
-        }  # fmt: skip
-    return people, courses
+    return moodle_display_names(web_context().moodle, user_ids, course_ids)
 
 
 @bp.get("/")

@@ -8,56 +8,25 @@ the viewer's tenant scope: a learner or activity outside it answers 403 and is a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from flask import abort, render_template
-from sqlalchemy import select
 
 from common.analytics.scorm import attempt_tracking
-from common.models.analytics import ScormSummary
+from common.analytics.scorm_browse import (
+    ActivityFigures,
+    ScormActivity,
+    scorm_activities,
+    scorm_summaries,
+)
 from common.tenancy import TenantScope
 from web.analytics.routes import VIEWERS, bp, display_names, scope_ids
 from web.auth.guards import current_viewer, deny, require_capability, viewer_scope, web_context
 from web.navigation import add_nav_item
 
 
-@dataclass(frozen=True)
-class ScormActivity:
-    scormid: int
-    courseid: int
-    name: str
-
-
-@dataclass
-class ActivityFigures:
-    learners: int = 0
-    completed: int = 0
-    passed: int = 0
-    best_scores: float = 0.0
-    scored: int = 0
-
-    @property
-    def average_best(self) -> float | None:
-        return round(self.best_scores / self.scored, 1) if self.scored else None
-
-
-def _activities(scorm_ids: set[int] | None, course_ids: set[int] | None) -> list[ScormActivity]:
-    """SCORM activities by id (None: all), in the allowed courses (None: all)."""
-    ctx = web_context()
-    scorm = ctx.moodle.tables.scorm
-    query = select(scorm.c.id, scorm.c.course, scorm.c.name).order_by(scorm.c.course, scorm.c.id)
-    if scorm_ids is not None:
-        query = query.where(scorm.c.id.in_(sorted(scorm_ids)))
-    with ctx.moodle.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [ScormActivity(int(r.id), int(r.course), str(r.name)) for r in rows
-            if course_ids is None or int(r.course) in course_ids]  # fmt: skip
-
-
 def _activity_in_scope(scope: TenantScope, scormid: int) -> ScormActivity:
     """The activity, if its course is in scope; 404 if it does not exist, 403 (audited) if
     it belongs to a course outside the viewer's scope."""
-    found = _activities({scormid}, None)
+    found = scorm_activities(web_context().moodle, {scormid}, None)
     if not found:
         abort(404, description="No such SCORM activity.")
     _, courses = scope_ids(scope)
@@ -66,24 +35,13 @@ def _activity_in_scope(scope: TenantScope, scormid: int) -> ScormActivity:
     return found[0]
 
 
-def _summaries(scorm_ids: list[int], users: set[int] | None) -> list[ScormSummary]:
-    with web_context().appdb.transaction() as db:
-        rows = db.scalars(
-            select(ScormSummary)
-            .where(ScormSummary.scormid.in_(scorm_ids))
-            .order_by(ScormSummary.scormid, ScormSummary.userid)
-        ).all()
-        db.expunge_all()
-    return [r for r in rows if users is None or r.userid in users]
-
-
-@bp.get("/scorm")
+@bp.get("/scorm", endpoint="scorm_activities")
 @require_capability(*VIEWERS)
-def scorm_activities():  # type: ignore[no-untyped-def]
+def scorm_activities_page():  # type: ignore[no-untyped-def]
     users, courses = scope_ids(viewer_scope())
-    activities = _activities(None, courses)
+    activities = scorm_activities(web_context().moodle, None, courses)
     figures = {a.scormid: ActivityFigures() for a in activities}
-    for row in _summaries(sorted(figures), users):
+    for row in scorm_summaries(web_context().appdb, sorted(figures), users):
         f = figures[row.scormid]
         f.learners += 1
         f.completed += row.completion_status == "completed"
@@ -102,7 +60,7 @@ def scorm_activity(scormid: int):  # type: ignore[no-untyped-def]
     scope = viewer_scope()
     activity = _activity_in_scope(scope, scormid)
     users, _ = scope_ids(scope)
-    summaries = _summaries([scormid], users)
+    summaries = scorm_summaries(web_context().appdb, [scormid], users)
     people, courses = display_names({s.userid for s in summaries}, {activity.courseid})
     return render_template("analytics/scorm_activity.html", activity=activity,
                            summaries=summaries, people=people,
@@ -117,7 +75,7 @@ def scorm_attempt(scormid: int, userid: int, attempt: int):  # type: ignore[no-u
     users, _ = scope_ids(scope)
     if users is not None and userid not in users:
         deny(current_viewer(), "This learner is outside your scope.", scope.company_id)
-    summary = _summaries([scormid], {userid})
+    summary = scorm_summaries(web_context().appdb, [scormid], {userid})
     scos = attempt_tracking(web_context().moodle, userid=userid, scormid=scormid,
                             attempt=attempt)  # fmt: skip
     people, courses = display_names({userid}, {activity.courseid})
