@@ -21,10 +21,12 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select, text
+from sqlalchemy import func, make_url, select, text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -44,15 +46,45 @@ NOW = 1_767_225_600  # a fixed end of the window, so every run seeds the same si
 GAP = 1800  # SESSION_TIMEOUT default
 
 # The same figures as the pre-aggregation, as plain SQL that only computes and fetches.
-RAW_TIME = """
-SELECT userid, courseid, (timecreated - timecreated % 86400) AS day, COUNT(*) AS events,
-       SUM(CASE WHEN prev IS NOT NULL AND timecreated - prev <= :gap
-                THEN timecreated - prev ELSE 0 END) AS seconds
+COUNTED = "userid > 1 AND courseid > 0 AND anonymous = 0 AND realuserid IS NULL"
+# Each counted event with the previous one of its user and course (the session gaps).
+GAPS = f"""
+SELECT id, userid, courseid, timecreated, timecreated - timecreated % 86400 AS day,
+       LAG(timecreated) OVER (PARTITION BY userid, courseid ORDER BY timecreated, id) AS prev
+FROM {{p}}logstore_standard_log WHERE {COUNTED} {{extra}}
+"""
+# The estimated sessions the run stores: a gap over the timeout starts one.
+RAW_SESSIONS = """
+SELECT userid, courseid, MIN(timecreated), MAX(timecreated), MAX(timecreated) - MIN(timecreated)
 FROM (SELECT userid, courseid, timecreated,
-             LAG(timecreated) OVER (PARTITION BY userid, courseid ORDER BY timecreated) AS prev
-      FROM {p}logstore_standard_log
-      WHERE userid > 1 AND courseid > 0 AND anonymous = 0 AND realuserid IS NULL) gaps
+             SUM(starts) OVER (PARTITION BY userid, courseid ORDER BY timecreated, id
+                               ROWS UNBOUNDED PRECEDING) AS session
+      FROM (SELECT id, userid, courseid, timecreated,
+                   CASE WHEN timecreated - prev <= :gap THEN 0 ELSE 1 END AS starts
+            FROM ({gaps}) g) s) n
+GROUP BY userid, courseid, session
+"""
+# Daily seconds of those sessions split at midnight: the part of a gap before midnight is
+# returned beside the day it belongs to (spill_before), so one grouped pass gives every figure.
+RAW_DAILY = """
+SELECT userid, courseid, day, COUNT(*) AS events,
+       SUM(CASE WHEN timecreated - prev <= :gap
+                THEN timecreated - CASE WHEN prev > day THEN prev ELSE day END
+                ELSE 0 END) AS seconds,
+       SUM(CASE WHEN timecreated - prev <= :gap AND prev < day THEN day - prev ELSE 0 END)
+           AS spill_before
+FROM ({gaps}) g
 GROUP BY userid, courseid, day
+"""
+# Engagement: active days and seconds over 7 and 30 days per learner and course.
+RAW_ENGAGEMENT = """
+SELECT userid, courseid, COUNT(DISTINCT CASE WHEN day >= :since7 THEN day END),
+       COUNT(DISTINCT day),
+       SUM(CASE WHEN day >= :since7 AND timecreated - prev <= :gap
+                THEN timecreated - prev ELSE 0 END),
+       SUM(CASE WHEN timecreated - prev <= :gap THEN timecreated - prev ELSE 0 END), MAX(day)
+FROM ({gaps}) g WHERE timecreated >= :since30
+GROUP BY userid, courseid
 """
 RAW_TREND = """
 SELECT {company} (timecreated - timecreated % 2592000) AS month, COUNT(*),
@@ -61,35 +93,75 @@ FROM {p}logstore_standard_log l {join}
 WHERE l.userid > 1 AND timecreated >= :since
 GROUP BY {company} month
 """
-RAW_SCORM_TRACK = """
-SELECT scormid, userid, COUNT(DISTINCT attempt), MAX(timemodified),
-       MAX(CASE WHEN element IN ('cmi.core.score.raw', 'cmi.score.raw') THEN value END)
-FROM {p}scorm_scoes_track GROUP BY scormid, userid
+RAW_COMPLETION_TREND = """
+SELECT {company} (timecompleted - timecompleted % 2592000) AS month, COUNT(*)
+FROM {p}course_completions cc {join}
+WHERE timecompleted >= :since
+GROUP BY {company} month
 """
-RAW_SCORM_ATTEMPT = """
-SELECT a.scormid, a.userid, COUNT(DISTINCT a.attempt), MAX(v.timemodified),
-       MAX(CASE WHEN e.element IN ('cmi.core.score.raw', 'cmi.score.raw') THEN v.value END)
-FROM {p}scorm_attempt a JOIN {p}scorm_scoes_value v ON v.attemptid = a.id
-JOIN {p}scorm_element e ON e.id = v.elementid GROUP BY a.scormid, a.userid
+SCORM_FIGURES = """COUNT(DISTINCT {attempt}), MAX({time}),
+       MAX(CASE WHEN {element} IN ('cmi.core.score.raw', 'cmi.score.raw') THEN {value} END),
+       MAX(CASE WHEN {element} = 'cmi.suspend_data' THEN 1 ELSE 0 END),
+       COUNT(DISTINCT CASE WHEN {element} LIKE 'cmi.interactions.%' THEN {element} END),
+       MAX(CASE WHEN {element} IN ('cmi.core.total_time', 'cmi.total_time',
+                                   'cmi.core.session_time', 'cmi.session_time')
+                THEN {value} END),
+       MAX(CASE WHEN {element} IN ('cmi.core.lesson_status', 'cmi.completion_status')
+                THEN {value} END)"""
+RAW_SCORM_TRACK = f"""
+SELECT scormid, userid, {
+    SCORM_FIGURES.format(attempt="attempt", time="timemodified", element="element", value="value")
+}
+FROM {{p}}scorm_scoes_track GROUP BY scormid, userid
 """
+RAW_SCORM_ATTEMPT = f"""
+SELECT a.scormid, a.userid, {
+    SCORM_FIGURES.format(
+        attempt="a.attempt", time="v.timemodified", element="e.element", value="v.value"
+    )
+}
+FROM {{p}}scorm_attempt a JOIN {{p}}scorm_scoes_value v ON v.attemptid = a.id
+JOIN {{p}}scorm_element e ON e.id = v.elementid GROUP BY a.scormid, a.userid
+"""
+# At-risk inputs: completion per learner and course, tracked modules per course, last access.
 RAW_COMPLETION = """
 SELECT cmc.userid, cm.course, COUNT(*) FROM {p}course_modules_completion cmc
 JOIN {p}course_modules cm ON cm.id = cmc.coursemoduleid
 WHERE cm.completion > 0 AND cmc.completionstate IN (1, 2) GROUP BY cmc.userid, cm.course
+"""
+RAW_MODULES = """
+SELECT course, COUNT(*) FROM {p}course_modules WHERE completion > 0 AND deletioninprogress = 0
+GROUP BY course
+"""
+RAW_ACCESS = """
+SELECT u.id, u.lastaccess, la.courseid, la.timeaccess
+FROM {p}user u LEFT JOIN {p}user_lastaccess la ON la.userid = u.id
 """
 
 
 def raw_baseline(url: str, layout: str) -> float:
     engine = make_engine(url)
     p = "mdl_"
+    since30 = (NOW // 86400 - 29) * 86400
+    gaps = GAPS.format(p=p, extra="")
+    recent = GAPS.format(p=p, extra="AND timecreated >= :since30 - :gap")
+    company = {"company": "cu.companyid,", "p": p}
     statements = [
-        (RAW_TIME.format(p=p), {"gap": GAP}),
+        (RAW_SESSIONS.format(gaps=gaps), {"gap": GAP}),
+        (RAW_DAILY.format(gaps=gaps), {"gap": GAP}),
+        (RAW_ENGAGEMENT.format(gaps=recent),
+         {"gap": GAP, "since30": since30, "since7": since30 + 23 * 86400}),
         (RAW_TREND.format(p=p, company="", join=""), {"since": NOW - 365 * 86400}),
-        (RAW_TREND.format(p=p, company="cu.companyid,",
-                          join=f"JOIN {p}company_users cu ON cu.userid = l.userid"),
+        (RAW_TREND.format(**company, join=f"JOIN {p}company_users cu ON cu.userid = l.userid"),
+         {"since": NOW - 365 * 86400}),
+        (RAW_COMPLETION_TREND.format(p=p, company="", join=""), {"since": NOW - 365 * 86400}),
+        (RAW_COMPLETION_TREND.format(
+            **company, join=f"JOIN {p}company_users cu ON cu.userid = cc.userid"),
          {"since": NOW - 365 * 86400}),
         ((RAW_SCORM_TRACK if layout == "track" else RAW_SCORM_ATTEMPT).format(p=p), {}),
         (RAW_COMPLETION.format(p=p), {}),
+        (RAW_MODULES.format(p=p), {}),
+        (RAW_ACCESS.format(p=p), {}),
     ]  # fmt: skip
     started = time.perf_counter()
     with engine.connect() as conn:
@@ -130,22 +202,61 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--layout", choices=("attempt", "track"), default="attempt")
+    parser.add_argument(
+        "--mariadb",
+        metavar="URL",
+        help="a MariaDB server URL ending in a database name, e.g. "
+        "mysql+pymysql://root@127.0.0.1:3306/mr_agg: the bench creates that database (the "
+        "Moodle site) and one with _app appended (the app DB), and drops both at the end",
+    )
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="manireports-bench-") as scratch:
-        figures = run(Path(scratch), size, args.layout)
+        if args.mariadb:
+            with mariadb_databases(args.mariadb) as (moodle_url, app_url):
+                figures = run(Path(scratch), size, args.layout, moodle_url, app_url)
+        else:
+            moodle_url = f"sqlite:///{Path(scratch) / 'moodle.db'}"
+            figures = run(Path(scratch), size, args.layout, moodle_url, None)
     print(json.dumps(figures))
 
 
-def run(scratch: Path, size: dict[str, int], layout: str) -> dict[str, object]:
-    url = f"sqlite:///{scratch / 'moodle.db'}"
-    print(f"seeding {size} ({layout} SCORM layout)", flush=True)
+@contextmanager
+def mariadb_databases(url: str) -> Iterator[tuple[str, str]]:
+    """Two fresh databases on the server of `url`, dropped afterwards."""
+    parsed = make_url(url)
+    names = [parsed.database or "mr_agg", f"{parsed.database or 'mr_agg'}_app"]
+    server_url = parsed.set(database="information_schema")  # any database that always exists
+    server = make_engine(server_url.render_as_string(hide_password=False))
+    preparer = server.dialect.identifier_preparer
+    with server.begin() as conn:
+        for name in names:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {preparer.quote(name)}")
+            conn.exec_driver_sql(f"CREATE DATABASE {preparer.quote(name)} CHARACTER SET utf8mb4")
+    try:
+        yield tuple(  # type: ignore[misc]
+            parsed.set(database=n).render_as_string(hide_password=False) for n in names
+        )
+    finally:
+        with server.begin() as conn:
+            for name in names:
+                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {preparer.quote(name)}")
+        server.dispose()
+
+
+def run(
+    scratch: Path, size: dict[str, int], layout: str, url: str, app_url: str | None
+) -> dict[str, object]:
+    print(f"seeding {size} ({layout} SCORM layout) into {make_url(url).get_backend_name()}",
+          flush=True)  # fmt: skip
     seed_site(
         url, users=size["users"], courses=size["courses"], companies=size["companies"],
         days=size["days"], target_log_rows=size["log_rows"], now=NOW, layout=layout,
     )  # fmt: skip
-    settings = load_settings({"MANIREPORTS_INSTANCE": str(scratch / "instance"),
-                              "MOODLE_DATABASE_URL": url})  # fmt: skip
+    env = {"MANIREPORTS_INSTANCE": str(scratch / "instance"), "MOODLE_DATABASE_URL": url}
+    if app_url:
+        env["DATABASE_URL"] = app_url
+    settings = load_settings(env)
     upgrade(settings.database_url)
     appdb = AppDB(settings.database_url)
     source = MoodleSource(url)
@@ -184,6 +295,7 @@ def run(scratch: Path, size: dict[str, int], layout: str) -> dict[str, object]:
         "users": size["users"],
         "log_rows": size["log_rows"],
         "layout": layout,
+        "database": make_url(url).get_backend_name(),
         "full_s": round(full_s, 1),
         "baseline_raw_sql_s": round(baseline_s, 1),
         "steps_s": {name: step["seconds"] for name, step in full["steps"].items()},

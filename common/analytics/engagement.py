@@ -1,38 +1,26 @@
 """Engagement per learner and course: active days and time over the last 7 and 30 days,
 plus xAPI statements and video watch time where the site has them.
 
-Built from the daily time table (heartbeats where present, else the log estimate), so it
-costs one read of 30 days of daily rows, not of the log.
+Built from the daily time table (heartbeats where present, else the log estimate) by one
+INSERT ... SELECT in the app DB, so a refresh costs one grouped pass over 30 days of daily
+rows and sends nothing through Python but the optional xAPI and video figures.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy import delete, insert
+from sqlalchemy import Integer, bindparam, case, delete, exists, func, or_, select
+from sqlalchemy.orm import aliased
 
 from common.analytics.intervals import day_start
 from common.analytics.optional_sources import video_seconds, xapi_statements
-from common.analytics.usertime import daily_time
+from common.analytics.upsert import table_of, upsert
 from common.appdb import AppDB
-from common.models.analytics import Engagement
-from common.models.base import utcnow
+from common.models.analytics import Engagement, UsertimeDaily
+from common.models.base import UTCDateTime, utcnow
 from common.moodle import MoodleSource
 from common.settings import Settings
-
-INSERT_BATCH = 2000
-
-
-@dataclass
-class _Tally:
-    days_7: int = 0
-    days_30: int = 0
-    seconds_7: int = 0
-    seconds_30: int = 0
-    estimated: bool = False
-    last: date | None = None
 
 
 def refresh_engagement(
@@ -40,39 +28,45 @@ def refresh_engagement(
 ) -> int:
     """Recompute the engagement table as of `today` (UTC); returns the rows written."""
     since_30, since_7 = today - timedelta(days=29), today - timedelta(days=6)
-    tallies: dict[tuple[int, int], _Tally] = defaultdict(_Tally)
-    with appdb.transaction() as session:
-        for figure in daily_time(session, since=since_30, until=today):
-            tally = tallies[(figure.userid, figure.courseid)]
-            tally.days_30 += 1
-            tally.seconds_30 += figure.seconds
-            if figure.date >= since_7:
-                tally.days_7 += 1
-                tally.seconds_7 += figure.seconds
-            tally.estimated = tally.estimated or figure.estimated
-            tally.last = max(tally.last or figure.date, figure.date)
     start = day_start(since_30)
     xapi = xapi_statements(source, settings, start)
     video = video_seconds(source, settings, start)
-    keys = set(tallies) | set(xapi or {}) | set(video or {})
     now = utcnow()
-    rows = [
-        {
-            "userid": user, "courseid": course,
-            "active_days_7": tallies[(user, course)].days_7,
-            "active_days_30": tallies[(user, course)].days_30,
-            "seconds_7": tallies[(user, course)].seconds_7,
-            "seconds_30": tallies[(user, course)].seconds_30,
-            "estimated": tallies[(user, course)].estimated,
-            "xapi_statements_30": None if xapi is None else xapi.get((user, course), 0),
-            "video_seconds_30": None if video is None else video.get((user, course), 0),
-            "lastactive": tallies[(user, course)].last,
-            "computed_at": now,
-        }
-        for user, course in sorted(keys)
-    ]  # fmt: skip
+    d, measured = UsertimeDaily, aliased(UsertimeDaily)
+    # A heartbeat figure beats an estimate of the same date (as in usertime.daily_time).
+    has_beats = exists().where(
+        measured.userid == d.userid, measured.courseid == d.courseid,
+        measured.date == d.date, measured.estimated.is_(False),
+    )  # fmt: skip
+    in_7 = d.date >= since_7
+    figures = (
+        select(
+            d.userid, d.courseid,
+            func.sum(case((in_7, 1), else_=0)), func.count(),
+            func.sum(case((in_7, d.seconds), else_=0)), func.sum(d.seconds),
+            func.max(case((d.estimated.is_(True), 1), else_=0)),
+            bindparam("xapi", None if xapi is None else 0, type_=Integer),
+            bindparam("video", None if video is None else 0, type_=Integer),
+            func.max(d.date), bindparam("computed_at", now, type_=UTCDateTime()),
+        )
+        .where(d.date >= since_30, d.date <= today, or_(d.estimated.is_(False), ~has_beats))
+        .group_by(d.userid, d.courseid)
+    )  # fmt: skip
+    e = table_of(Engagement)
+    columns = ["userid", "courseid", "active_days_7", "active_days_30", "seconds_7",
+               "seconds_30", "estimated", "xapi_statements_30", "video_seconds_30",
+               "lastactive", "computed_at"]  # fmt: skip
     with appdb.transaction() as session:
-        session.execute(delete(Engagement))
-        for offset in range(0, len(rows), INSERT_BATCH):
-            session.execute(insert(Engagement), rows[offset : offset + INSERT_BATCH])
-    return len(rows)
+        session.execute(delete(e))
+        session.execute(e.insert().from_select(columns, figures))
+        extra = [
+            {"userid": user, "courseid": course, "computed_at": now,
+             "xapi_statements_30": None if xapi is None else xapi.get((user, course), 0),
+             "video_seconds_30": None if video is None else video.get((user, course), 0)}
+            for user, course in sorted(set(xapi or {}) | set(video or {}))
+        ]  # fmt: skip
+        # Learners with statements or video but no time get a row of their own.
+        upsert(session, e, extra, key=("userid", "courseid"),
+               update=("xapi_statements_30", "video_seconds_30"))  # fmt: skip
+        written = session.scalar(select(func.count()).select_from(e))
+    return int(written or 0)

@@ -122,3 +122,76 @@ def test_heartbeat_figures_win_over_estimates_for_the_same_day(moodle, source, a
     assert [(f.date, f.seconds, f.estimated) for f in figures] == [
         (DAY1, 60, False), (DAY2, 1000, True)
     ]  # fmt: skip
+
+
+def _busy_log(moodle):
+    """Sessions that cross midnight, lone clicks, two courses, several users."""
+    users = [moodle.user() for _ in range(3)]
+    courses = [moodle.course(), moodle.course()]
+    offsets = (-4000, -700, -10, 0, 300, 1300, 9000, 9000, 9500, 40_000, 86_400 * 2 - 200)
+    for i, user in enumerate(users):
+        for j, course in enumerate(courses):
+            for offset in offsets[i + j :]:
+                moodle.log(userid=user, courseid=course, timecreated=MIDNIGHT + offset + 7 * i)
+    return users, courses
+
+
+def test_the_first_run_equals_merging_chunk_by_chunk(moodle, source, appdb, tmp_path, monkeypatch):
+    from common.analytics import log_estimate
+
+    _busy_log(moodle)
+    estimate_time_from_log(appdb, source, gap_s=GAP)  # empty tables: the bulk first run
+
+    url = f"sqlite:///{tmp_path / 'chunked.db'}"
+    upgrade(url)
+    chunked = AppDB(url)
+    # One event first, then the rest merged three log ids at a time into what is stored.
+    monkeypatch.setattr(log_estimate, "CHUNK_IDS", 1)
+    monkeypatch.setattr(log_estimate, "_top_id", lambda src: 1)
+    estimate_time_from_log(chunked, source, gap_s=GAP)
+    assert len(estimated_sessions(chunked)) == 1
+    monkeypatch.undo()
+    monkeypatch.setattr(log_estimate, "CHUNK_IDS", 3)
+    estimate_time_from_log(chunked, source, gap_s=GAP)
+
+    assert estimated_sessions(chunked) == estimated_sessions(appdb)
+    assert estimated_daily(chunked) == estimated_daily(appdb)
+    assert len(estimated_daily(appdb)) > 6  # the crafted log reaches several dates
+    chunked.dispose()
+
+
+def test_an_interrupted_first_run_resumes_at_the_last_user_stored(
+    moodle, source, appdb, tmp_path, monkeypatch
+):
+    from common.analytics import log_estimate
+
+    users, _ = _busy_log(moodle)
+    url = f"sqlite:///{tmp_path / 'clean.db'}"
+    upgrade(url)
+    clean = AppDB(url)
+    estimate_time_from_log(clean, source, gap_s=GAP)
+
+    monkeypatch.setattr(log_estimate, "FIRST_RUN_BATCH", 1)  # a commit at every user
+    calls = []
+    real_insert = log_estimate.insert_many
+
+    def failing_insert(session, table, rows):
+        calls.append(table.name)
+        if len(calls) > 2:  # the second user's batch
+            raise RuntimeError("killed")
+        real_insert(session, table, rows)
+
+    monkeypatch.setattr(log_estimate, "insert_many", failing_insert)
+    with pytest.raises(RuntimeError):
+        estimate_time_from_log(appdb, source, gap_s=GAP)
+    assert {s[0] for s in estimated_sessions(appdb)} == {users[0]}
+    monkeypatch.setattr(log_estimate, "insert_many", real_insert)
+
+    again = estimate_time_from_log(appdb, source, gap_s=GAP)
+
+    assert {s[0] for s in estimated_sessions(appdb)} == set(users)
+    assert again.spans_read < len(estimated_sessions(clean))  # the first user was not reread
+    assert estimated_sessions(appdb) == estimated_sessions(clean)
+    assert estimated_daily(appdb) == estimated_daily(clean)
+    assert estimate_time_from_log(appdb, source, gap_s=GAP).spans_read == 0
+    clean.dispose()
