@@ -31,6 +31,7 @@ from common.models.mail import (
     RECIPIENT_FAILED,
     RECIPIENT_PENDING,
     RECIPIENT_SENDING,
+    CloudConf,
     CloudDeadChunk,
     CloudJob,
     CloudRecipient,
@@ -81,6 +82,12 @@ def templates_for(session: Session, company_id: int, job_type: str) -> tuple[str
     return subject, html, None
 
 
+def configured_chunk_size(session: Session, company_id: int) -> int:
+    """The company's offload setting, or the default for companies that have none."""
+    size = session.scalar(select(CloudConf.chunk_size).where(CloudConf.companyid == company_id))
+    return int(size) if size else DEFAULT_CHUNK_SIZE
+
+
 def create_job(
     session: Session,
     *,
@@ -88,15 +95,18 @@ def create_job(
     job_type: str,
     recipients: Iterable[RecipientSpec],
     source: str,
-    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    chunk_size: int | None = None,
     subject: str | None = None,
     html: str | None = None,
     text: str | None = None,
     payload: Mapping[str, Any] | None = None,
     actor_id: int | None = None,
 ) -> CloudJob:
-    """A pending job with one row per recipient, numbered into chunks of ``chunk_size``."""
+    """A pending job with one row per recipient, numbered into chunks of ``chunk_size``
+    (by default the company's configured chunk size)."""
     errors = []
+    if chunk_size is None:
+        chunk_size = configured_chunk_size(session, company_id)
     if job_type not in JOB_TYPES:
         errors.append(f"type: must be one of {', '.join(JOB_TYPES)}")
     if not 1 <= chunk_size <= 1000:
