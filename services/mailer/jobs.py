@@ -339,6 +339,14 @@ def stale_claim_filter(stale_before: Any) -> Any:
     )
 
 
+def undispatched_jobs(session: Session, idle_s: float) -> list[int]:
+    """Jobs still `pending` ``idle_s`` after creation: their dispatch command never reached the
+    bus (it was down when the job was created), so the watcher dispatches them."""
+    cutoff = utcnow() - timedelta(seconds=idle_s)
+    query = select(CloudJob.id).where(CloudJob.status == JOB_PENDING, CloudJob.timecreated < cutoff)
+    return list(session.scalars(query.order_by(CloudJob.id)))
+
+
 def stalled_jobs(session: Session, idle_s: float) -> list[int]:
     """Locally sent jobs with recipients left and no outcome recorded for ``idle_s``.
 

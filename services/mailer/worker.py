@@ -31,10 +31,11 @@ from services.mailer.dispatch import (
     resume_stalled_jobs,
 )
 from services.mailer.interception import claim_email_queue_rows
-from services.mailer.jobs import retry_dead_chunks
+from services.mailer.jobs import retry_dead_chunks, undispatched_jobs
 from services.mailer.ratelimit import RateLimiter
 
 MAIL_MAX_DELIVER = 8
+UNDISPATCHED_AFTER_S = 300.0
 
 
 def mail_consumer(ack_wait_s: float, max_deliver: int = MAIL_MAX_DELIVER) -> ConsumerSpec:
@@ -128,6 +129,9 @@ class MailerWorker(CommandWorker):
             self.appdb,
             self.settings.secret_key,
         )
+        # Long enough that the web tier's own dispatch command has been handled by then.
+        pending_s = float(payload.get("undispatched_after_s", UNDISPATCHED_AFTER_S))
+        job_ids += await asyncio.to_thread(self._undispatched, pending_s)
         for job_id in job_ids:
             await dispatch_job(
                 self.bus, self.appdb, job_id, secret_key=self.settings.secret_key,
@@ -137,6 +141,10 @@ class MailerWorker(CommandWorker):
         await resume_stalled_jobs(
             self.bus, self.appdb, idle_s=idle_s, now_tag=uuid.uuid4().hex[:12]
         )
+
+    def _undispatched(self, idle_s: float) -> list[int]:
+        with self.appdb.transaction() as session:
+            return undispatched_jobs(session, idle_s)
 
     async def retry_dead_letters(self, payload: dict[str, Any], msg: Msg) -> None:
         only = payload.get("job")

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 from sqlalchemy import select
 
 from common.db import make_engine
+from common.models.base import utcnow
 from common.models.mail import CloudJob, CloudRecipient
 from services.mailer.interception import MICRO, STALE_CLAIM_S, claim_email_queue_rows
 from tests.factories.moodle import MoodleFactory
@@ -15,6 +17,7 @@ from tests.services.mailer.conftest import (
     configure,
     job_row,
     mailer_env,
+    make_job,
     smtp_config,
     wait_final,
 )
@@ -132,4 +135,23 @@ def test_watch_command_offloads_iomad_emails_and_keeps_the_original_content(
         recipient = session.scalar(select(CloudRecipient).where(CloudRecipient.userid.isnot(None)))
         assert '"templatename": "user_create"' in recipient.recipient_data
     assert job_row(appdb, job_id).recipients_total == 5
+    engine.dispose()
+
+
+def test_the_watcher_dispatches_jobs_whose_dispatch_never_reached_the_bus(
+    tmp_path, fresh_nats, appdb, smtp_sink, spawn_service
+):
+    url = f"sqlite:///{tmp_path / 'moodle.db'}"
+    engine, moodle, acme, _, _ = build_queue(url, rows_per_company=0)
+    configure(appdb, acme, "smtp", smtp_config(smtp_sink))
+    job_id = make_job(appdb, 12, acme)  # created, but no dispatch command was ever published
+    fresh = make_job(appdb, 3, acme)
+    with appdb.transaction() as session:
+        session.get(CloudJob, job_id).timecreated = utcnow() - timedelta(minutes=10)
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, MOODLE_DATABASE_URL=url))
+    command(fresh_nats.url, "watch_email_queue", {}, msg_id="watch-pending")
+    assert wait_final(appdb, job_id).status == "completed"
+    assert len(smtp_sink.recipients) == 12
+    # A job younger than the threshold is left to its own dispatch command.
+    assert job_row(appdb, fresh).status == "pending"
     engine.dispose()
