@@ -1,7 +1,8 @@
 """Pre-computed dashboard figures in `manireports_cache_summary`, one JSON document per scope.
 
 The aggregator's `refresh_caches` task computes every scope (the site and each company) in a
-few grouped queries and stores each as JSON with when it was computed and when it expires
+few grouped queries (the activity trend from the log rows added since its previous run, see
+`activity_months`) and stores each as JSON with when it was computed and when it expires
 (CACHE_TTL_S). Dashboards read one row; an expired entry is stale and is not served, and
 entries of scopes that no longer exist are deleted at the next refresh.
 """
@@ -17,10 +18,15 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from common.analytics.activity_months import (
+    activity_trend,
+    load_months,
+    save_months,
+    update_months,
+)
 from common.analytics.trends import (
     SITE,
     Scope,
-    activity_trend,
     company_members,
     completion_trend,
     empty_trend,
@@ -54,12 +60,15 @@ def refresh_caches(appdb: AppDB, source: MoodleSource, *, ttl_s: int, now: int) 
     """Recompute every scope's dashboard document; returns how many were stored."""
     started = time.perf_counter()
     members = company_members(source)
-    activity = activity_trend(source, now)
+    starts = month_starts(now)
+    with appdb.transaction() as session:
+        stored = load_months(session, starts)
+    months = update_months(stored, source, now)
+    activity = activity_trend(months, members, starts)
     completions = completion_trend(source, now)
     with appdb.transaction() as session:
         rollup = engagement_rollup(session, members)
     scopes: list[Scope] = [SITE, *sorted(members)]
-    starts = month_starts(now)
     computed = utcnow()
     elapsed_ms = int((time.perf_counter() - started) * 1000)
     rows = []
@@ -76,6 +85,7 @@ def refresh_caches(appdb: AppDB, source: MoodleSource, *, ttl_s: int, now: int) 
              "expires_at": computed + timedelta(seconds=ttl_s), "compute_ms": elapsed_ms}
         )  # fmt: skip
     with appdb.transaction() as session:
+        save_months(session, months, loaded=stored)
         upsert(
             session,
             table_of(CacheSummary),

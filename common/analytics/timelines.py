@@ -26,7 +26,7 @@ from common.analytics.intervals import (
     seconds_by_date,
     utc_date,
 )
-from common.analytics.upsert import table_of, upsert
+from common.analytics.upsert import insert_returning_ids, table_of, upsert
 from common.models.analytics import UsertimeDaily, UsertimeSession
 from common.models.base import utcnow
 
@@ -134,17 +134,26 @@ def load_timelines(
     keys = sorted(set(keys))
     timelines: dict[CourseKey, Timeline] = {key: Timeline() for key in keys}
     t = UsertimeSession
-    for offset in range(0, len(keys), KEY_BATCH):
-        batch = keys[offset : offset + KEY_BATCH]
-        query = select(t.id, t.userid, t.courseid, t.cmid, t.sessionstart, t.lastbeat).where(
-            tuple_(t.userid, t.courseid).in_(batch),
-            t.estimated == estimated,
-            t.lastbeat >= to_datetime(since),
-            t.sessionstart <= to_datetime(until),
-        )
+    window = select(t.id, t.userid, t.courseid, t.cmid, t.sessionstart, t.lastbeat).where(
+        t.estimated == estimated,
+        t.lastbeat >= to_datetime(since),
+        t.sessionstart <= to_datetime(until),
+    )
+    if len(keys) > KEY_BATCH and not lock:
+        # Many keys: one read of the window, filtered here. Databases serve each batch's
+        # query from the `lastbeat` index too, reading the same window once per batch.
+        queries = [window]
+    else:
+        queries = [
+            window.where(tuple_(t.userid, t.courseid).in_(keys[offset : offset + KEY_BATCH]))
+            for offset in range(0, len(keys), KEY_BATCH)
+        ]
+    for query in queries:
         if lock:
             query = query.with_for_update()
         for row in session.execute(query):
+            if (row.userid, row.courseid) not in timelines:
+                continue
             timelines[(row.userid, row.courseid)].sessions.append(
                 StoredSession(
                     row.id, row.cmid, to_timestamp(row.sessionstart), to_timestamp(row.lastbeat)
@@ -192,11 +201,8 @@ def save_timelines(
         session.connection().execute(statement, updates)
     if inserts:
         rows = [_session_values(key, s) | {"estimated": estimated} for key, s in inserts]
-        result = session.execute(
-            table_of(UsertimeSession).insert().returning(t.c.id, sort_by_parameter_order=True),
-            rows,
-        )
-        for (_, stored), new_id in zip(inserts, result.scalars(), strict=True):
+        for (_, stored), new_id in zip(inserts, insert_returning_ids(session, t, rows),
+                                       strict=True):  # fmt: skip
             stored.id = new_id
     for timeline in timelines.values():
         for stored in timeline.sessions:

@@ -2,6 +2,7 @@
 
 Each builder computes the figures for every scope at once (the whole site and each company),
 with one grouped query over the Moodle DB, so a refresh costs one pass, not one per company.
+The activity trend, which reads the whole log, is kept incrementally in `activity_months`.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ def month_starts(now: int, months: int = MONTHS) -> list[int]:
     return starts[::-1]
 
 
-def _month_bucket(column: Any, starts: list[int]) -> Any:
+def month_bucket(column: Any, starts: list[int]) -> Any:
     # A CASE over the month boundaries: portable SQL for "which month is this time in".
     return case(
         *((column >= start, literal(index)) for index, start in reversed(list(enumerate(starts)))),
@@ -46,40 +47,11 @@ def _companies(source: MoodleSource) -> bool:
     return source.features().has_iomad
 
 
-def activity_trend(source: MoodleSource, now: int) -> dict[Scope, dict[str, Any]]:
-    """Per month: events and distinct active users, site-wide and per company."""
-    starts = month_starts(now)
-    lg = source.tables.logstore_standard_log
-    bucket = _month_bucket(lg.c.timecreated, starts).label("bucket")
-    real = (lg.c.userid > 1, lg.c.timecreated >= starts[0], lg.c.timecreated <= now)
-    site = select(bucket, func.count(), func.count(lg.c.userid.distinct())).where(*real)
-    results: dict[Scope, dict[str, Any]] = defaultdict(lambda: empty_trend(starts))
-    with source.engine.connect() as conn:
-        for index, events, users in conn.execute(site.group_by(bucket)):
-            results[SITE]["events"][index] = int(events)
-            results[SITE]["active_users"][index] = int(users)
-        if _companies(source):
-            cu = source.tables.company_users
-            # A user in two departments of one company is still one member.
-            members = select(cu.c.companyid, cu.c.userid).distinct().subquery()
-            per_company = (
-                select(members.c.companyid, bucket, func.count(),
-                       func.count(lg.c.userid.distinct()))
-                .join(members, members.c.userid == lg.c.userid)
-                .where(*real)
-                .group_by(members.c.companyid, bucket)
-            )  # fmt: skip
-            for company, index, events, users in conn.execute(per_company):
-                results[int(company)]["events"][index] = int(events)
-                results[int(company)]["active_users"][index] = int(users)
-    return dict(results)
-
-
 def completion_trend(source: MoodleSource, now: int) -> dict[Scope, dict[str, Any]]:
     """Per month: course completions, site-wide and per company of the learner."""
     starts = month_starts(now)
     cc = source.tables.course_completions
-    bucket = _month_bucket(cc.c.timecompleted, starts).label("bucket")
+    bucket = month_bucket(cc.c.timecompleted, starts).label("bucket")
     done = (cc.c.timecompleted >= starts[0], cc.c.timecompleted <= now)
     results: dict[Scope, dict[str, Any]] = defaultdict(lambda: empty_trend(starts))
     with source.engine.connect() as conn:

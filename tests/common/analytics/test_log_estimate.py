@@ -136,8 +136,12 @@ def _busy_log(moodle):
     return users, courses
 
 
-def test_the_first_run_equals_merging_chunk_by_chunk(moodle, source, appdb, tmp_path, monkeypatch):
-    from common.analytics import log_estimate
+# Key batches of 1: chunks of several keys load their timelines by one read of the window.
+@pytest.mark.parametrize(("chunk_ids", "key_batch"), [(3, 400), (20, 1)])
+def test_the_first_run_equals_merging_chunk_by_chunk(
+    moodle, source, appdb, tmp_path, monkeypatch, chunk_ids, key_batch
+):
+    from common.analytics import log_estimate, timelines
 
     _busy_log(moodle)
     estimate_time_from_log(appdb, source, gap_s=GAP)  # empty tables: the bulk first run
@@ -145,13 +149,14 @@ def test_the_first_run_equals_merging_chunk_by_chunk(moodle, source, appdb, tmp_
     url = f"sqlite:///{tmp_path / 'chunked.db'}"
     upgrade(url)
     chunked = AppDB(url)
-    # One event first, then the rest merged three log ids at a time into what is stored.
+    # One event first, then the rest merged a few log ids at a time into what is stored.
     monkeypatch.setattr(log_estimate, "CHUNK_IDS", 1)
     monkeypatch.setattr(log_estimate, "_top_id", lambda src: 1)
     estimate_time_from_log(chunked, source, gap_s=GAP)
     assert len(estimated_sessions(chunked)) == 1
     monkeypatch.undo()
-    monkeypatch.setattr(log_estimate, "CHUNK_IDS", 3)
+    monkeypatch.setattr(log_estimate, "CHUNK_IDS", chunk_ids)
+    monkeypatch.setattr(timelines, "KEY_BATCH", key_batch)
     estimate_time_from_log(chunked, source, gap_s=GAP)
 
     assert estimated_sessions(chunked) == estimated_sessions(appdb)
