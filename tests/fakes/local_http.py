@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
-from werkzeug.wrappers import Response
+from werkzeug.wrappers import Request, Response
 
 
 class _QuietRequestHandler(WSGIRequestHandler):
@@ -62,3 +62,45 @@ class QueuedFaults:
                 self._requests_before_faults -= 1
                 return None
             return self._queue.popleft()()
+
+
+class FakeEmailApi:
+    """What the SendGrid and Mailgun fakes share: a local server, queued faults, rejected
+    addresses and the deliveries each recipient got. Subclasses answer in `_respond`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._deliveries: dict[str, list[Any]] = defaultdict(list)
+        self._rejected: set[str] = set()
+        self._faults = QueuedFaults()
+        self._http = LocalWsgiServer(self._wsgi)
+
+    @property
+    def base_url(self) -> str:
+        return self._http.base_url
+
+    def start(self) -> None:
+        self._http.start()
+
+    def stop(self) -> None:
+        self._http.stop()
+
+    def reject(self, address: str) -> None:
+        """Treat ``address`` as one the service refuses to send to."""
+        with self._lock:
+            self._rejected.add(address.lower())
+
+    def delivered(self, address: str) -> list[Any]:
+        with self._lock:
+            return list(self._deliveries.get(address.lower(), []))
+
+    @property
+    def recipients(self) -> set[str]:
+        with self._lock:
+            return set(self._deliveries)
+
+    def _wsgi(self, environ: dict, start_response: Any) -> Any:
+        return self._respond(Request(environ))(environ, start_response)
+
+    def _respond(self, request: Request) -> Response:
+        raise NotImplementedError

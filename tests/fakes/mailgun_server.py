@@ -12,16 +12,14 @@ from __future__ import annotations
 import json
 import re
 import secrets
-import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from services.mailer.providers.addresses import address_problem
-from tests.fakes.local_http import LocalWsgiServer, QueuedFaults
+from tests.fakes.local_http import FakeEmailApi
 
 MAX_RECIPIENTS = 1000
 _PATH = re.compile(r"^/v3/(?P<domain>[^/]+)/messages$")
@@ -40,26 +38,12 @@ class MailgunDelivery:
     message_id: str
 
 
-class MailgunServer:
+class MailgunServer(FakeEmailApi):
     def __init__(self, api_key: str = "key-test", domain: str = "mg.school.example") -> None:
+        super().__init__()
         self.api_key = api_key
         self.domain = domain
         self.recipients_per_request: list[int] = []
-        self._lock = threading.Lock()
-        self._deliveries: dict[str, list[MailgunDelivery]] = defaultdict(list)
-        self._rejected: set[str] = set()
-        self._faults = QueuedFaults()
-        self._http = LocalWsgiServer(self._wsgi)
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
-
-    def start(self) -> None:
-        self._http.start()
-
-    def stop(self) -> None:
-        self._http.stop()
 
     def throttle(self, times: int = 1, retry_after_s: int = 1) -> None:
         """Answer the next ``times`` requests with 429."""
@@ -74,23 +58,6 @@ class MailgunServer:
     def fail(self, times: int = 1, status: int = 500) -> None:
         """Answer the next ``times`` requests with a server error."""
         self._faults.add(times, lambda: _message_response(status, "Internal Server Error"))
-
-    def reject(self, address: str) -> None:
-        """Treat ``address`` as invalid: any request naming it gets Mailgun's 400."""
-        with self._lock:
-            self._rejected.add(address.lower())
-
-    def delivered(self, address: str) -> list[MailgunDelivery]:
-        with self._lock:
-            return list(self._deliveries.get(address.lower(), []))
-
-    @property
-    def recipients(self) -> set[str]:
-        with self._lock:
-            return set(self._deliveries)
-
-    def _wsgi(self, environ: dict, start_response: Any) -> Any:
-        return self._respond(Request(environ))(environ, start_response)
 
     def _respond(self, request: Request) -> Response:
         match = _PATH.match(request.path)

@@ -13,16 +13,14 @@ import base64
 import json
 import re
 import secrets
-import threading
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
 from services.mailer.providers.addresses import address_problem
-from tests.fakes.local_http import LocalWsgiServer, QueuedFaults
+from tests.fakes.local_http import FakeEmailApi
 
 MAX_PERSONALIZATIONS = 1000
 MAX_SUBSTITUTION_BYTES = 50_000
@@ -43,25 +41,11 @@ class SendGridDelivery:
     message_id: str
 
 
-class SendGridServer:
+class SendGridServer(FakeEmailApi):
     def __init__(self, api_key: str = "SG.test-key") -> None:
+        super().__init__()
         self.api_key = api_key
         self.accepted_requests: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-        self._deliveries: dict[str, list[SendGridDelivery]] = defaultdict(list)
-        self._rejected: set[str] = set()
-        self._faults = QueuedFaults()
-        self._http = LocalWsgiServer(self._wsgi)
-
-    @property
-    def base_url(self) -> str:
-        return self._http.base_url
-
-    def start(self) -> None:
-        self._http.start()
-
-    def stop(self) -> None:
-        self._http.stop()
 
     def throttle(self, times: int = 1, reset_in_s: int = 1, after_requests: int = 0) -> None:
         """Answer ``times`` requests with 429 Too Many Requests, after ``after_requests``."""
@@ -78,23 +62,6 @@ class SendGridServer:
     def fail(self, times: int = 1, status: int = 503) -> None:
         """Answer the next ``times`` requests with a server error."""
         self._faults.add(times, lambda: _error_response(status, [_error(None, "internal error")]))
-
-    def reject(self, address: str) -> None:
-        """Treat ``address`` as invalid, as SendGrid does with addresses it cannot send to."""
-        with self._lock:
-            self._rejected.add(address.lower())
-
-    def delivered(self, address: str) -> list[SendGridDelivery]:
-        with self._lock:
-            return list(self._deliveries.get(address.lower(), []))
-
-    @property
-    def recipients(self) -> set[str]:
-        with self._lock:
-            return set(self._deliveries)
-
-    def _wsgi(self, environ: dict, start_response: Any) -> Any:
-        return self._respond(Request(environ))(environ, start_response)
 
     def _respond(self, request: Request) -> Response:
         if request.method != "POST" or request.path != "/v3/mail/send":
