@@ -15,7 +15,7 @@ class NavItem:
     capabilities: tuple[str, ...] = ()
 
     def visible_to(self, viewer: Viewer) -> bool:
-        return not self.capabilities or any(viewer.can(c) for c in self.capabilities)
+        return not self.capabilities or viewer.can_any(self.capabilities)
 
 
 NAV_ITEMS: list[NavItem] = []

@@ -7,6 +7,7 @@ change in Moodle takes effect at once.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, select
@@ -40,6 +41,9 @@ class Viewer:
 
     def can(self, capability: str) -> bool:
         return capability in self.capabilities
+
+    def can_any(self, capabilities: Iterable[str]) -> bool:
+        return any(c in self.capabilities for c in capabilities)
 
 
 def load_viewer(source: MoodleSource, session: Session, user_id: int) -> Viewer | None:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 from common.moodle import MoodleSource, SiteFeatures
 from common.tenancy import TenantScope
+from common.timezones import utc_offset_s
 
 
 class ReportParamError(ValueError):
@@ -76,6 +77,18 @@ class Report(ABC):
         tz_offset_s: int = 0,
     ) -> ReportResult:
         """Read the figures, restricted to `scope`, as of Unix time `now`."""
+
+    def run_for(
+        self,
+        source: MoodleSource,
+        scope: TenantScope,
+        params: Mapping[str, Any],
+        *,
+        now: int,
+        timezone: str | None,
+    ) -> ReportResult:
+        """`run` with days counted in a viewer's Moodle timezone (user.timezone)."""
+        return self.run(source, scope, params, now=now, tz_offset_s=utc_offset_s(timezone, now))
 
 
 _REGISTRY: dict[str, Report] = {}

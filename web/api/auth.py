@@ -97,7 +97,7 @@ def require_token(scope: str, *capabilities: str) -> Callable[[F], F]:
                     f'{REALM}, error="insufficient_scope", scope="{scope}"'
                 )
                 raise error
-            if capabilities and not any(caller.viewer.can(c) for c in capabilities):
+            if capabilities and not caller.viewer.can_any(capabilities):
                 raise deny(caller, f"you need the capability {' or '.join(capabilities)}")
             return view(*args, **kwargs)
 

@@ -18,7 +18,6 @@ from common.bus import command_subject
 from common.models.mail import CloudJob
 from common.reports import ReportParamError, get_report, registered_reports
 from common.reports.base import Report
-from common.timezones import utc_offset_s
 from services.mailer.jobs import JobInvalid, create_job
 from services.mailer.monitor import JobProgress, job_progress
 from web.api.auth import api_caller, deny, requested_company, require_token, token_scope
@@ -34,9 +33,7 @@ install_error_handlers(bp)
 
 def _runnable(report: Report) -> bool:
     viewer = api_caller().viewer
-    return report.enabled(web_context().moodle.features()) and any(
-        viewer.can(c) for c in report.capabilities
-    )
+    return report.enabled(web_context().moodle.features()) and viewer.can_any(report.capabilities)
 
 
 @bp.get("/reports")
@@ -67,8 +64,7 @@ def report(name: str):  # type: ignore[no-untyped-def]
         raise ApiError(400, exc.reason, exc.field) from None
     ctx = web_context()
     now = int(ctx.clock())
-    result = found.run(ctx.moodle, scope, params, now=now,
-                       tz_offset_s=utc_offset_s(caller.viewer.timezone, now))  # fmt: skip
+    result = found.run_for(ctx.moodle, scope, params, now=now, timezone=caller.viewer.timezone)
     return jsonify(result.as_json())
 
 

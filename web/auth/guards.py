@@ -71,7 +71,7 @@ def require_capability(*capabilities: str) -> Callable[[F], F]:
                 if request.accept_mimetypes.best == "application/json" or request.is_json:
                     abort(401, description="Sign in first.")
                 return redirect(url_for("auth.login", next=request.full_path))
-            if capabilities and not any(viewer.can(c) for c in capabilities):
+            if capabilities and not viewer.can_any(capabilities):
                 deny(viewer, f"You need the capability {' or '.join(capabilities)}.")
             return view(*args, **kwargs)
 

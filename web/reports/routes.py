@@ -7,7 +7,6 @@ from flask import Blueprint, Response, abort, jsonify, make_response, request
 from common.reports import ReportParamError, get_report
 from common.reports.base import Report, ReportResult
 from common.reports.export import to_csv
-from common.timezones import utc_offset_s
 from web.auth.guards import current_viewer, deny, require_capability, viewer_scope, web_context
 
 bp = Blueprint("reports", __name__, url_prefix="/reports")
@@ -25,7 +24,7 @@ def run_for_request(name: str) -> ReportResult:
     report = _report_or_404(name)
     viewer = current_viewer()
     assert viewer is not None
-    if not any(viewer.can(c) for c in report.capabilities):
+    if not viewer.can_any(report.capabilities):
         deny(viewer, f"You may not run the {report.title} report.")
     scope = viewer_scope()
     try:
@@ -34,9 +33,7 @@ def run_for_request(name: str) -> ReportResult:
         abort(make_response(jsonify(error=exc.reason, field=exc.field), 400))
     ctx = web_context()
     now = int(ctx.clock())
-    return report.run(
-        ctx.moodle, scope, params, now=now, tz_offset_s=utc_offset_s(viewer.timezone, now)
-    )
+    return report.run_for(ctx.moodle, scope, params, now=now, timezone=viewer.timezone)
 
 
 @bp.get("/<name>/data")

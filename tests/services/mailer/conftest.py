@@ -134,3 +134,8 @@ def mailer_env(tmp_path: Path, nats_url: str, **extra: str) -> dict[str, str]:
 
 def data_of(recipient: CloudRecipient) -> dict:
     return json.loads(recipient.recipient_data)
+
+
+def send(provider, messages):  # type: ignore[no-untyped-def]
+    """One provider batch, run to completion from synchronous test code."""
+    return asyncio.run(provider.send_batch(messages))

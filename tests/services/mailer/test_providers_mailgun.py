@@ -1,6 +1,5 @@
 """The Mailgun provider against a local server speaking Mailgun's messages API."""
 
-import asyncio
 from dataclasses import replace
 
 import pytest
@@ -13,6 +12,7 @@ from services.mailer.providers import (
     TransientSendError,
     get_provider,
 )
+from tests.services.mailer.conftest import send
 
 
 def mailgun_provider(server, **overrides):
@@ -25,10 +25,6 @@ def mailgun_provider(server, **overrides):
         **overrides,
     }
     return get_provider("mailgun", config)
-
-
-def send(provider, messages):
-    return asyncio.run(provider.send_batch(messages))
 
 
 def assert_delivered_once(server, messages):

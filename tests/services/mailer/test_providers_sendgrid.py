@@ -1,6 +1,5 @@
 """The SendGrid provider against a local server speaking the v3 Mail Send API."""
 
-import asyncio
 from dataclasses import replace
 
 import pytest
@@ -13,6 +12,7 @@ from services.mailer.providers import (
     TransientSendError,
     get_provider,
 )
+from tests.services.mailer.conftest import send
 
 
 def sendgrid_provider(server, **overrides):
@@ -24,10 +24,6 @@ def sendgrid_provider(server, **overrides):
         **overrides,
     }
     return get_provider("sendgrid", config)
-
-
-def send(provider, messages):
-    return asyncio.run(provider.send_batch(messages))
 
 
 def assert_delivered_once(server, messages):

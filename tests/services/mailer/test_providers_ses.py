@@ -1,6 +1,5 @@
 """The SES provider with boto3 against moto's SES in its HTTP mode."""
 
-import asyncio
 from dataclasses import replace
 
 import pytest
@@ -13,10 +12,7 @@ from services.mailer.providers import (
     TransientSendError,
     get_provider,
 )
-
-
-def send(provider, messages):
-    return asyncio.run(provider.send_batch(messages))
+from tests.services.mailer.conftest import send
 
 
 def assert_delivered_once(moto_ses, messages):

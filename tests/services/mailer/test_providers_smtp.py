@@ -1,6 +1,5 @@
 """The SMTP provider against a real SMTP server on loopback."""
 
-import asyncio
 from dataclasses import replace
 
 import pytest
@@ -14,6 +13,7 @@ from services.mailer.providers import (
     get_provider,
 )
 from tests.fakes.smtp_sink import SmtpSink, free_port
+from tests.services.mailer.conftest import send
 
 
 def smtp_provider(sink, **overrides):
@@ -26,10 +26,6 @@ def smtp_provider(sink, **overrides):
         **overrides,
     }
     return get_provider("smtp", config)
-
-
-def send(provider, messages):
-    return asyncio.run(provider.send_batch(messages))
 
 
 def test_batch_is_delivered_once_per_recipient_over_one_connection(smtp_sink, make_messages):
