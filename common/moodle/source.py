@@ -6,6 +6,7 @@ absent, and the SCORM tracking layout changed inside the 4.3 upgrade (NOTES.md Â
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Literal
 
@@ -13,6 +14,8 @@ from sqlalchemy import inspect, select
 
 from common.db import make_engine
 from common.moodle.tables import DEFAULT_PREFIX, SCORM_LAYOUT_TABLES, MoodleTables
+
+FEATURES_TTL_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,17 @@ class MoodleSource:
         self.prefix = prefix
         self.engine = make_engine(url, read_only=True)
         self.tables = MoodleTables(prefix)
+        self._features: tuple[float, SiteFeatures] | None = None
 
     def features(self) -> SiteFeatures:
+        """What the site has, re-read at most every FEATURES_TTL_S: every web request asks, and
+        inspecting the schema costs several queries, while plugins change only on upgrades."""
+        now = time.monotonic()
+        if self._features is None or now - self._features[0] > FEATURES_TTL_S:
+            self._features = (now, self._read_features())
+        return self._features[1]
+
+    def _read_features(self) -> SiteFeatures:
         with self.engine.connect() as connection:
             present = {
                 name.removeprefix(self.prefix)
