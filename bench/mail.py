@@ -34,12 +34,12 @@ from sqlalchemy import select
 
 from common.appdb import AppDB
 from common.bus import Bus, command_subject
+from common.mail.config import save_config
+from common.mail.jobs import RecipientSpec, create_job
 from common.migrate import upgrade
 from common.models.mail import CloudJob
 from common.nats_server import EmbeddedNatsServer, free_port
 from common.templating import render
-from services.mailer.config import save_config
-from services.mailer.jobs import RecipientSpec, create_job
 from services.mailer.providers.base import OutgoingMessage
 from services.mailer.providers.mime import build_mime
 

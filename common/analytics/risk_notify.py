@@ -61,7 +61,7 @@ TEXT = (
 )
 
 
-# services.mailer.jobs.create_job(session, *, company_id, job_type, recipients, source, ...)
+# common.mail.jobs.create_job(session, *, company_id, job_type, recipients, source, ...)
 CreateMailJob = Callable[..., CloudJob]
 
 

@@ -20,12 +20,12 @@ from common.analytics.risk_notify import notify_after_scoring
 from common.bus import ConsumerSpec
 from common.commands import CommandHandler, CommandWorker
 from common.idempotency import forget_processed_before
+from common.mail.jobs import create_job
 from common.models.base import utcnow
 from common.moodle import MoodleSource
 from common.service import Consumption
 from services.aggregator.jobs import Jobs
 from services.aggregator.storage import open_appdb
-from services.mailer.jobs import create_job
 
 log = logging.getLogger(__name__)
 

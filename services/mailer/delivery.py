@@ -28,6 +28,8 @@ from nats.aio.msg import Msg
 from sqlalchemy import bindparam, func, select, update
 
 from common.appdb import AppDB
+from common.mail.config import CompanyMailConfig, load_config
+from common.mail.jobs import change_status, finish_if_done, stale_claim_filter
 from common.models.base import utcnow
 from common.models.mail import (
     JOB_CANCELLED,
@@ -44,8 +46,6 @@ from common.models.mail import (
 from common.service import RejectMessage, RetryLater
 from common.templating import TemplateError, render
 from services.mailer.backoff import retry_delay
-from services.mailer.config import CompanyMailConfig, load_config
-from services.mailer.jobs import change_status, finish_if_done, stale_claim_filter
 from services.mailer.providers import (
     EmailProvider,
     OutgoingMessage,

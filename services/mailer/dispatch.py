@@ -17,6 +17,8 @@ from sqlalchemy import update
 from common.appdb import AppDB
 from common.audit import record_audit
 from common.bus import Bus
+from common.mail.config import load_config
+from common.mail.jobs import change_status, chunk_plan, finish_if_done, stalled_jobs, touch
 from common.models.base import utcnow
 from common.models.mail import (
     JOB_PENDING,
@@ -28,8 +30,6 @@ from common.models.mail import (
     CloudJob,
     CloudRecipient,
 )
-from services.mailer.config import load_config
-from services.mailer.jobs import change_status, chunk_plan, finish_if_done, stalled_jobs, touch
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ from sqlalchemy import Engine, and_, inspect, select
 from sqlalchemy.orm import Session
 
 from common.appdb import AppDB
+from common.mail.config import OFFLOADABLE_EVENTS, CompanyMailConfig, enabled_configs
+from common.mail.jobs import RecipientSpec, create_job
 from common.models.mail import CloudRecipient
 from common.moodle.tables import MoodleTables
-from services.mailer.config import OFFLOADABLE_EVENTS, CompanyMailConfig, enabled_configs
-from services.mailer.jobs import RecipientSpec, create_job
 
 STALE_CLAIM_S = 300
 CLAIM_LIMIT = 5000

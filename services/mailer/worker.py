@@ -18,6 +18,7 @@ from sqlalchemy import select
 from common.bus import ConsumerSpec
 from common.commands import CommandHandler, CommandWorker
 from common.db import make_engine
+from common.mail.jobs import retry_dead_chunks, undispatched_jobs
 from common.models.mail import CloudDeadChunk, CloudJob
 from common.moodle.tables import MoodleTables
 from common.service import Consumption, RejectMessage
@@ -31,7 +32,6 @@ from services.mailer.dispatch import (
     resume_stalled_jobs,
 )
 from services.mailer.interception import claim_email_queue_rows
-from services.mailer.jobs import retry_dead_chunks, undispatched_jobs
 from services.mailer.ratelimit import RateLimiter
 
 MAIL_MAX_DELIVER = 8

@@ -19,7 +19,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from services.mailer.providers.addresses import address_problem
+from common.mail.addresses import address_problem
 from tests.fakes.local_http import FakeEmailApi
 
 MAX_PERSONALIZATIONS = 1000

@@ -16,11 +16,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from common.mail.addresses import address_problem
+from common.mail.jobs import RecipientSpec
+from common.mail.templates import template_problem
 from common.models.mail import JOB_TYPES
-from services.mailer.jobs import RecipientSpec
-from services.mailer.providers.addresses import address_problem
 from web.api.errors import ApiError
-from web.email_offload.template_store import template_problem
 
 MAX_RECIPIENTS = 50_000  # DESIGN: up to 50,000 recipients a job
 FIELDS = ("type", "subject", "html", "text", "recipients", "variables", "company")

@@ -15,11 +15,11 @@ from flask import Blueprint, jsonify, request, url_for
 from common.access import capabilities as caps
 from common.access.api_tokens import SCOPE_EMAIL_READ, SCOPE_EMAIL_WRITE, SCOPE_REPORTS_READ
 from common.bus import command_subject
+from common.mail.jobs import JobInvalid, create_job
+from common.mail.monitor import JobProgress, job_progress
 from common.models.mail import CloudJob
 from common.reports import ReportParamError, get_report, registered_reports
 from common.reports.base import Report
-from services.mailer.jobs import JobInvalid, create_job
-from services.mailer.monitor import JobProgress, job_progress
 from web.api.auth import api_caller, deny, requested_company, require_token, token_scope
 from web.api.email_schema import body_company, json_object, parse_email_job
 from web.api.errors import ApiError, install_error_handlers

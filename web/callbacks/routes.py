@@ -6,8 +6,8 @@ from flask import Blueprint, jsonify, request
 
 from common.audit import OUTCOME_DENIED, record_audit
 from common.bus import command_subject
-from services.mailer.cloud.callbacks import CallbackRejected, apply_cloud_callback
-from services.mailer.cloud.signing import COMPANY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
+from common.mail.callbacks import CallbackRejected, apply_cloud_callback
+from common.mail.signing import COMPANY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from web.app import csrf
 from web.auth.guards import web_context
 from web.bus_client import BusUnavailable

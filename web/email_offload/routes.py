@@ -13,16 +13,16 @@ from flask_wtf import FlaskForm
 
 from common.access import capabilities as caps
 from common.bus import command_subject
-from services.mailer.config import (
+from common.mail.addresses import address_problem
+from common.mail.config import (
     OFFLOADABLE_EVENTS,
     ConfigInvalid,
     load_config,
     masked_secrets,
     save_config,
 )
-from services.mailer.jobs import RecipientSpec, create_job
+from common.mail.jobs import RecipientSpec, create_job
 from services.mailer.providers import PROVIDERS
-from services.mailer.providers.addresses import address_problem
 from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
 from web.bus_client import BusUnavailable
 from web.navigation import add_nav_item

@@ -16,9 +16,7 @@ from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 
 from common.access import capabilities as caps
-from common.models.mail import JOB_TYPES
-from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
-from web.email_offload.template_store import (
+from common.mail.templates import (
     SAMPLE_VARIABLES,
     SITE_WIDE,
     Preview,
@@ -30,6 +28,8 @@ from web.email_offload.template_store import (
     render_preview,
     save_template,
 )
+from common.models.mail import JOB_TYPES
+from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
 
 bp = Blueprint("email_templates", __name__, url_prefix="/admin/email-offload/templates",
                template_folder="templates")  # fmt: skip

@@ -1,7 +1,7 @@
 """The email job monitor: jobs with status, progress and errors; create, cancel and retry.
 
 Every action is a POST with a CSRF token; state changes are audited in the same transaction
-(services.mailer.jobs), then the mailers are told through the bus.
+(common.mail.jobs), then the mailers are told through the bus.
 """
 
 from __future__ import annotations
@@ -14,9 +14,7 @@ from flask_wtf import FlaskForm
 from common.access import capabilities as caps
 from common.access.viewer import Viewer
 from common.bus import command_subject
-from common.models.mail import CloudJob
-from common.tenancy import TenantScope
-from services.mailer.jobs import (
+from common.mail.jobs import (
     JobInvalid,
     RecipientSpec,
     cancel_job,
@@ -25,7 +23,9 @@ from services.mailer.jobs import (
     retry_dead_chunks,
     retry_failed,
 )
-from services.mailer.monitor import job_progress, list_jobs, recent_errors
+from common.mail.monitor import job_progress, list_jobs, recent_errors
+from common.models.mail import CloudJob
+from common.tenancy import TenantScope
 from web.auth.guards import current_viewer, deny, require_capability, viewer_scope, web_context
 from web.bus_client import BusUnavailable
 from web.navigation import add_nav_item

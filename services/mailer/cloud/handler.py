@@ -20,8 +20,8 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
+from common.mail.signing import signed_headers
 from common.templating import TemplateError, render
-from services.mailer.cloud.signing import signed_headers
 
 THROTTLING = {"Throttling", "ThrottlingException", "MaxSendingRateExceeded", "TooManyRequests"}
 PostJson = Callable[[str, bytes, dict[str, str]], int]

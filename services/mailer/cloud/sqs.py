@@ -18,8 +18,8 @@ import botocore.exceptions
 from sqlalchemy import select
 
 from common.appdb import AppDB
+from common.mail.config import CompanyMailConfig
 from common.models.mail import CloudJob, CloudRecipient
-from services.mailer.config import CompanyMailConfig
 
 MAX_MESSAGE_BYTES = 240_000
 

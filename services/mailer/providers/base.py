@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-from .addresses import address_problem
+from common.mail.addresses import address_problem
 
 
 @dataclass(frozen=True)

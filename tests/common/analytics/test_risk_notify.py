@@ -14,11 +14,11 @@ from common.analytics.risk import acknowledge, compute_risk_scores
 from common.analytics.risk_notify import HTML, SUBJECT, create_risk_jobs, notify_after_scoring
 from common.bus import Bus, command_subject
 from common.db import make_engine
+from common.mail.jobs import create_job
 from common.models.analytics import RiskScore
 from common.models.mail import CloudJob, CloudRecipient
 from common.moodle import MoodleSource
 from common.templating import render
-from services.mailer.jobs import create_job
 from tests.factories.moodle import MoodleFactory
 from tests.factories.sites import NOW
 from tests.support import make_settings

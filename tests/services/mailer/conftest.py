@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 
 from common.appdb import AppDB
 from common.bus import Bus, command_subject
+from common.mail.config import save_config
+from common.mail.jobs import RecipientSpec, create_job
 from common.migrate import upgrade
 from common.models.mail import CloudJob, CloudRecipient
 from common.nats_server import EmbeddedNatsServer
-from services.mailer.config import save_config
-from services.mailer.jobs import RecipientSpec, create_job
 from tests.support import TEST_SECRET, service_env, wait_for
 
 COMPANY_A, COMPANY_B = 11, 22

@@ -7,8 +7,8 @@ import uuid
 import boto3
 import pytest
 
+from common.mail.config import load_config
 from services.mailer.cloud.handler import handler
-from services.mailer.config import load_config
 from tests.fakes.local_http import LocalWsgiServer
 from tests.fakes.moto_server import CREDENTIALS, REGION
 from tests.services.mailer.conftest import (

@@ -1,6 +1,6 @@
 """Jobs are split into chunks of the company's configured size unless a caller says otherwise."""
 
-from services.mailer.jobs import DEFAULT_CHUNK_SIZE, RecipientSpec, create_job
+from common.mail.jobs import DEFAULT_CHUNK_SIZE, RecipientSpec, create_job
 from tests.services.mailer.conftest import COMPANY_A, configure, job_row
 
 

@@ -7,9 +7,9 @@ import json
 import pytest
 from sqlalchemy import select
 
+from common.mail.config import load_config
+from common.mail.signing import signed_headers
 from common.models.access import AuditLog
-from services.mailer.cloud.signing import signed_headers
-from services.mailer.config import load_config
 from tests.factories.sites import NOW
 from tests.services.mailer.conftest import configure, make_job, recipients
 from tests.support import TEST_SECRET

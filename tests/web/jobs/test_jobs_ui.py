@@ -51,7 +51,7 @@ def test_manager_saves_settings_secrets_are_encrypted_masked_and_audited(app, si
         client.post(SETTINGS_URL, data=settings_form(client, smtp__password="")).status_code == 302
     )
     with app.extensions["manireports"].appdb.transaction() as session:
-        from services.mailer.config import load_config
+        from common.mail.config import load_config
         from tests.support import TEST_SECRET
 
         config = load_config(session, site.companies["A"], TEST_SECRET)

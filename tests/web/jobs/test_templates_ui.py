@@ -8,9 +8,9 @@ import json
 
 from sqlalchemy import select
 
+from common.mail.jobs import templates_for
 from common.models.access import AuditLog
 from common.models.mail import CloudTemplate
-from services.mailer.jobs import templates_for
 from tests.web.conftest import csrf_token
 
 BASE = "/admin/email-offload/templates/"

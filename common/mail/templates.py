@@ -2,7 +2,7 @@
 audited changes, and previews.
 
 A company's template for a job type overrides the site-wide one (companyid 0), which
-overrides the built-in default: `services.mailer.jobs.templates_for` reads them in that order
+overrides the built-in default: `common.mail.jobs.templates_for` reads them in that order
 when a job is created, and a job keeps the templates it was created with. No Flask here: the
 routes in `template_editor.py` and the JSON API both call it.
 """
@@ -17,9 +17,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from common.audit import record_audit
+from common.mail.jobs import DEFAULT_TEMPLATES, PASSTHROUGH
 from common.models.mail import JOB_TYPES, CloudTemplate
 from common.templating import TemplateError, render, validate
-from services.mailer.jobs import DEFAULT_TEMPLATES, PASSTHROUGH
 
 SITE_WIDE = 0
 MAX_SUBJECT_CHARS = 1000

@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.audit import record_audit
+from common.mail.addresses import address_problem
 from common.models.mail import CloudConf
 from common.secrets import decrypt, encrypt, mask
 from services.mailer.providers import PROVIDERS
-from services.mailer.providers.addresses import address_problem
 
 # IOMAD email template names that can be offloaded, and the job type each becomes.
 OFFLOADABLE_EVENTS = {"license_allocated": "license_allocation", "user_create": "user_created"}

@@ -59,7 +59,7 @@ def recent_errors(session: Session, job_id: int, *, limit: int = 20) -> list[tup
         .order_by(CloudRecipient.id)
         .limit(limit)
     )
-    return [(email, error) for email, error in rows]
+    return [(email, str(error)) for email, error in rows]
 
 
 def recipient_breakdown(session: Session, job_id: int) -> dict[str, int]:

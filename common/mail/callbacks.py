@@ -17,6 +17,9 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from common.mail.config import load_config
+from common.mail.jobs import change_status, finish_if_done
+from common.mail.signing import SignatureRejected, verify
 from common.models.base import utcnow
 from common.models.mail import (
     JOB_PENDING,
@@ -30,9 +33,6 @@ from common.models.mail import (
     CloudJob,
     CloudRecipient,
 )
-from services.mailer.cloud.signing import SignatureRejected, verify
-from services.mailer.config import load_config
-from services.mailer.jobs import change_status, finish_if_done
 
 
 class CallbackRejected(Exception):
@@ -96,11 +96,12 @@ def _apply(session: Session, job: CloudJob, results: list[dict[str, Any]]) -> Ca
         status = result.get("status")
         if status not in counts:
             continue
-        values: dict[str, Any] = {
+        outcome_values: dict[str, dict[str, Any]] = {
             "sent": {"status": RECIPIENT_SENT, "timesent": now},
             "failed": {"status": RECIPIENT_FAILED},
             "retry": {"status": RECIPIENT_PENDING},
-        }[status]
+        }
+        values = outcome_values[status]
         changed = session.execute(
             update(CloudRecipient)
             .where(
@@ -116,7 +117,7 @@ def _apply(session: Session, job: CloudJob, results: list[dict[str, Any]]) -> Ca
                 claim=None,
             )
             .execution_options(synchronize_session=False)
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
         counts[status] += int(changed or 0)
     session.execute(
         update(CloudJob)
