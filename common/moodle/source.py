@@ -33,6 +33,9 @@ class MoodleSource:
         self.engine = make_engine(url, read_only=True)
         self.tables = MoodleTables(prefix)
         self._features: tuple[float, SiteFeatures] | None = None
+        # Short-lived answers derived from this site (e.g. the ids a tenant scope resolves
+        # to), keyed by their owner; each owner decides how long an entry is good for.
+        self.memo: dict[object, tuple[float, object]] = {}
 
     def features(self) -> SiteFeatures:
         """What the site has, re-read at most every FEATURES_TTL_S: every web request asks, and

@@ -161,6 +161,8 @@ def moodle_metadata(prefix: str = DEFAULT_PREFIX) -> MetaData:
             mysql_charset="utf8mb4",
             mysql_collate="utf8mb4_unicode_ci",
             mysql_row_format="DYNAMIC",
+            # Its Moodle name without the prefix: how tenant scoping finds its columns.
+            info={"moodle_table": name},
         )
         # Moodle creates no FOREIGN KEY/UNIQUE constraints, only indexes (NOTES.md §2).
         for index in spec["indexes"]:

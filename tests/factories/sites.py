@@ -31,6 +31,7 @@ class Site:
     course_company: dict[str, str | None] = field(default_factory=dict)
     user_company: dict[str, str] = field(default_factory=dict)
     deleted: set[str] = field(default_factory=set)
+    departments: dict[str, int] = field(default_factory=dict)
 
 
 ENROLMENTS = [
@@ -65,10 +66,24 @@ def build_site(url: str) -> Site:
             moodle.company_course(site.companies[company], course_id)
         else:
             moodle.share_course(course_id, shared=1)
+    # Acme has two departments below its top one; Sales has one of its own below it.
+    top_a = moodle.top_department(site.companies["A"])
+    sales = moodle.department(site.companies["A"], parent=top_a, name="Acme Sales")
+    site.departments = {
+        "Acme": top_a,
+        "Acme Sales": sales,
+        "Acme Sales North": moodle.department(site.companies["A"], parent=sales,
+                                              name="Acme Sales North"),
+        "Acme Ops": moodle.department(site.companies["A"], parent=top_a, name="Acme Ops"),
+    }  # fmt: skip
+    learner_departments = {"ana": "Acme Sales", "ben": "Acme Sales North", "cara": "Acme Ops",
+                           "dan": "Acme Ops"}  # fmt: skip
     for name, company in (("ana", "A"), ("ben", "A"), ("cara", "A"), ("dan", "A"),
                           ("gone", "A"), ("yuri", "B"), ("zoe", "B"), ("xena", "B")):  # fmt: skip
         site.users[name] = moodle.user(username=name, firstname=name.title(), lastname="Learner")
-        moodle.company_user(site.companies[company], site.users[name])
+        department = site.departments.get(learner_departments.get(name, ""))
+        moodle.company_user(site.companies[company], site.users[name],
+                            **({"departmentid": department} if department else {}))  # fmt: skip
         site.user_company[name] = company
     for enrolment in ENROLMENTS:
         user, course = site.users[enrolment.user], site.courses[enrolment.course]
@@ -86,6 +101,21 @@ def build_site(url: str) -> Site:
     site.users["multi"] = moodle.user(username="multi", firstname="Mia", lastname="Multi")
     moodle.company_user(site.companies["A"], site.users["multi"], managertype=1)
     moodle.company_user(site.companies["B"], site.users["multi"], managertype=4)
+    # A department manager of Acme Sales: sees Sales and Sales North (ana, ben), not Ops.
+    site.users["dept_a"] = moodle.user(username="dept_a", firstname="Dora", lastname="Dept")
+    moodle.company_user(site.companies["A"], site.users["dept_a"], managertype=2,
+                        departmentid=site.departments["Acme Sales"])  # fmt: skip
+    site.user_company["dept_a"] = "A"
+    # Manages Acme and is a plain member of Bolt: Bolt's data and email stay out of reach.
+    site.users["mgr_a_in_b"] = moodle.user(username="mgr_a_in_b", firstname="Max", lastname="Both")
+    moodle.company_user(site.companies["A"], site.users["mgr_a_in_b"], managertype=1)
+    moodle.company_user(site.companies["B"], site.users["mgr_a_in_b"])
+    site.user_company["mgr_a_in_b"] = "A"
+    # Teaches the shared course and belongs to no company.
+    site.users["teacher_solo"] = moodle.user(username="teacher_solo", firstname="Sol",
+                                             lastname="Teach")  # fmt: skip
+    moodle.enrol(site.users["teacher_solo"], site.courses["Shared Ethics"], role="editingteacher",
+                 timestart=NOW - 300 * DAY)  # fmt: skip
     site.users["teacher_a"] = moodle.user(username="teacher_a", firstname="Tess", lastname="Teach")
     moodle.company_user(site.companies["A"], site.users["teacher_a"])
     moodle.enrol(site.users["teacher_a"], site.courses["First Aid"], role="editingteacher",
