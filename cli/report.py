@@ -14,8 +14,10 @@ import time
 from sqlalchemy.exc import OperationalError
 
 from common.db import require_database
+from common.errors import FieldError
+from common.ids import parse_id
 from common.moodle import MoodleSource
-from common.reports import ReportParamError, get_report, registered_reports
+from common.reports import get_report, registered_reports
 from common.reports.export import to_csv
 from common.settings import SettingsError, load_settings
 from common.tenancy import TenantScope
@@ -27,11 +29,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     run = report_sub.add_parser("run", help="print a report as CSV or JSON")
     run.add_argument("name", help="report type, e.g. course_completion")
     run.add_argument("--format", choices=("csv", "json"), default="csv")
-    run.add_argument("--company", type=int, help="only this IOMAD company")
+    run.add_argument("--company", type=company_id, help="only this IOMAD company")
     run.add_argument("--days", help="date range in days (report-specific choices)")
     run.set_defaults(func=run_report)
     listing = report_sub.add_parser("list", help="list the reports")
     listing.set_defaults(func=list_reports)
+
+
+def company_id(raw: str) -> int:
+    """An argparse type: the one id rule (ASCII digits, at most 2^63-1)."""
+    try:
+        return parse_id(raw, "company")
+    except FieldError as exc:
+        raise argparse.ArgumentTypeError(exc.reason) from None
 
 
 def list_reports(_args: argparse.Namespace) -> int:
@@ -49,7 +59,7 @@ def run_report(args: argparse.Namespace) -> int:
     raw = {k: v for k, v in {"days": args.days}.items() if v is not None}
     try:
         params = report.parse_params(raw)
-    except ReportParamError as exc:
+    except FieldError as exc:
         print(f"manireports: --{exc.field}: {exc.reason}", file=sys.stderr)
         return 2
     settings = load_settings()

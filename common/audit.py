@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.models.access import AuditLog
+from common.tenancy import TenantScope, scoped
 
 OUTCOME_SUCCESS = "success"
 OUTCOME_DENIED = "denied"
@@ -45,6 +46,7 @@ def record_audit(
 
 def search_audit(
     session: Session,
+    scope: TenantScope,
     *,
     user_id: int | None = None,
     action: str | None = None,
@@ -53,7 +55,8 @@ def search_audit(
     limit: int = 100,
     offset: int = 0,
 ) -> list[AuditLog]:
-    """Newest first, filtered by actor, action and a [since, until) time range."""
+    """Newest first, filtered by actor, action and a [since, until) time range; a company's
+    viewer sees only entries about their company."""
     query = select(AuditLog).order_by(AuditLog.timecreated.desc(), AuditLog.id.desc())
     if user_id is not None:
         query = query.where(AuditLog.userid == user_id)
@@ -63,7 +66,7 @@ def search_audit(
         query = query.where(AuditLog.timecreated >= since)
     if until is not None:
         query = query.where(AuditLog.timecreated < until)
-    return list(session.scalars(query.limit(limit).offset(offset)))
+    return list(session.scalars(scoped(query.limit(limit).offset(offset), scope)))
 
 
 def audit_actions(session: Session) -> list[str]:

@@ -20,9 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.audit import record_audit
+from common.errors import FieldError
 from common.models.api import ApiToken
 from common.models.base import utcnow
 from common.moodle import MoodleSource
+from common.tenancy import TenantScope, scoped
 
 TOKEN_PREFIX = "mrt_"
 DISPLAY_PREFIX_CHARS = 8
@@ -43,13 +45,6 @@ SCOPES: dict[str, str] = {
 }
 # A scope that grants another: whoever may create jobs may follow them.
 _IMPLIED = {SCOPE_EMAIL_WRITE: frozenset({SCOPE_EMAIL_READ})}
-
-
-class TokenRequestInvalid(ValueError):
-    def __init__(self, field_name: str, reason: str):
-        super().__init__(f"{field_name}: {reason}")
-        self.field = field_name
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -86,16 +81,16 @@ def issue(
     name = name.strip()
     wanted = sorted(set(scopes))
     if not name:
-        raise TokenRequestInvalid("name", "required")
+        raise FieldError("name", "required")
     if len(name) > MAX_NAME_CHARS:
-        raise TokenRequestInvalid("name", f"at most {MAX_NAME_CHARS} characters")
+        raise FieldError("name", f"at most {MAX_NAME_CHARS} characters")
     if not wanted:
-        raise TokenRequestInvalid("scopes", "choose at least one scope")
+        raise FieldError("scopes", "choose at least one scope")
     unknown = [s for s in wanted if s not in SCOPES]
     if unknown:
-        raise TokenRequestInvalid("scopes", f"unknown scope {unknown[0]!r}")
+        raise FieldError("scopes", f"unknown scope {unknown[0]!r}")
     if expires_at is not None and expires_at <= utcnow():
-        raise TokenRequestInvalid("expires_at", "must be in the future")
+        raise FieldError("expires_at", "must be in the future")
     plaintext = TOKEN_PREFIX + secrets.token_urlsafe(32)
     row = ApiToken(
         userid=user_id,
@@ -158,12 +153,10 @@ def revoke(
     return True
 
 
-def list_tokens(session: Session, user_id: int | None = None) -> list[ApiToken]:
-    """Newest first; ``user_id`` None lists everyone's (a site admin's view)."""
+def list_tokens(session: Session, scope: TenantScope) -> list[ApiToken]:
+    """The tokens ``scope`` may see, newest first (a user's own, or everyone's for an admin)."""
     query = select(ApiToken).order_by(ApiToken.id.desc())
-    if user_id is not None:
-        query = query.where(ApiToken.userid == user_id)
-    return list(session.scalars(query))
+    return list(session.scalars(scoped(query, scope)))
 
 
 def user_id_for_username(source: MoodleSource, username: str) -> int | None:

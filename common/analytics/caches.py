@@ -30,6 +30,7 @@ from common.analytics.trends import (
     company_members,
     completion_trend,
     empty_trend,
+    engagement_by_course,
     engagement_rollup,
     month_starts,
 )
@@ -38,6 +39,7 @@ from common.appdb import AppDB
 from common.models.analytics import CacheSummary
 from common.models.base import utcnow
 from common.moodle import MoodleSource
+from common.tenancy import TenantScope, scoped
 
 PREFIX = "dashboard:"
 
@@ -112,6 +114,33 @@ def read_cache(session: Session, company_id: int | None, now: datetime) -> Cache
     if row is None or row.expires_at <= now:
         return None
     return CachedFigures(json.loads(row.payload), row.computed_at, row.expires_at)
+
+
+@dataclass(frozen=True)
+class Overview:
+    """What the analytics overview shows a scope. ``trend`` is None for a scope narrower than
+    a company: the cached trend counts the whole company, which such a viewer may not see."""
+
+    figures: CachedFigures
+    trend: dict[str, Any] | None
+    engagement: dict[str, Any]
+
+
+def read_overview(
+    session: Session, scope: TenantScope, source: MoodleSource, now: datetime
+) -> Overview | None:
+    """The cached dashboard document cut to ``scope``: a whole company (or the site) as cached;
+    a narrower scope gets the engagement of its own learners and courses, computed from the
+    stored per-learner figures, and no trend. None when nothing current is cached."""
+    if scope.company_ids is not None and len(scope.company_ids) != 1:
+        raise ValueError("the overview is for one company or the whole site")
+    cached = read_cache(session, scope.company_id, now)
+    if cached is None:
+        return None
+    if scope.whole:
+        return Overview(cached, cached.payload["trend"], cached.payload["engagement"])
+    engagement = engagement_by_course(session, lambda query: scoped(query, scope, source))
+    return Overview(cached, None, engagement)
 
 
 def invalidate_all(session: Session) -> None:

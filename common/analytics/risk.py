@@ -11,13 +11,15 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from common.analytics.risk_rules import RiskInputError, effective_rules, score
+from common.analytics.risk_rules import effective_rules, score
 from common.analytics.upsert import table_of, upsert
 from common.appdb import AppDB
 from common.audit import record_audit
+from common.errors import FieldError
 from common.models.analytics import Engagement, RiskAck, RiskScore
 from common.models.base import utcnow
 from common.moodle import MoodleSource
+from common.tenancy import NotFound, TenantScope, load_scoped, scoped
 
 DAY_S = 86_400
 MAX_NOTE = 2000
@@ -166,18 +168,16 @@ class FlaggedLearner:
 
 
 def flagged_learners(
-    session: Session, *, user_ids: set[int] | None, course_ids: set[int] | None
+    session: Session, scope: TenantScope, source: MoodleSource
 ) -> list[FlaggedLearner]:
-    """Flagged learners in scope (None: no limit), highest score first, with their latest
-    acknowledgement."""
-    rows = session.execute(
+    """Flagged learners in scope, highest score first, with their latest acknowledgement."""
+    query = (
         select(RiskScore.userid, RiskScore.courseid, RiskScore.score, RiskScore.factors,
                RiskScore.lastactivity)
         .where(RiskScore.flagged.is_(True))
         .order_by(RiskScore.score.desc(), RiskScore.userid)
-    ).all()  # fmt: skip
-    rows = [r for r in rows if (user_ids is None or r.userid in user_ids)
-            and (course_ids is None or r.courseid in course_ids)]  # fmt: skip
+    )  # fmt: skip
+    rows = session.execute(scoped(query, scope, source)).all()
     acks: dict[tuple[int, int], tuple[Any, str]] = {}
     keys = [(r.userid, r.courseid) for r in rows]
     for offset in range(0, len(keys), 500):
@@ -196,22 +196,25 @@ def flagged_learners(
 
 
 def acknowledge(
-    session: Session, *, actor_id: int, userid: int, courseid: int, note: str,
-    company_id: int | None = None, ip: str | None = None,
+    session: Session, scope: TenantScope, source: MoodleSource, *, actor_id: int, userid: int,
+    courseid: int, note: str, ip: str | None = None,
 ) -> RiskAck:  # fmt: skip
-    """A manager's acknowledgement with a note, audited in the same transaction."""
+    """A manager's acknowledgement with a note, audited in the same transaction. A learner
+    outside ``scope`` raises TenantViolation."""
     note = (note or "").strip()
     if not note:
-        raise RiskInputError("note", "say what you did or will do")
+        raise FieldError("note", "say what you did or will do")
     if len(note) > MAX_NOTE:
-        raise RiskInputError("note", f"at most {MAX_NOTE} characters")
-    current = session.scalar(
-        select(RiskScore.score).where(
-            RiskScore.userid == userid, RiskScore.courseid == courseid, RiskScore.flagged.is_(True)
-        )  # fmt: skip
+        raise FieldError("note", f"at most {MAX_NOTE} characters")
+    flagged = select(RiskScore.score).where(
+        RiskScore.userid == userid, RiskScore.courseid == courseid, RiskScore.flagged.is_(True)
     )
-    if current is None:
-        raise RiskInputError("learner", "this learner is not flagged in this course")
+    try:
+        current = load_scoped(session.scalar, flagged, scope, source,
+                              what=f"flagged learner {userid} in course {courseid}")  # fmt: skip
+    except NotFound:
+        raise FieldError("learner", "this learner is not flagged in this course") from None
+    company_id = scope.company_id
     ack = RiskAck(userid=userid, courseid=courseid, score=current, ackedby=actor_id, note=note)
     session.add(ack)
     record_audit(session, actor_id=actor_id, action="risk_acknowledged", object_type="risk_score",

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from common.access.capabilities import MANAGERTYPE_COMPANY_MANAGER
 from common.audit import record_audit
+from common.errors import FieldError
 from common.models.analytics import RiskRule
-from common.moodle import MoodleSource
+from common.tenancy import NotFound
 
 
 @dataclass(frozen=True)
@@ -42,13 +42,6 @@ RULE_KINDS: dict[str, RuleKind] = {
         ),  # fmt: skip
     )
 }
-
-
-class RiskInputError(ValueError):
-    def __init__(self, field: str, reason: str):
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -106,13 +99,9 @@ def effective_rules(session: Session) -> dict[int | None, list[Rule]]:
     return {company: list(by_kind.values()) for company, by_kind in rules.items()}
 
 
-class RiskRuleMissing(LookupError):
-    """No stored rule of that kind for that company (it uses the site's or the default)."""
-
-
 def _stored_rule(session: Session, company_id: int | None, ruletype: str) -> RiskRule | None:
     if ruletype not in RULE_KINDS:
-        raise RiskInputError("ruletype", f"must be one of {', '.join(RULE_KINDS)}")
+        raise FieldError("ruletype", f"must be one of {', '.join(RULE_KINDS)}")
     owner = RiskRule.companyid.is_(None) if company_id is None else RiskRule.companyid == company_id
     return session.scalar(select(RiskRule).where(RiskRule.ruletype == ruletype, owner))
 
@@ -152,11 +141,11 @@ def save_rule(
 ) -> None:  # fmt: skip
     """Create or change one rule, audited in the same transaction."""
     if ruletype not in RULE_KINDS:
-        raise RiskInputError("ruletype", f"must be one of {', '.join(RULE_KINDS)}")
+        raise FieldError("ruletype", f"must be one of {', '.join(RULE_KINDS)}")
     if not 0 <= threshold <= 100_000:
-        raise RiskInputError("threshold", "must be from 0 to 100000")
+        raise FieldError("threshold", "must be from 0 to 100000")
     if not 0 <= weight <= 100:
-        raise RiskInputError("weight", "must be from 0 to 100")
+        raise FieldError("weight", "must be from 0 to 100")
     row = _stored_rule(session, company_id, ruletype)
     if row is None:
         row = RiskRule(companyid=company_id, ruletype=ruletype)
@@ -165,20 +154,6 @@ def save_rule(
     details = {"threshold": threshold, "weight": weight, "enabled": enabled}
     record_audit(session, actor_id=actor_id, action="risk_rule_saved", object_type="risk_rule",
                  object_id=ruletype, company_id=company_id, details=details)  # fmt: skip
-
-
-def is_company_manager(source: MoodleSource, user_id: int, company_id: int) -> bool:
-    """Whether the user is a company manager (not a department manager or reporter) of the
-    company: those are the people who set its rules and hear about its flagged learners."""
-    cu = source.tables.company_users
-    query = select(cu.c.id).where(
-        cu.c.userid == user_id,
-        cu.c.companyid == company_id,
-        cu.c.managertype == MANAGERTYPE_COMPANY_MANAGER,
-        cu.c.suspended == 0,
-    )
-    with source.engine.connect() as conn:
-        return conn.scalar(query.limit(1)) is not None
 
 
 def set_rule_enabled(
@@ -203,7 +178,7 @@ def delete_rule(session: Session, *, actor_id: int, company_id: int | None, rule
     """Remove a stored rule, so the site rule (or the default) applies again; audited."""
     row = _stored_rule(session, company_id, ruletype)
     if row is None:
-        raise RiskRuleMissing(ruletype)
+        raise NotFound(f"no {ruletype} rule is stored here (the site's or the default applies)")
     details = {"threshold": row.threshold, "weight": row.weight, "enabled": row.enabled}
     session.delete(row)
     record_audit(session, actor_id=actor_id, action="risk_rule_deleted", object_type="risk_rule",

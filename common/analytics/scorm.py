@@ -24,6 +24,7 @@ from common.appdb import AppDB
 from common.models.analytics import ScormSummary
 from common.models.base import utcnow
 from common.moodle import MoodleSource
+from common.tenancy import TenantScope, scoped
 
 MARK = "scorm_summary.last_timemodified"
 # Tracks are written at the end of a request; one whose timemodified is a little older than
@@ -255,9 +256,10 @@ def update_scorm_summary(appdb: AppDB, source: MoodleSource, *, full: bool = Fal
 
 
 def attempt_tracking(
-    source: MoodleSource, *, userid: int, scormid: int, attempt: int
+    source: MoodleSource, scope: TenantScope, *, userid: int, scormid: int, attempt: int
 ) -> list[dict[str, Any]]:
-    """One attempt's tracking, SCO by SCO in package order: title and element values."""
+    """One attempt's tracking, SCO by SCO in package order: title and element values (none
+    for a learner or package outside ``scope``)."""
     layout = source.features().scorm_layout
     if layout is None:
         return []
@@ -268,15 +270,14 @@ def attempt_tracking(
     )
     with source.engine.connect() as conn:
         elements: dict[int, dict[str, str]] = defaultdict(dict)
-        for r in conn.execute(query.order_by(rows.c.element)):
+        for r in conn.execute(scoped(query.order_by(rows.c.element), scope, source)):
             elements[r.scoid][r.element] = r.value or ""
-        titles = dict(
-            conn.execute(
-                select(scoes.c.id, scoes.c.title)
-                .where(scoes.c.scorm == scormid)
-                .order_by(scoes.c.sortorder, scoes.c.id)
-            ).all()
+        sco_titles = (
+            select(scoes.c.id, scoes.c.title)
+            .where(scoes.c.scorm == scormid)
+            .order_by(scoes.c.sortorder, scoes.c.id)
         )
+        titles = dict(conn.execute(scoped(sco_titles, scope, source)).all())
     order = [sco for sco in titles if sco in elements] + sorted(set(elements) - set(titles))
     return [{"scoid": sco, "title": titles.get(sco, ""), "elements": elements[sco]}
             for sco in order]  # fmt: skip

@@ -1,5 +1,5 @@
-"""Browsing SCORM analytics: activities, their learners' summaries (read-only helpers for
-the SCORM pages; the summaries themselves are written by `common.analytics.scorm`)."""
+"""Browsing SCORM analytics within a tenant scope: activities, one activity by id, and the
+learners' stored summaries (written by `common.analytics.scorm`)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from sqlalchemy import select
 from common.appdb import AppDB
 from common.models.analytics import ScormSummary
 from common.moodle import MoodleSource
+from common.tenancy import TenantScope, load_scoped, scoped
 
 
 @dataclass(frozen=True)
@@ -32,29 +33,42 @@ class ActivityFigures:
         return round(self.best_scores / self.scored, 1) if self.scored else None
 
 
-def scorm_activities(
-    source: MoodleSource, scorm_ids: set[int] | None, course_ids: set[int] | None
-) -> list[ScormActivity]:
-    """SCORM activities by id (None: all), in the allowed courses (None: all)."""
+def scorm_activities(source: MoodleSource, scope: TenantScope) -> list[ScormActivity]:
+    """The SCORM activities of the courses in scope."""
     scorm = source.tables.scorm
     query = select(scorm.c.id, scorm.c.course, scorm.c.name).order_by(scorm.c.course, scorm.c.id)
-    if scorm_ids is not None:
-        query = query.where(scorm.c.id.in_(sorted(scorm_ids)))
     with source.engine.connect() as conn:
-        rows = conn.execute(query).all()
-    return [ScormActivity(int(r.id), int(r.course), str(r.name)) for r in rows
-            if course_ids is None or int(r.course) in course_ids]  # fmt: skip
+        rows = conn.execute(scoped(query, scope, source)).all()
+    return [ScormActivity(int(r.id), int(r.course), str(r.name)) for r in rows]
+
+
+def load_scorm(source: MoodleSource, scormid: int, scope: TenantScope) -> ScormActivity:
+    """One activity in scope; NotFound if there is none, TenantViolation if it is another's."""
+    scorm = source.tables.scorm
+    query = select(scorm.c.id, scorm.c.course, scorm.c.name).where(scorm.c.id == scormid)
+    with source.engine.connect() as conn:
+        row = load_scoped(lambda q: conn.execute(q).first(), query, scope, source,
+                          what=f"SCORM activity {scormid}")  # fmt: skip
+    return ScormActivity(int(row.id), int(row.course), str(row.name))
 
 
 def scorm_summaries(
-    appdb: AppDB, scorm_ids: list[int], users: set[int] | None
+    appdb: AppDB,
+    source: MoodleSource,
+    scope: TenantScope,
+    scorm_ids: list[int],
+    userid: int | None = None,
 ) -> list[ScormSummary]:
-    """The stored per-learner summaries of these activities, for the allowed users (None: all)."""
+    """The stored per-learner summaries of these activities (of one learner if given) that
+    the scope may see."""
+    query = (
+        select(ScormSummary)
+        .where(ScormSummary.scormid.in_(scorm_ids))
+        .order_by(ScormSummary.scormid, ScormSummary.userid)
+    )
+    if userid is not None:
+        query = query.where(ScormSummary.userid == userid)
     with appdb.transaction() as db:
-        rows = db.scalars(
-            select(ScormSummary)
-            .where(ScormSummary.scormid.in_(scorm_ids))
-            .order_by(ScormSummary.scormid, ScormSummary.userid)
-        ).all()
+        rows = list(db.scalars(scoped(query, scope, source)).all())
         db.expunge_all()
-    return [r for r in rows if users is None or r.userid in users]
+    return rows

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import case, func, literal, select
+from sqlalchemy import Select, case, func, literal, select
 from sqlalchemy.orm import Session
 
 from common.models.analytics import Engagement, RiskScore
@@ -95,36 +95,61 @@ def company_members(source: MoodleSource) -> dict[int, set[int]]:
 def engagement_rollup(
     session: Session, members: dict[int, set[int]]
 ) -> dict[Scope, dict[str, Any]]:
-    """Per course: learners active in 7 and 30 days, their time and flagged learners."""
-    flagged = {
-        (u, c) for u, c in session.execute(
-            select(RiskScore.userid, RiskScore.courseid).where(RiskScore.flagged.is_(True))
-        )
-    }  # fmt: skip
-    e = Engagement
-    rows = session.execute(
-        select(e.userid, e.courseid, e.active_days_7, e.active_days_30, e.seconds_30,
-               e.estimated)
-    ).all()  # fmt: skip
+    """Per course: learners active in 7 and 30 days, their time and flagged learners — for the
+    site and for each company."""
     user_scopes: dict[int, list[Scope]] = defaultdict(lambda: [SITE])
     for company, users in members.items():
         for user in users:
             user_scopes[user].append(company)
+    rows, flagged = _engagement_rows(session, select)
     courses: dict[Scope, dict[int, dict[str, Any]]] = defaultdict(dict)
     for row in rows:
         for scope in user_scopes[row.userid]:
-            figures = courses[scope].setdefault(
-                row.courseid,
-                {"course": row.courseid, "active_7": 0, "active_30": 0, "seconds_30": 0,
-                 "estimated": False, "flagged": 0},
-            )  # fmt: skip
-            figures["active_7"] += row.active_days_7 > 0
-            figures["active_30"] += row.active_days_30 > 0
-            figures["seconds_30"] += row.seconds_30
-            figures["estimated"] = figures["estimated"] or row.estimated
-            figures["flagged"] += (row.userid, row.courseid) in flagged
-    return {scope: {"courses": sorted(by_course.values(), key=lambda f: f["course"])}
-            for scope, by_course in courses.items()}  # fmt: skip
+            _add_learner(courses[scope], row, flagged)
+    return {scope: _by_course(by_course) for scope, by_course in courses.items()}
+
+
+def engagement_by_course(
+    session: Session,
+    restrict: Callable[[Select], Select],  # type: ignore[type-arg]
+) -> dict[str, Any]:
+    """The same per-course figures over the learners and courses ``restrict`` lets through
+    (a tenant scope narrower than a company: a teacher's courses, a department)."""
+    rows, flagged = _engagement_rows(session, lambda *cols: restrict(select(*cols)))
+    by_course: dict[int, dict[str, Any]] = {}
+    for row in rows:
+        _add_learner(by_course, row, flagged)
+    return _by_course(by_course)
+
+
+def _engagement_rows(session: Session, query: Callable[..., Select]) -> tuple[list[Any], set[Any]]:  # type: ignore[type-arg]
+    e = Engagement
+    flagged = {
+        (u, c) for u, c in session.execute(
+            query(RiskScore.userid, RiskScore.courseid).where(RiskScore.flagged.is_(True))
+        )
+    }  # fmt: skip
+    rows = session.execute(
+        query(e.userid, e.courseid, e.active_days_7, e.active_days_30, e.seconds_30, e.estimated)
+    ).all()
+    return list(rows), flagged
+
+
+def _add_learner(by_course: dict[int, dict[str, Any]], row: Any, flagged: set[Any]) -> None:
+    figures = by_course.setdefault(
+        row.courseid,
+        {"course": row.courseid, "active_7": 0, "active_30": 0, "seconds_30": 0,
+         "estimated": False, "flagged": 0},
+    )  # fmt: skip
+    figures["active_7"] += row.active_days_7 > 0
+    figures["active_30"] += row.active_days_30 > 0
+    figures["seconds_30"] += row.seconds_30
+    figures["estimated"] = figures["estimated"] or row.estimated
+    figures["flagged"] += (row.userid, row.courseid) in flagged
+
+
+def _by_course(by_course: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    return {"courses": sorted(by_course.values(), key=lambda f: f["course"])}
 
 
 Builder = Callable[..., dict[Scope, dict[str, Any]]]

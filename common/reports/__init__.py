@@ -3,7 +3,6 @@
 from common.reports.base import (
     Column,
     Report,
-    ReportParamError,
     ReportResult,
     get_report,
     register,
@@ -16,7 +15,6 @@ from common.reports import course_completion  # noqa: E402,F401  isort: skip
 __all__ = [
     "Column",
     "Report",
-    "ReportParamError",
     "ReportResult",
     "get_report",
     "register",

@@ -12,16 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from common.errors import FieldError
 from common.moodle import MoodleSource, SiteFeatures
 from common.tenancy import TenantScope
 from common.timezones import utc_offset_s
-
-
-class ReportParamError(ValueError):
-    def __init__(self, field_name: str, reason: str):
-        super().__init__(f"{field_name}: {reason}")
-        self.field = field_name
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -64,7 +58,7 @@ class Report(ABC):
 
     @abstractmethod
     def parse_params(self, raw: Mapping[str, str]) -> dict[str, Any]:
-        """Validate raw string parameters; raise ReportParamError naming the field."""
+        """Validate raw string parameters; raise FieldError (status 400) naming the field."""
 
     @abstractmethod
     def run(
@@ -111,11 +105,10 @@ def choice_param(raw: Mapping[str, str], name: str, choices: tuple[int, ...], de
     value = raw.get(name)
     if value in (None, ""):
         return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise ReportParamError(name, f"{value!r} is not a number") from None
+    if not str(value).isascii() or not str(value).isdigit() or len(str(value)) > 19:
+        raise FieldError(name, f"{value!r} is not a number", status=400)
+    number = int(value)
     if number not in choices:
         allowed = ", ".join(str(c) for c in choices)
-        raise ReportParamError(name, f"must be one of {allowed}")
+        raise FieldError(name, f"must be one of {allowed}", status=400)
     return number

@@ -18,7 +18,7 @@ from sqlalchemy import Select, and_, case, func, or_, select
 from common.access import capabilities as caps
 from common.moodle import MoodleSource, MoodleTables
 from common.reports.base import Column, Report, ReportResult, choice_param, register
-from common.tenancy import TenantScope
+from common.tenancy import TenantScope, scoped
 
 DAY_S = 86400
 SITE_COURSE_ID = 1
@@ -28,8 +28,8 @@ NOT_COMPLETED = -1
 BEFORE_RANGE = 0
 
 
-def _active_enrolments(t: MoodleTables, scope: TenantScope, now: int) -> Select:  # type: ignore[type-arg]
-    """(courseid, userid) of every actively enrolled learner the scope may see, once per pair.
+def _active_enrolments(t: MoodleTables, now: int) -> Select:  # type: ignore[type-arg]
+    """(courseid, userid) of every actively enrolled learner, once per pair.
 
     Starts from student role assignments in course contexts and joins the enrolments to them:
     on MariaDB this plan is about 40% faster than a correlated EXISTS per enrolment.
@@ -51,8 +51,6 @@ def _active_enrolments(t: MoodleTables, scope: TenantScope, now: int) -> Select:
             or_(ue.c.timeend == 0, ue.c.timeend > now),
             u.c.deleted == 0,
             e.c.courseid != SITE_COURSE_ID,
-            scope.restrict_courses(e.c.courseid, t),
-            scope.restrict_users(ue.c.userid, t),
         )
         .distinct()
     )
@@ -90,7 +88,7 @@ class CourseCompletionReport(Report):
     ) -> ReportResult:
         t = source.tables
         since = now - params["days"] * DAY_S
-        enrolled = _active_enrolments(t, scope, now).subquery("enrolled")
+        enrolled = _active_enrolments(t, now).subquery("enrolled")
         cc, course = t.course_completions, t.course
         # One pass over the enrolments gives the table and the trend: each learner falls in a
         # bucket — not completed, completed before the range, or the local day of completion.
@@ -111,7 +109,7 @@ class CourseCompletionReport(Report):
             .group_by(course.c.id, course.c.fullname, bucket)
         )
         with source.engine.connect() as conn:
-            buckets = conn.execute(query).all()
+            buckets = conn.execute(scoped(query, scope, source)).all()
         rows, by_day = _tally(buckets)
         return ReportResult(
             columns=self.columns,

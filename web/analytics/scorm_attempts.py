@@ -2,46 +2,34 @@
 drill-down to one attempt's SCO-by-SCO tracking.
 
 Summaries come from `manireports_scorm_summary` (the aggregator's); the drill-down reads the
-Moodle tracking through `common.analytics.scorm.attempt_tracking`. Every page is restricted to
-the viewer's tenant scope: a learner or activity outside it answers 403 and is audited.
+Moodle tracking through `common.analytics.scorm.attempt_tracking`. Every read goes through the
+viewer's tenant scope: an activity or learner outside it answers 403 and is audited.
 """
 
 from __future__ import annotations
 
-from flask import abort, render_template
+from flask import render_template
 
 from common.analytics.scorm import attempt_tracking
 from common.analytics.scorm_browse import (
     ActivityFigures,
-    ScormActivity,
+    load_scorm,
     scorm_activities,
     scorm_summaries,
 )
-from common.tenancy import TenantScope
-from web.analytics.routes import VIEWERS, bp, display_names, scope_ids
-from web.auth.guards import current_viewer, deny, require_capability, viewer_scope, web_context
+from common.tenancy import load_learner
+from web.analytics.routes import VIEWERS, bp, display_names
+from web.auth.guards import Tenancy, request_scope, signed_in, web_context
 from web.navigation import add_nav_item
 
 
-def _activity_in_scope(scope: TenantScope, scormid: int) -> ScormActivity:
-    """The activity, if its course is in scope; 404 if it does not exist, 403 (audited) if
-    it belongs to a course outside the viewer's scope."""
-    found = scorm_activities(web_context().moodle, {scormid}, None)
-    if not found:
-        abort(404, description="No such SCORM activity.")
-    _, courses = scope_ids(scope)
-    if courses is not None and found[0].courseid not in courses:
-        deny(current_viewer(), "This SCORM activity is outside your scope.", scope.company_id)
-    return found[0]
-
-
 @bp.get("/scorm", endpoint="scorm_activities")
-@require_capability(*VIEWERS)
+@signed_in(*VIEWERS, tenancy=Tenancy.VIEW)
 def scorm_activities_page():  # type: ignore[no-untyped-def]
-    users, courses = scope_ids(viewer_scope())
-    activities = scorm_activities(web_context().moodle, None, courses)
+    ctx, scope = web_context(), request_scope()
+    activities = scorm_activities(ctx.moodle, scope)
     figures = {a.scormid: ActivityFigures() for a in activities}
-    for row in scorm_summaries(web_context().appdb, sorted(figures), users):
+    for row in scorm_summaries(ctx.appdb, ctx.moodle, scope, sorted(figures)):
         f = figures[row.scormid]
         f.learners += 1
         f.completed += row.completion_status == "completed"
@@ -54,30 +42,26 @@ def scorm_activities_page():  # type: ignore[no-untyped-def]
                            figures=figures, courses=course_names)  # fmt: skip
 
 
-@bp.get("/scorm/<int:scormid>")
-@require_capability(*VIEWERS)
+@bp.get("/scorm/<id:scormid>")
+@signed_in(*VIEWERS, tenancy=Tenancy.VIEW)
 def scorm_activity(scormid: int):  # type: ignore[no-untyped-def]
-    scope = viewer_scope()
-    activity = _activity_in_scope(scope, scormid)
-    users, _ = scope_ids(scope)
-    summaries = scorm_summaries(web_context().appdb, [scormid], users)
+    ctx, scope = web_context(), request_scope()
+    activity = load_scorm(ctx.moodle, scormid, scope)
+    summaries = scorm_summaries(ctx.appdb, ctx.moodle, scope, [scormid])
     people, courses = display_names({s.userid for s in summaries}, {activity.courseid})
     return render_template("analytics/scorm_activity.html", activity=activity,
                            summaries=summaries, people=people,
                            course=courses.get(activity.courseid, ""))  # fmt: skip
 
 
-@bp.get("/scorm/<int:scormid>/learner/<int:userid>/attempt/<int:attempt>")
-@require_capability(*VIEWERS)
+@bp.get("/scorm/<id:scormid>/learner/<id:userid>/attempt/<id:attempt>")
+@signed_in(*VIEWERS, tenancy=Tenancy.VIEW)
 def scorm_attempt(scormid: int, userid: int, attempt: int):  # type: ignore[no-untyped-def]
-    scope = viewer_scope()
-    activity = _activity_in_scope(scope, scormid)
-    users, _ = scope_ids(scope)
-    if users is not None and userid not in users:
-        deny(current_viewer(), "This learner is outside your scope.", scope.company_id)
-    summary = scorm_summaries(web_context().appdb, [scormid], {userid})
-    scos = attempt_tracking(web_context().moodle, userid=userid, scormid=scormid,
-                            attempt=attempt)  # fmt: skip
+    ctx, scope = web_context(), request_scope()
+    activity = load_scorm(ctx.moodle, scormid, scope)
+    load_learner(ctx.moodle, userid, scope)
+    summary = scorm_summaries(ctx.appdb, ctx.moodle, scope, [scormid], userid)
+    scos = attempt_tracking(ctx.moodle, scope, userid=userid, scormid=scormid, attempt=attempt)
     people, courses = display_names({userid}, {activity.courseid})
     return render_template("analytics/scorm_attempt.html", activity=activity, userid=userid,
                            attempt=attempt, scos=scos, learner=people.get(userid, userid),

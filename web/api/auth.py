@@ -17,10 +17,11 @@ from flask import g, request
 from common.access.api_tokens import check, granted_scopes
 from common.access.viewer import Viewer, load_viewer
 from common.audit import OUTCOME_FAILED, record_audit
+from common.ids import parse_optional_id
 from common.models.api import ApiToken
-from common.tenancy import TenantScope, TenantViolation, scope_for
+from common.tenancy import VIEW, Action, TenantScope, TenantViolation, scope_for
 from web.api.errors import ApiError
-from web.auth.guards import audit_denial, web_context
+from web.auth.guards import Tenancy, audit_denial, web_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 REALM = 'Bearer realm="ManiReports"'
@@ -83,14 +84,16 @@ def deny(caller: ApiCaller, message: str, company_id: int | None = None) -> ApiE
     return ApiError(403, message)
 
 
-def require_token(scope: str, *capabilities: str) -> Callable[[F], F]:
-    """A valid bearer token carrying ``scope``, whose user holds one of ``capabilities``."""
+def require_token(scope: str, *capabilities: str, action: Action = VIEW) -> Callable[[F], F]:
+    """A valid bearer token carrying ``scope``, whose user holds one of ``capabilities``;
+    ``action`` is what the view does to a company (`token_scope` asks `scope_for` for it)."""
 
     def decorate(view: F) -> F:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
             caller = _authenticate()
             g.api_caller = caller
+            g.api_action = action
             if scope not in caller.scopes:
                 error = deny(caller, f"this token lacks the scope {scope}")
                 error.headers["WWW-Authenticate"] = (
@@ -101,6 +104,7 @@ def require_token(scope: str, *capabilities: str) -> Callable[[F], F]:
                 raise deny(caller, f"you need the capability {' or '.join(capabilities)}")
             return view(*args, **kwargs)
 
+        guarded.tenancy = Tenancy.TOKEN  # type: ignore[attr-defined]
         return guarded  # type: ignore[return-value]
 
     return decorate
@@ -108,12 +112,7 @@ def require_token(scope: str, *capabilities: str) -> Callable[[F], F]:
 
 def requested_company() -> int | None:
     """The `?company=` of this call; 400 naming the field when it is not a company id."""
-    raw = request.args.get("company", "")
-    if not raw:
-        return None
-    if not raw.isdigit():
-        raise ApiError(400, "must be a company id", "company")
-    return int(raw)
+    return parse_optional_id(request.args.get("company"), "company")
 
 
 def token_scope(company_id: int | None) -> TenantScope:
@@ -126,9 +125,6 @@ def token_scope(company_id: int | None) -> TenantScope:
     restricted = caller.token.companyid
     if restricted is not None:
         if company_id is not None and company_id != restricted:
-            raise deny(caller, f"this token is restricted to company {restricted}", company_id)
+            raise TenantViolation(company_id, f"this token is restricted to company {restricted}")
         company_id = restricted
-    try:
-        return scope_for(caller.viewer, company_id)
-    except TenantViolation as exc:
-        raise deny(caller, str(exc), exc.company_id) from None
+    return scope_for(caller.viewer, company_id, g.api_action)

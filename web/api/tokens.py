@@ -16,8 +16,9 @@ from flask_wtf import FlaskForm
 
 from common.access import capabilities as caps
 from common.access.api_tokens import (
+    SCOPE_EMAIL_READ,
+    SCOPE_EMAIL_WRITE,
     SCOPES,
-    TokenRequestInvalid,
     issue,
     list_tokens,
     revoke,
@@ -25,11 +26,12 @@ from common.access.api_tokens import (
     usernames,
 )
 from common.access.viewer import Viewer, load_viewer
-from common.models.api import ApiToken
+from common.errors import FieldError
+from common.ids import parse_id, parse_optional_id
 from common.models.base import utcnow
 from common.reports import registered_reports
-from common.tenancy import TenantViolation, scope_for
-from web.auth.guards import current_viewer, deny, require_capability, web_context
+from common.tenancy import MANAGE, SITE, VIEW, TenantScope, TenantViolation, load_token, scope_for
+from web.auth.guards import Tenancy, current_viewer, signed_in, web_context
 from web.navigation import add_nav_item
 
 # Whoever holds a capability some API endpoint checks may hold a token.
@@ -37,6 +39,7 @@ API_CAPABILITIES = tuple(
     sorted({c for r in registered_reports() for c in r.capabilities} | {caps.MANAGE_EMAIL_OFFLOAD})
 )
 MAX_EXPIRY_DAYS = 3650
+EMAIL_SCOPES = (SCOPE_EMAIL_READ, SCOPE_EMAIL_WRITE)
 
 bp = Blueprint("api", __name__, url_prefix="/admin/api-tokens", template_folder="templates")
 add_nav_item("API tokens", "api.tokens", *API_CAPABILITIES)
@@ -59,15 +62,20 @@ def _is_admin(viewer: Viewer) -> bool:
     return viewer.can(caps.VIEW_ADMIN_DASHBOARD)
 
 
+def _token_scope(viewer: Viewer) -> TenantScope:
+    """Whose tokens the page lists and may revoke: an admin everyone's, anyone else their own."""
+    return SITE if _is_admin(viewer) else TenantScope(None, user_ids=frozenset({viewer.user_id}))
+
+
 def _page(
     viewer: Viewer,
-    errors: list[str] | None = None,
+    errors: list[FieldError] | None = None,
     values: dict[str, object] | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
     ctx = web_context()
     with ctx.appdb.transaction() as session:
-        tokens = list_tokens(session, None if _is_admin(viewer) else viewer.user_id)
+        tokens = list_tokens(session, _token_scope(viewer))
     names = usernames(ctx.moodle, {t.userid for t in tokens})
     return render_template(
         "api/tokens.html", tokens=tokens, names=names, scopes=SCOPES, errors=errors or [],
@@ -76,22 +84,19 @@ def _page(
 
 
 @bp.get("/")
-@require_capability(*API_CAPABILITIES)
+@signed_in(*API_CAPABILITIES, tenancy=Tenancy.SELF)
 def tokens():  # type: ignore[no-untyped-def]
-    viewer = current_viewer()
-    assert viewer is not None
-    return _page(viewer)
+    return _page(current_viewer())
 
 
 @bp.post("/")
-@require_capability(*API_CAPABILITIES)
+@signed_in(*API_CAPABILITIES, tenancy=Tenancy.SELF)
 def create():  # type: ignore[no-untyped-def]
     viewer = current_viewer()
-    assert viewer is not None
     if not TokenForm().validate_on_submit():
         abort(400, description="the form expired; reload the page")
     values: dict[str, Any] = {
-        key: request.form.get(key, "").strip()
+        key: request.form.get(key, "").strip()[:200]
         for key in ("name", "username", "company", "expires_days")
     }
     values["scopes"] = request.form.getlist("scopes")
@@ -103,8 +108,8 @@ def create():  # type: ignore[no-untyped-def]
                 session, wanted.user_id, wanted.name, wanted.scopes, wanted.company_id,
                 wanted.expires_at, created_by=viewer.user_id, ip=request.remote_addr,
             )  # fmt: skip
-    except TokenRequestInvalid as exc:
-        return _page(viewer, [str(exc)], values, 422)
+    except FieldError as exc:
+        return _page(viewer, exc.errors, values, 422)
     owner = usernames(ctx.moodle, [row.userid]).get(row.userid)
     page = render_template("api/token_created.html", token=plaintext, row=row, owner=owner)
     # Shown once: not kept by the browser's cache or history.
@@ -112,21 +117,14 @@ def create():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/revoke")
-@require_capability(*API_CAPABILITIES)
+@signed_in(*API_CAPABILITIES, tenancy=Tenancy.SELF)
 def revoke_token():  # type: ignore[no-untyped-def]
     viewer = current_viewer()
-    assert viewer is not None
     if not TokenForm().validate_on_submit():
         abort(400, description="the form expired; reload the page")
-    raw = request.form.get("token", "")
-    if not raw.isdigit():
-        abort(400, description="token: must be a token id")
+    token_id = parse_id(request.form.get("token"), "token")
     with web_context().appdb.transaction() as session:
-        row = session.get(ApiToken, int(raw))
-        if row is None:
-            abort(404, description=f"no API token {raw}")
-        if row.userid != viewer.user_id and not _is_admin(viewer):
-            deny(viewer, f"API token {row.id} belongs to another user", company_id=row.companyid)
+        row = load_token(session, token_id, _token_scope(viewer))
         done = revoke(session, row, actor_id=viewer.user_id, ip=request.remote_addr)
         label = f"{row.name} ({row.prefix}…)"
     flash(f"Token {label} revoked." if done else f"Token {label} was already revoked.", "info")
@@ -134,24 +132,25 @@ def revoke_token():  # type: ignore[no-untyped-def]
 
 
 def _token_request(viewer: Viewer, values: dict[str, Any]) -> TokenRequest:
-    """Who the token is for and what it may do; a refusal by tenancy is a 403, as anywhere."""
+    """Who the token is for and what it may do. A company restriction needs the owner to be
+    allowed that company for what the token does (email scopes: managing it); the viewer
+    asking for a company of their own that they may not use is a 403, as anywhere."""
     owner = _owner(viewer, values["username"])
-    company_id = None
-    if values["company"]:
-        if not values["company"].isdigit():
-            raise TokenRequestInvalid("company", "must be a company id")
-        company_id = int(values["company"])
+    company_id = parse_optional_id(values["company"], "company")
+    if company_id is not None:
+        action = MANAGE if set(values["scopes"]) & set(EMAIL_SCOPES) else VIEW
         try:
-            scope_for(owner, company_id)
-        except TenantViolation as exc:
+            scope_for(owner, company_id, action)
+        except TenantViolation:
             if owner.user_id == viewer.user_id:
-                deny(viewer, str(exc), company_id=company_id)
-            raise TokenRequestInvalid("company", f"{values['username']} is not in it") from None
+                raise
+            verb = "manage" if action is MANAGE else "see"
+            raise FieldError("company", f"{owner.username} may not {verb} it") from None
     expires_at = None
     if values["expires_days"]:
         days = values["expires_days"]
-        if not days.isdigit() or not 1 <= int(days) <= MAX_EXPIRY_DAYS:
-            raise TokenRequestInvalid("expires_days", f"a number of days, 1 to {MAX_EXPIRY_DAYS}")
+        if not days.isascii() or not days.isdigit() or not 1 <= int(days) <= MAX_EXPIRY_DAYS:
+            raise FieldError("expires_days", f"a number of days, 1 to {MAX_EXPIRY_DAYS}")
         expires_at = utcnow() + timedelta(days=int(days))
     return TokenRequest(owner.user_id, values["name"], values["scopes"], company_id, expires_at)
 
@@ -160,7 +159,7 @@ def _owner(viewer: Viewer, username: str) -> Viewer:
     if not username or username.lower() == viewer.username.lower():
         return viewer
     if not _is_admin(viewer):
-        deny(viewer, "only site admins issue API tokens for other users")
+        raise TenantViolation(None, "only site admins issue API tokens for other users")
     ctx = web_context()
     user_id = user_id_for_username(ctx.moodle, username)
     owner = None
@@ -168,5 +167,5 @@ def _owner(viewer: Viewer, username: str) -> Viewer:
         with ctx.appdb.transaction() as session:
             owner = load_viewer(ctx.moodle, session, user_id)
     if owner is None:
-        raise TokenRequestInvalid("username", "no active account with that username")
+        raise FieldError("username", "no active account with that username")
     return owner

@@ -7,27 +7,29 @@ from flask import Blueprint, render_template
 from common.access import capabilities as caps
 from common.reports import get_report
 from common.tenancy import company_choices
-from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
+from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
 
 bp = Blueprint("dashboards", __name__, url_prefix="/dashboards", template_folder="templates")
 
 
 @bp.get("/")
-@require_capability()
+@signed_in(tenancy=Tenancy.SELF)
 def index():  # type: ignore[no-untyped-def]
     return render_template("dashboards/index.html")
 
 
 @bp.get("/completion")
-@require_capability(
-    caps.VIEW_ADMIN_DASHBOARD, caps.VIEW_MANAGER_DASHBOARD, caps.VIEW_TEACHER_DASHBOARD
+@signed_in(
+    caps.VIEW_ADMIN_DASHBOARD,
+    caps.VIEW_MANAGER_DASHBOARD,
+    caps.VIEW_TEACHER_DASHBOARD,
+    tenancy=Tenancy.VIEW,
 )
 def completion():  # type: ignore[no-untyped-def]
-    scope = viewer_scope()
     return render_template(
         "dashboards/report_dashboard.html",
         report=get_report("course_completion"),
-        scope=scope,
+        scope=request_scope(),
         companies=company_choices(web_context().moodle, current_viewer()),
         ranges=(30, 90),
     )

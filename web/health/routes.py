@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify
 from sqlalchemy import text
 
+from web.auth.guards import Tenancy, open_to
+
 bp = Blueprint("health", __name__)
 
 
@@ -17,6 +19,7 @@ def _check(fn) -> str:  # type: ignore[no-untyped-def]
 
 
 @bp.get("/healthz")
+@open_to(Tenancy.PUBLIC)
 def healthz():  # type: ignore[no-untyped-def]
     ctx = current_app.extensions["manireports"]
 

@@ -2,7 +2,8 @@
 
 import pytest
 
-from common.analytics.risk_rules import RULE_KINDS, RiskInputError, Rule, score
+from common.analytics.risk_rules import RULE_KINDS, Rule, score
+from common.errors import FieldError
 
 RULES = [Rule(RULE_KINDS[name], RULE_KINDS[name].threshold, RULE_KINDS[name].weight)
          for name in RULE_KINDS]  # fmt: skip
@@ -43,11 +44,11 @@ def test_rule_input_is_checked(appdb):
     from common.analytics.risk_rules import save_rule
 
     with appdb.transaction() as session:
-        with pytest.raises(RiskInputError) as err:
+        with pytest.raises(FieldError) as err:
             save_rule(session, actor_id=2, company_id=None, ruletype="nonsense", threshold=1,
                       weight=1, enabled=True)  # fmt: skip
         assert err.value.field == "ruletype"
-        with pytest.raises(RiskInputError) as err:
+        with pytest.raises(FieldError) as err:
             save_rule(session, actor_id=2, company_id=None, ruletype="min_completion_pct",
                       threshold=50, weight=101, enabled=True)  # fmt: skip
         assert err.value.field == "weight"

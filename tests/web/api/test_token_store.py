@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 
 from common.access.api_tokens import (
-    TokenRequestInvalid,
     authenticate,
     check,
     hash_token,
@@ -16,6 +15,7 @@ from common.access.api_tokens import (
     revoke,
 )
 from common.appdb import AppDB
+from common.errors import FieldError
 from common.models.base import utcnow
 
 
@@ -65,6 +65,6 @@ def test_expired_tokens_are_refused_and_last_use_is_written_coarsely(appdb):
     ],
 )
 def test_issue_refuses_bad_requests(appdb, args, field):
-    with appdb.transaction() as session, pytest.raises(TokenRequestInvalid) as error:
+    with appdb.transaction() as session, pytest.raises(FieldError) as error:
         issue(session, 7, *args, None, None)
     assert error.value.field == field
