@@ -6,7 +6,7 @@
   and reason.
 - HTTP errors (`abort`): their status.
 Browsers get the page in the app's layout; AJAX and API callers get JSON
-(`{"error": reason, "field"?: name}`).
+(`{"error": reason, "field"?: name, "errors"?: [{field, error}, …]}`) with the status.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def wants_json() -> bool:
 
 def error_response(status: int, message: str, fields: list[FieldError] | None = None) -> Any:
     if wants_json():
-        body: dict[str, Any] = {"error": message, "status": status}
+        body: dict[str, Any] = {"error": message}
         if fields:
             body.update(fields[0].as_dict())
             if len(fields) > 1:

@@ -9,11 +9,12 @@ course_completions row with timecompleted set (NULL until complete, NOTES.md §5
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy import BigInteger, Select, and_, bindparam, case, func, or_, select
 
 from common.access import capabilities as caps
 from common.moodle import MoodleSource, MoodleTables
@@ -28,8 +29,8 @@ NOT_COMPLETED = -1
 BEFORE_RANGE = 0
 
 
-def _active_enrolments(t: MoodleTables, now: int) -> Select:  # type: ignore[type-arg]
-    """(courseid, userid) of every actively enrolled learner, once per pair.
+def _active_enrolments(t: MoodleTables, now: Any) -> Select:  # type: ignore[type-arg]
+    """(courseid, userid) of every actively enrolled learner at ``now``, once per pair.
 
     Starts from student role assignments in course contexts and joins the enrolments to them:
     on MariaDB this plan is about 40% faster than a correlated EXISTS per enrolment.
@@ -86,30 +87,11 @@ class CourseCompletionReport(Report):
         now: int,
         tz_offset_s: int = 0,
     ) -> ReportResult:
-        t = source.tables
         since = now - params["days"] * DAY_S
-        enrolled = _active_enrolments(t, now).subquery("enrolled")
-        cc, course = t.course_completions, t.course
-        # One pass over the enrolments gives the table and the trend: each learner falls in a
-        # bucket — not completed, completed before the range, or the local day of completion.
-        local = cc.c.timecompleted + tz_offset_s
-        bucket = case(
-            (cc.c.timecompleted.is_(None), NOT_COMPLETED),
-            (cc.c.timecompleted < since, BEFORE_RANGE),
-            # Day start by integer modulo: division is decimal on MariaDB, and a cast rounds.
-            else_=local - (local % DAY_S),
-        )
-        query = (
-            select(course.c.id, course.c.fullname, bucket.label("bucket"), func.count().label("n"))
-            .select_from(enrolled)
-            .join(course, course.c.id == enrolled.c.courseid)
-            .outerjoin(
-                cc, and_(cc.c.course == enrolled.c.courseid, cc.c.userid == enrolled.c.userid)
-            )
-            .group_by(course.c.id, course.c.fullname, bucket)
-        )
+        values = {"now": now, "since": since, "tz_offset_s": tz_offset_s}
         with source.engine.connect() as conn:
-            buckets = conn.execute(scoped(query, scope, source)).all()
+            query = scoped(_buckets_query(source.prefix), scope, source)
+            buckets = conn.execute(query, values).all()
         rows, by_day = _tally(buckets)
         return ReportResult(
             columns=self.columns,
@@ -117,6 +99,31 @@ class CourseCompletionReport(Report):
             chart=_trend_chart(by_day, since, now, tz_offset_s),
             params=dict(params),
         )
+
+
+@functools.cache
+def _buckets_query(prefix: str) -> Select:  # type: ignore[type-arg]
+    """Learners per course and completion bucket: built once, run with `now`, `since` and
+    `tz_offset_s` (and so scoped once per tenant scope, see `scoped`)."""
+    t = MoodleTables(prefix)
+    enrolled = _active_enrolments(t, bindparam("now", type_=BigInteger)).subquery("enrolled")
+    cc, course = t.course_completions, t.course
+    # One pass over the enrolments gives the table and the trend: each learner falls in a
+    # bucket — not completed, completed before the range, or the local day of completion.
+    local = cc.c.timecompleted + bindparam("tz_offset_s", type_=BigInteger)
+    bucket = case(
+        (cc.c.timecompleted.is_(None), NOT_COMPLETED),
+        (cc.c.timecompleted < bindparam("since", type_=BigInteger), BEFORE_RANGE),
+        # Day start by integer modulo: division is decimal on MariaDB, and a cast rounds.
+        else_=local - (local % DAY_S),
+    )
+    return (
+        select(course.c.id, course.c.fullname, bucket.label("bucket"), func.count().label("n"))
+        .select_from(enrolled)
+        .join(course, course.c.id == enrolled.c.courseid)
+        .outerjoin(cc, and_(cc.c.course == enrolled.c.courseid, cc.c.userid == enrolled.c.userid))
+        .group_by(course.c.id, course.c.fullname, bucket)
+    )
 
 
 def _tally(buckets: Sequence[Any]) -> tuple[list[dict[str, Any]], dict[int, int]]:

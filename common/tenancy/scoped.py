@@ -11,13 +11,17 @@ skipped by reading a table nobody mapped.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, Table, and_, false, or_, select
-from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import True_
+from sqlalchemy import ColumnElement, Select, Table, and_, false, or_, select, true
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, BooleanClauseList, ColumnClause, True_
 from sqlalchemy.sql.selectable import Alias, FromClause, Join
 
 from common.moodle import MoodleSource, MoodleTables
@@ -79,12 +83,35 @@ def visible_ids(scope: TenantScope, source: MoodleSource | None) -> VisibleIds:
 
 def scoped(query: Q, scope: TenantScope, source: MoodleSource | None = None) -> Q:
     """``query`` restricted to ``scope``; ``source`` is needed when it reads app tables whose
-    rows belong to users or courses (their ids are looked up in the Moodle DB)."""
+    rows belong to users or courses (their ids are looked up in the Moodle DB).
+
+    A query built once and run with parameters (`bindparam`) is scoped once per scope: the
+    result is remembered while the query object lives, unless it holds ids looked up now.
+    """
+    key = (id(query), scope)
+    with _memo_lock:
+        remembered = _memo.get(key)
+        if remembered is not None and remembered[0] is query:
+            _memo.move_to_end(key)
+            return remembered[1]  # type: ignore[no-any-return]
     if scope.unrestricted:
         _check_tables(query)
-        return query
-    scoper = _Scoper(scope, source)
-    return visitors.cloned_traverse(query, {}, {"select": scoper.visit_select})  # type: ignore[no-any-return]
+        result = query
+        looked_up = False
+    else:
+        scoper = _Scoper(scope, source)
+        result = visitors.cloned_traverse(query, {}, {"select": scoper.visit_select})
+        looked_up = scoper.looked_up
+    if not looked_up:
+        with _memo_lock:
+            _memo[key] = (query, result)
+            if len(_memo) > _MEMO_SIZE:
+                _memo.popitem(last=False)
+    return result  # type: ignore[no-any-return]
+
+
+_memo: OrderedDict[tuple[int, TenantScope], tuple[Any, Any]] = OrderedDict()
+_memo_lock = threading.Lock()
 
 
 def _check_tables(query: Any) -> None:
@@ -109,18 +136,37 @@ def _columns_of(table: Table) -> TenantColumns:
     raise UnscopedTable(f"table {table.name} has no tenancy mapping")
 
 
+@dataclass
+class _Occurrence:
+    """One table in one SELECT: its columns (of an alias, if aliased), its tenant columns, and
+    the outer join whose ON clause takes its conditions when it is on the optional side."""
+
+    table: Table
+    columns: Any
+    tenant: TenantColumns
+    outer_join: Join | None
+
+
 class _Scoper:
     def __init__(self, scope: TenantScope, source: MoodleSource | None) -> None:
         self.scope = scope
         self.source = source
         self._visible: VisibleIds | None = None
 
+    @property
+    def looked_up(self) -> bool:
+        """Whether the conditions hold ids read from the Moodle DB just now."""
+        return self._visible is not None
+
     def visit_select(self, select_: Select) -> None:  # type: ignore[type-arg]
         """Called on each (cloned) SELECT of the query, innermost first."""
-        froms = select_.get_final_froms()
-        where: list[ColumnElement[bool]] = []
+        froms = _final_froms(select_)
+        found: list[_Occurrence] = []
+        joins: list[Join] = []
         for from_ in froms:
-            where += self._from_conditions(from_)
+            _collect(from_, None, found, joins)
+        same = _Equalities(select_._where_criteria, [j.onclause for j in joins])
+        where = self._conditions(found, same)
         if select_._setup_joins:
             # .join()/.outerjoin() keep join entries that are turned into Join objects only when
             # compiled; the ones just built (and given ON conditions) take their place.
@@ -129,59 +175,88 @@ class _Scoper:
         if where:
             select_._where_criteria += tuple(where)
 
-    def _from_conditions(self, from_: FromClause) -> list[ColumnElement[bool]]:
-        """WHERE conditions for the tables of one FROM element; those of a table on the
-        optional side of an outer join go into that join's ON clause instead."""
-        if isinstance(from_, Join):
-            if from_.full:
-                raise UnscopedTable("scoped() does not support FULL OUTER JOIN")
-            left = self._from_conditions(from_.left)
-            right = self._from_conditions(from_.right)
-            if from_.isouter and right:
-                from_.onclause = and_(from_.onclause, *right)
-                return left
-            return left + right
-        table, columns = _table_of(from_)
-        if table is None:
-            return []  # a subquery: its own SELECT was scoped when it was visited
-        return self._conditions(table, columns, _columns_of(table))
+    def _conditions(self, found: list[_Occurrence], same: _Equalities) -> list[ColumnElement[bool]]:
+        """WHERE conditions for the tables always present; those on the optional side of an
+        outer join get theirs in its ON clause. A column joined by equality to one already
+        filtered needs no filter of its own (`ue.userid = u.id`: filtering one is enough)."""
+        where: list[ColumnElement[bool]] = []
+        # A row reached through `child.parent_id = parent.id` is in scope when the parent is.
+        covered: set[tuple[str, int]] = {
+            ("via:" + _name(o.table), same.root(o.columns["id"]))
+            for o in found
+            if o.outer_join is None and "id" in o.columns
+        }
+        # Tables always present first: a filter on them covers the optional side's equal columns.
+        for occurrence in sorted(found, key=lambda o: o.outer_join is not None):
+            conditions = []
+            for dimension, column, make in self._table_conditions(occurrence):
+                key = (dimension, same.root(column))
+                if key in covered:
+                    continue
+                condition = make()
+                if isinstance(condition, True_):
+                    continue
+                if occurrence.outer_join is None:
+                    covered.add(key)
+                conditions.append(condition)
+            if not conditions:
+                continue
+            if occurrence.outer_join is None:
+                where += conditions
+            else:
+                join = occurrence.outer_join
+                join.onclause = and_(join.onclause, *conditions)
+        return where
 
-    def _conditions(
-        self, table: Table, columns: Any, tenant: TenantColumns
-    ) -> list[ColumnElement[bool]]:
+    def _table_conditions(
+        self, occurrence: _Occurrence
+    ) -> list[tuple[str, Any, Callable[[], ColumnElement[bool]]]]:
+        """(dimension, column, how to build its condition) for one table's tenant columns;
+        built only when no equal column already carries the same condition."""
+        table, columns, tenant = occurrence.table, occurrence.columns, occurrence.tenant
+        scope = self.scope
         moodle_name = table.info.get("moodle_table")
-        found: list[ColumnElement[bool]] = []
+        found: list[tuple[str, Any, Callable[[], ColumnElement[bool]]]] = []
         if tenant.company:
             company = columns[tenant.company]
-            condition: ColumnElement[bool] | None = None
-            if self.scope.company_ids is not None:
-                condition = self.scope.restrict_companies(company)
-            elif not self.scope.whole and not (tenant.user or tenant.course or tenant.via):
+            if scope.company_ids is not None:
+                found.append(("company", company, partial(_company_rows, scope, company, tenant)))
+            elif not scope.whole and not (tenant.user or tenant.course or tenant.via):
                 # A whole company's rows (its jobs, its audit trail) are not for a viewer
                 # limited to some courses or people outside any company.
-                condition = false()
-            if condition is not None:
-                if tenant.site_rows:
-                    condition = or_(company.is_(None), company == 0, condition)
-                found.append(condition)
+                found.append(("company", company, partial(_no_company_rows, company, tenant)))
         if moodle_name is not None:
             t = MoodleTables(table.name[: -len(moodle_name)])
             if tenant.user:
-                found.append(self.scope.restrict_users(columns[tenant.user], t))
+                user = columns[tenant.user]
+                found.append(("user", user, partial(scope.restrict_users, user, t)))
             if tenant.course:
-                found.append(self.scope.restrict_courses(columns[tenant.course], t))
-            for column, parent in tenant.via:
-                found.append(columns[column].in_(self._parent_ids(t[parent])))
+                course = columns[tenant.course]
+                found.append(("course", course, partial(scope.restrict_courses, course, t)))
+            parents = {parent: t[parent] for _, parent in tenant.via}
         else:
-            if tenant.user or tenant.course:
-                visible = self.visible()
-                if tenant.user and visible.users is not None:
-                    found.append(id_list(columns[tenant.user], visible.users))
-                if tenant.course and visible.courses is not None:
-                    found.append(id_list(columns[tenant.course], visible.courses))
-            for column, parent in tenant.via:
-                found.append(columns[column].in_(self._parent_ids(table.metadata.tables[parent])))
-        return [c for c in found if not isinstance(c, True_)]
+            if tenant.user:
+                user = columns[tenant.user]
+                found.append(("user", user, partial(self._visible_users, user)))
+            if tenant.course:
+                course = columns[tenant.course]
+                found.append(("course", course, partial(self._visible_courses, course)))
+            parents = {parent: table.metadata.tables[parent] for _, parent in tenant.via}
+        for column, parent in tenant.via:
+            child = columns[column]
+            found.append(("via:" + parent, child, partial(self._in_parent, child, parents[parent])))
+        return found
+
+    def _in_parent(self, child: Any, parent: Table) -> ColumnElement[bool]:
+        return child.in_(self._parent_ids(parent))  # type: ignore[no-any-return]
+
+    def _visible_users(self, column: Any) -> ColumnElement[bool]:
+        users = self.visible().users
+        return true() if users is None else id_list(column, users)
+
+    def _visible_courses(self, column: Any) -> ColumnElement[bool]:
+        courses = self.visible().courses
+        return true() if courses is None else id_list(column, courses)
 
     def _parent_ids(self, parent: Table) -> Select:  # type: ignore[type-arg]
         return scoped(select(parent.c.id), self.scope, self.source)
@@ -190,6 +265,85 @@ class _Scoper:
         if self._visible is None:
             self._visible = visible_ids(self.scope, self.source)
         return self._visible
+
+
+def _collect(
+    from_: FromClause, outer_join: Join | None, found: list[_Occurrence], joins: list[Join]
+) -> None:
+    """The mapped tables of a FROM element, each with the outer join that makes it optional."""
+    if isinstance(from_, Join):
+        if from_.full:
+            raise UnscopedTable("scoped() does not support FULL OUTER JOIN")
+        joins.append(from_)
+        _collect(from_.left, outer_join, found, joins)
+        _collect(from_.right, from_ if from_.isouter else outer_join, found, joins)
+        return
+    table, columns = _table_of(from_)
+    if table is not None:  # else a subquery: its own SELECT was scoped when it was visited
+        found.append(_Occurrence(table, columns, _columns_of(table), outer_join))
+
+
+class _Equalities:
+    """Which columns a SELECT makes equal (`a = b` in its WHERE or in a join's ON, as a whole
+    condition or one part of an AND): a union-find over the columns."""
+
+    def __init__(self, where: Any, onclauses: list[Any]) -> None:
+        self._parent: dict[int, int] = {}
+        for clause in [*where, *onclauses]:
+            for part in _conjuncts(clause):
+                if (
+                    isinstance(part, BinaryExpression)
+                    and part.operator is operators.eq
+                    and isinstance(part.left, ColumnClause)
+                    and isinstance(part.right, ColumnClause)
+                ):
+                    self._union(id(part.left), id(part.right))
+
+    def root(self, column: Any) -> int:
+        key = id(column)
+        while self._parent.get(key, key) != key:
+            key = self._parent[key]
+        return key
+
+    def _union(self, a: int, b: int) -> None:
+        self._parent.setdefault(a, a)
+        self._parent.setdefault(b, b)
+        root_a, root_b = self._root_id(a), self._root_id(b)
+        if root_a != root_b:
+            self._parent[root_b] = root_a
+
+    def _root_id(self, key: int) -> int:
+        while self._parent[key] != key:
+            key = self._parent[key]
+        return key
+
+
+def _conjuncts(clause: Any) -> list[Any]:
+    if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
+        return [part for child in clause.clauses for part in _conjuncts(child)]
+    return [clause]
+
+
+def _company_rows(scope: TenantScope, company: Any, tenant: TenantColumns) -> ColumnElement[bool]:
+    condition = scope.restrict_companies(company)
+    return or_(company.is_(None), company == 0, condition) if tenant.site_rows else condition
+
+
+def _no_company_rows(company: Any, tenant: TenantColumns) -> ColumnElement[bool]:
+    return or_(company.is_(None), company == 0) if tenant.site_rows else false()
+
+
+def _final_froms(select_: Select) -> list[FromClause]:  # type: ignore[type-arg]
+    """What `Select.get_final_froms()` returns, without the throw-away compile of the whole
+    statement it runs first (ten times the cost, paid on every request)."""
+    if select_._propagate_attrs.get("compile_state_plugin") == "orm":
+        return list(select_.get_final_froms())  # ORM statements need their compiler
+    state = select_._compile_state_factory(select_, None)  # type: ignore[arg-type]
+    return list(state._get_display_froms())  # type: ignore[attr-defined]
+
+
+def _name(table: Table) -> str:
+    return str(table.info.get("moodle_table") or table.name)
 
 
 def _table_of(from_: FromClause) -> tuple[Table | None, Any]:
