@@ -205,7 +205,7 @@ class _Scoper:
                 where += conditions
             else:
                 join = occurrence.outer_join
-                join.onclause = and_(join.onclause, *conditions)
+                join.onclause = and_(join.onclause, *conditions)  # type: ignore[arg-type]
         return where
 
     def _table_conditions(
