@@ -54,6 +54,13 @@ class Settings:
     embedded_nats_port: int = 4250
     scheduler_lease_ttl_s: int = 10
     task_intervals: dict[str, int] = field(default_factory=dict)
+    # Sign-in (issue 8): web sessions end after LOGIN_IDLE_TIMEOUT_S without a request or
+    # LOGIN_MAX_AGE_S after sign-in; only accounts of these Moodle auth plugins may sign in;
+    # the number of reverse proxies whose X-Forwarded-* headers are trusted.
+    login_idle_timeout_s: int = 7200
+    login_max_age_s: int = 43200
+    login_auth_plugins: tuple[str, ...] = ("manual", "email")
+    trusted_proxies: int = 0
 
     @property
     def production(self) -> bool:
@@ -160,6 +167,17 @@ def _origins(raw: str) -> tuple[str, ...]:
     return tuple(origins)
 
 
+def _auth_plugins(raw: str) -> tuple[str, ...]:
+    """`manual,email`: Moodle auth plugins whose passwords are stored in `user.password`."""
+    plugins = tuple(filter(None, (part.strip() for part in raw.split(","))))
+    for plugin in plugins:
+        if not plugin.replace("_", "").isalnum():
+            raise SettingsError(f"LOGIN_AUTH_PLUGINS: {plugin!r} is not an auth plugin name")
+    if not plugins:
+        raise SettingsError("LOGIN_AUTH_PLUGINS: name at least one auth plugin (e.g. manual)")
+    return plugins
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     environment = env.get("MANIREPORTS_ENV", "development")
@@ -204,4 +222,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         embedded_nats_port=_int(env, "EMBEDDED_NATS_PORT", 4250, 1, 65535),
         scheduler_lease_ttl_s=_int(env, "SCHEDULER_LEASE_TTL_S", 10, 2, 300),
         task_intervals=_task_intervals(env.get("TASK_INTERVALS", "")),
+        login_idle_timeout_s=_int(env, "LOGIN_IDLE_TIMEOUT_S", 7200, 60, 7 * 86400),
+        login_max_age_s=_int(env, "LOGIN_MAX_AGE_S", 43200, 300, 30 * 86400),
+        login_auth_plugins=_auth_plugins(env.get("LOGIN_AUTH_PLUGINS") or "manual,email"),
+        trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, 0, 5),
     )

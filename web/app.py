@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFProtect
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common.settings import Settings, load_settings
 from web.context import WebContext
@@ -23,6 +24,11 @@ def create_app(settings: Settings | None = None, context: WebContext | None = No
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=16 * 1024 * 1024,
     )
+    if settings.trusted_proxies:
+        # Behind N proxies the client is the Nth address from the right of X-Forwarded-For;
+        # without proxies the header is anyone's to forge, so it is ignored.
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
     app.extensions["manireports"] = context or WebContext.build(settings)
     csrf.init_app(app)
     install_security_headers(app)
@@ -33,6 +39,7 @@ def create_app(settings: Settings | None = None, context: WebContext | None = No
 
 
 def _register_blueprints(app: Flask) -> None:
+    from web.account.routes import bp as account_bp
     from web.analytics.routes import bp as analytics_bp
     from web.api.routes import bp as api_v1_bp
     from web.api.tokens import bp as api_tokens_bp
@@ -55,6 +62,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(reports_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(tracking_bp)
+    app.register_blueprint(account_bp)
     app.register_blueprint(analytics_bp)
     app.register_blueprint(callbacks_bp)
     app.register_blueprint(jobs_bp)

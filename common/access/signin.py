@@ -1,113 +1,162 @@
-"""Sign-in with Moodle credentials, throttled per account and per address, always audited.
+"""Sign-in with Moodle credentials: throttled without a lock-out lever, always audited.
 
-Failed attempts are counted from the audit log itself, so throttling holds across every web
-replica without a second store.
+Only accounts whose password Moodle keeps in `user.password` can be checked here: the allowed
+auth plugins are a setting (LOGIN_AUTH_PLUGINS, `manual,email` by default), and the site's
+guest account (`config.siteguest`) never signs in. Every attempt reserves its throttling slots
+before the password is checked (signin_throttle), so parallel guesses cannot outrun the limits,
+and every attempt, admitted or not, leaves an audit row.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
-from common.access.passwords import spend_equal_time, verify_moodle_password
+from common.access.attempt_counters import AttemptCounters
+from common.access.device_cookies import DeviceCookies
+from common.access.passwords import NOT_CACHED, spend_equal_time, verify_moodle_password
+from common.access.signin_throttle import Client, SigninThrottle
+from common.appdb import AppDB
 from common.audit import OUTCOME_DENIED, OUTCOME_FAILED, OUTCOME_SUCCESS, record_audit
-from common.models.access import AuditLog
-from common.models.base import utcnow
 from common.moodle import MoodleSource
 
 ACTION = "login"
-WINDOW = timedelta(minutes=15)
-MAX_FAILURES_PER_ACCOUNT = 5
-MAX_FAILURES_PER_ADDRESS = 20
 MAX_USERNAME_LENGTH = 100  # user.username is char(100)
+LOCAL_MNETHOST = 1
 
-# One message for every refusal, so the form does not reveal which accounts exist.
-INVALID = "Invalid username or password."
-THROTTLED = "Too many failed sign-in attempts. Try again in 15 minutes."
+# One message for every refusal, so the form reveals neither which accounts exist nor which
+# limit was reached.
+INVALID = "Invalid username or password. After repeated failures, wait 15 minutes and try again."
 
 
 @dataclass(frozen=True)
 class SignInResult:
     user_id: int | None
     error: str | None = None
+    device_cookie: str | None = None  # the renewed device cookie after a success
 
     @property
     def ok(self) -> bool:
         return self.user_id is not None
 
 
-def sign_in(
-    source: MoodleSource,
-    session: Session,
-    username: str,
-    password: str,
-    ip: str,
-    peppers: tuple[str, ...] = (),
-) -> SignInResult:
-    # Moodle lower-cases usernames at login (core_text::strtolower).
-    username = username.strip().lower()[:MAX_USERNAME_LENGTH]
-    if _throttled(session, username, ip):
-        record_audit(session, actor_id=None, action=ACTION, object_type="user",
-                     object_id=username, outcome=OUTCOME_DENIED, ip=ip,
-                     details={"reason": "throttled"})  # fmt: skip
-        return SignInResult(None, THROTTLED)
-    user = _find_user(source, username)
-    if user is None:
-        spend_equal_time(password)
-        return _fail(session, username, ip, None, "unknown user")
-    refusal = _refusal(user)
-    if refusal:
-        spend_equal_time(password)
-        return _fail(session, username, ip, user.id, refusal)
-    if not verify_moodle_password(password, user.password, peppers):
-        return _fail(session, username, ip, user.id, "wrong password")
-    record_audit(session, actor_id=user.id, action=ACTION, object_type="user",
-                 object_id=username, outcome=OUTCOME_SUCCESS, ip=ip)  # fmt: skip
-    return SignInResult(int(user.id))
+@dataclass(frozen=True)
+class Attempt:
+    username: str
+    password: str
+    ip: str
+    device_cookie: str | None
+    now: float  # Unix seconds
 
 
-def _find_user(source: MoodleSource, username: str):  # type: ignore[no-untyped-def]
-    u = source.tables.user
-    query = select(u.c.id, u.c.password, u.c.auth, u.c.deleted, u.c.suspended, u.c.confirmed).where(
-        u.c.username == username, u.c.mnethostid == 1
-    )
+class SignIn:
+    """Sign-in for one site: its Moodle DB, the app DB, peppers and allowed auth plugins."""
+
+    def __init__(
+        self,
+        source: MoodleSource,
+        appdb: AppDB,
+        secret_key: str,
+        *,
+        peppers: tuple[str, ...] = (),
+        auth_plugins: tuple[str, ...] = ("manual", "email"),
+    ):
+        self.source = source
+        self.appdb = appdb
+        self.peppers = peppers
+        self.auth_plugins = auth_plugins
+        self.devices = DeviceCookies(secret_key)
+        self.counters = AttemptCounters(appdb.engine)
+        self.throttle = SigninThrottle(self.counters)
+
+    def attempt(self, attempt: Attempt) -> SignInResult:
+        # Moodle lower-cases usernames at login (core_text::strtolower).
+        username = attempt.username.strip().lower()[:MAX_USERNAME_LENGTH]
+        device = self.devices.device_for(attempt.device_cookie, username, attempt.now)
+        client = Client(ip=attempt.ip, device=device)
+        now = datetime.fromtimestamp(attempt.now, UTC)
+        admission = self.throttle.admit(username, client, now)
+        if admission.refused:
+            self._audit(username, attempt.ip, None, OUTCOME_DENIED,
+                        {"reason": "throttled", "limit": admission.refused,
+                         "trusted_device": client.trusted})  # fmt: skip
+            return SignInResult(None, INVALID)
+        user = find_local_user(self.source, username)
+        refusal = "unknown user" if user is None else self._refusal(user)
+        if user is None or refusal is not None:
+            spend_equal_time(attempt.password)
+        elif not verify_moodle_password(attempt.password, user.password, self.peppers):
+            refusal = "wrong password"
+        if user is None or refusal is not None:
+            self._audit(username, attempt.ip, user.id if user else None, OUTCOME_FAILED,
+                        {"reason": refusal, "trusted_device": client.trusted})  # fmt: skip
+            return SignInResult(None, INVALID)
+        self.throttle.succeeded(admission)
+        self.counters.purge(now)  # buckets idle for a day: one indexed DELETE per sign-in
+        self._audit(username, attempt.ip, user.id, OUTCOME_SUCCESS,
+                    {"trusted_device": client.trusted})  # fmt: skip
+        cookie = self.devices.issue(attempt.device_cookie, username, attempt.now)
+        return SignInResult(int(user.id), device_cookie=cookie)
+
+    def _refusal(self, user: MoodleAccount) -> str | None:
+        if user.deleted:
+            return "deleted user"
+        if user.suspended:
+            return "suspended user"
+        if user.is_guest:
+            return "guest account"
+        if user.auth == "nologin":
+            return "nologin account"
+        if user.auth not in self.auth_plugins:
+            return f"auth plugin {user.auth} is not allowed to sign in here"
+        if not user.confirmed:
+            return "unconfirmed account"
+        if user.password == NOT_CACHED:
+            return "external authentication"
+        return None
+
+    def _audit(
+        self, username: str, ip: str, user_id: int | None, outcome: str, details: dict[str, Any]
+    ) -> None:
+        with self.appdb.transaction() as db:
+            record_audit(db, actor_id=user_id, action=ACTION, object_type="user",
+                         object_id=username, outcome=outcome, ip=ip,
+                         details=details)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class MoodleAccount:
+    id: int
+    password: str
+    auth: str
+    deleted: bool
+    suspended: bool
+    confirmed: bool
+    is_guest: bool  # the site's guest account (config `siteguest`)
+
+
+def find_local_user(source: MoodleSource, username: str) -> MoodleAccount | None:
+    """The local (mnethostid 1) account with this username, None if there is none. Deletion
+    rewrites a username, so a deleted user is not found by their old name."""
+    u, config = source.tables.user, source.tables.config
+    siteguest = select(config.c.value).where(config.c.name == "siteguest").scalar_subquery()
+    query = select(
+        u.c.id, u.c.password, u.c.auth, u.c.deleted, u.c.suspended, u.c.confirmed,
+        siteguest.label("siteguest"),
+    ).where(u.c.username == username, u.c.mnethostid == LOCAL_MNETHOST)  # fmt: skip
     with source.engine.connect() as conn:
-        return conn.execute(query).first()
-
-
-def _refusal(user) -> str | None:  # type: ignore[no-untyped-def]
-    if user.deleted:
-        return "deleted user"
-    if user.suspended:
-        return "suspended user"
-    if user.auth == "nologin":
-        return "nologin account"
-    if not user.confirmed:
-        return "unconfirmed account"
-    if user.password == "not cached":
-        return "external authentication"
-    return None
-
-
-def _fail(
-    session: Session, username: str, ip: str, user_id: int | None, reason: str
-) -> SignInResult:
-    record_audit(session, actor_id=user_id, action=ACTION, object_type="user",
-                 object_id=username, outcome=OUTCOME_FAILED, ip=ip,
-                 details={"reason": reason})  # fmt: skip
-    return SignInResult(None, INVALID)
-
-
-def _throttled(session: Session, username: str, ip: str) -> bool:
-    since = utcnow() - WINDOW
-    failures = select(func.count()).where(
-        AuditLog.action == ACTION,
-        AuditLog.outcome == OUTCOME_FAILED,
-        AuditLog.timecreated >= since,
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    return MoodleAccount(
+        id=int(row.id),
+        password=str(row.password or ""),
+        auth=str(row.auth or ""),
+        deleted=bool(row.deleted),
+        suspended=bool(row.suspended),
+        confirmed=bool(row.confirmed),
+        is_guest=str(row.id) == str(row.siteguest or "").strip(),
     )
-    by_account = session.scalar(failures.where(AuditLog.object_id == username)) or 0
-    by_address = session.scalar(failures.where(AuditLog.ip == ip)) or 0
-    return by_account >= MAX_FAILURES_PER_ACCOUNT or by_address >= MAX_FAILURES_PER_ADDRESS

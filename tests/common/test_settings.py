@@ -34,6 +34,10 @@ def test_defaults_describe_the_embedded_run(tmp_path):
         ("MANIREPORTS_ENV", "staging", "MANIREPORTS_ENV"),
         ("MOODLE_PREFIX", "mdl;drop", "MOODLE_PREFIX"),
         ("TASK_INTERVALS", "cleanup=soon", "TASK_INTERVALS"),
+        ("LOGIN_IDLE_TIMEOUT_S", "10", "outside"),
+        ("LOGIN_MAX_AGE_S", "forever", "whole number"),
+        ("LOGIN_AUTH_PLUGINS", "manual,ldap;x", "auth plugin"),
+        ("TRUSTED_PROXIES", "-1", "outside"),
     ],
 )
 def test_bad_values_name_the_variable(tmp_path, variable, value, fragment):
@@ -41,6 +45,19 @@ def test_bad_values_name_the_variable(tmp_path, variable, value, fragment):
         load_settings(env(tmp_path, **{variable: value}))
     assert str(err.value).startswith(variable)
     assert fragment in str(err.value)
+
+
+def test_sign_in_settings_default_to_short_sessions_local_passwords_and_no_proxy(tmp_path):
+    settings = load_settings(env(tmp_path))
+    assert (settings.login_idle_timeout_s, settings.login_max_age_s) == (7200, 43200)
+    assert settings.login_auth_plugins == ("manual", "email")
+    assert settings.trusted_proxies == 0
+    overrides = {"LOGIN_AUTH_PLUGINS": " manual , saml2 ", "TRUSTED_PROXIES": "2",
+                 "LOGIN_IDLE_TIMEOUT_S": "600", "LOGIN_MAX_AGE_S": "3600"}  # fmt: skip
+    changed = load_settings(env(tmp_path, **overrides))
+    assert changed.login_auth_plugins == ("manual", "saml2")
+    assert (changed.trusted_proxies, changed.login_idle_timeout_s) == (2, 600)
+    assert changed.login_max_age_s == 3600
 
 
 def test_production_requires_a_strong_secret(tmp_path):

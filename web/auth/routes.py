@@ -6,16 +6,20 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
 
-from common.access.signin import sign_in
+from common.access.device_cookies import COOKIE_NAME as DEVICE_COOKIE
+from common.access.device_cookies import MAX_AGE_S as DEVICE_COOKIE_MAX_AGE_S
+from common.access.signin import Attempt, SignIn
 from web.auth.forms import CompanyForm, LoginForm, LogoutForm
 from web.auth.guards import (
     SESSION_COMPANY,
-    SESSION_USER,
+    Tenancy,
     current_viewer,
     deny,
+    open_to,
     require_capability,
     web_context,
 )
+from web.auth.sessions import end_session, start_session
 
 bp = Blueprint("auth", __name__, template_folder="templates")
 
@@ -30,21 +34,39 @@ def _safe_next(target: str | None) -> str:
     return target
 
 
+def _sign_in() -> SignIn:
+    ctx = web_context()
+    return SignIn(
+        ctx.moodle, ctx.appdb, ctx.settings.secret_key,
+        peppers=ctx.settings.password_peppers, auth_plugins=ctx.settings.login_auth_plugins,
+    )  # fmt: skip
+
+
 @bp.route("/login", methods=["GET", "POST"])
+@open_to(Tenancy.PUBLIC)
 def login():  # type: ignore[no-untyped-def]
     form = LoginForm()
     if form.validate_on_submit():
         ctx = web_context()
-        with ctx.appdb.transaction() as db:
-            result = sign_in(
-                ctx.moodle, db, form.username.data, form.password.data,
-                ip=request.remote_addr or "", peppers=ctx.settings.password_peppers,
+        result = _sign_in().attempt(
+            Attempt(
+                username=form.username.data or "",
+                password=form.password.data or "",
+                ip=request.remote_addr or "",
+                device_cookie=request.cookies.get(DEVICE_COOKIE),
+                now=ctx.clock(),
+            )
+        )
+        if result.ok and result.user_id is not None:
+            start_session(result.user_id)
+            response = redirect(_safe_next(request.args.get("next")))
+            # Only the sign-in form needs it: the path keeps it off every other request.
+            response.set_cookie(
+                DEVICE_COOKIE, result.device_cookie or "", max_age=DEVICE_COOKIE_MAX_AGE_S,
+                path=url_for("auth.login"), secure=ctx.settings.production, httponly=True,
+                samesite="Lax",
             )  # fmt: skip
-        if result.ok:
-            session.clear()  # a fresh session: no fixation across sign-in
-            session[SESSION_USER] = result.user_id
-            session.permanent = False
-            return redirect(_safe_next(request.args.get("next")))
+            return response
         flash(result.error or "Sign-in failed.", "error")
         return render_template("auth/login.html", form=form), 401
     status = 400 if request.method == "POST" else 200
@@ -52,11 +74,12 @@ def login():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/logout")
+@open_to(Tenancy.PUBLIC)  # ends this browser's session, whoever (if anyone) it is
 def logout():  # type: ignore[no-untyped-def]
     form = LogoutForm()
     if not form.validate_on_submit():
         abort(400, description="The sign-out form expired; try again.")
-    session.clear()
+    end_session()
     return redirect(url_for("auth.login"))
 
 
