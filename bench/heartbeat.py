@@ -9,7 +9,9 @@ got a 204 against the app DB: a beat is lost if no stored session covers its tim
 daily seconds must equal what the sent beats imply (computed here independently).
 
 Beat times come from an `X-Bench-Time` header the bench server's clock reads, so the figures
-the beats imply are known exactly; everything else is the production path.
+the beats imply are known exactly; everything else is the production path, including the
+enrolment check: the Moodle DB enrols every bench user in both courses, whose activities the
+beats name.
 
     python bench/heartbeat.py --quick        # ≈1 minute
     python bench/heartbeat.py                # 60 s per phase
@@ -41,8 +43,10 @@ sys.path.insert(0, str(REPO))
 
 from common.appdb import AppDB  # noqa: E402
 from common.bus import Bus  # noqa: E402
+from common.db import make_engine  # noqa: E402
 from common.migrate import upgrade  # noqa: E402
 from common.models.analytics import UsertimeDaily, UsertimeSession  # noqa: E402
+from common.moodle.tables import MoodleTables, recreate_site_tables  # noqa: E402
 from common.nats_server import EmbeddedNatsServer, free_port  # noqa: E402
 from web.tracking.tokens import HeartbeatTokens  # noqa: E402
 
@@ -52,6 +56,8 @@ SECRET = "bench-secret-" + "k" * 40
 GAP = 120  # HEARTBEAT_TIMEOUT default
 EPOCH = 1_795_000_000
 WEB_THREADS = 8  # `manireports web` default
+COURSE_MODULES = {2: (21,), 3: (31,)}  # the courses and activities the beats are for
+FIRST_USER = 1000
 
 
 def serve(port: int) -> None:
@@ -78,7 +84,7 @@ class LoadPlan:
 
     def __init__(self, users: int):
         tokens = HeartbeatTokens(SECRET, ttl_s=7 * 86400)
-        self.tokens = {u: tokens.issue(u, EPOCH)[0] for u in range(1000, 1000 + users)}
+        self.tokens = {u: tokens.issue(u, EPOCH)[0] for u in range(FIRST_USER, FIRST_USER + users)}
         self.keys = [(u, c, cm) for u in self.tokens for c, cm in ((2, 0), (2, 21), (3, 31))]
         self.next_time = {key: EPOCH + (i * 37) % 3600 for i, key in enumerate(self.keys)}
         self.count = 0
@@ -149,6 +155,36 @@ def run_load(port: int, plan: LoadPlan, path: str, seconds: float, connections: 
         "accepted": accepted,
         "failures": len(failures),
     }
+
+
+def seed_moodle(url: str, users: int) -> None:
+    """The Moodle side the enrolment check reads: the bench users, each actively enrolled in
+    both courses, and the courses' activities."""
+    tables = MoodleTables()
+    engine = make_engine(url)
+    user_ids = range(FIRST_USER, FIRST_USER + users)
+    with engine.begin() as conn:
+        recreate_site_tables(conn, iomad=False)
+        conn.execute(tables.course.insert(), [
+            {"id": c, "category": 1, "fullname": f"Course {c}", "shortname": f"c{c}"}
+            for c in COURSE_MODULES
+        ])  # fmt: skip
+        conn.execute(tables.course_modules.insert(), [
+            {"id": cm, "course": c, "module": 1, "instance": cm}
+            for c, cms in COURSE_MODULES.items() for cm in cms
+        ])  # fmt: skip
+        conn.execute(tables.enrol.insert(), [
+            {"id": c, "enrol": "manual", "courseid": c, "status": 0} for c in COURSE_MODULES
+        ])  # fmt: skip
+        conn.execute(tables.user.insert(), [
+            {"id": u, "username": f"bench{u}", "auth": "manual", "confirmed": 1, "mnethostid": 1}
+            for u in user_ids
+        ])  # fmt: skip
+        conn.execute(tables.user_enrolments.insert(), [
+            {"enrolid": c, "userid": u, "status": 0, "timestart": 0, "timeend": 0}
+            for u in user_ids for c in COURSE_MODULES
+        ])  # fmt: skip
+    engine.dispose()
 
 
 def drain(nats_url: str, timeout_s: float = 300) -> None:
@@ -253,8 +289,10 @@ def run(scratch: Path, size: dict[str, int]) -> dict[str, object]:
     nats = EmbeddedNatsServer(scratch / "nats").start()
     db_url = f"sqlite:///{scratch / 'app.db'}"
     upgrade(db_url)
+    moodle_url = f"sqlite:///{scratch / 'moodle.db'}"
+    seed_moodle(moodle_url, size["users"])
     env = {**os.environ, "MANIREPORTS_INSTANCE": str(scratch / "instance"), "DATABASE_URL": db_url,
-           "MOODLE_DATABASE_URL": f"sqlite:///{scratch / 'moodle.db'}", "NATS_URL": nats.url,
+           "MOODLE_DATABASE_URL": moodle_url, "NATS_URL": nats.url,
            "SECRET_KEY": SECRET, "PYTHONPATH": str(REPO)}  # fmt: skip
     port = free_port()
     procs = [

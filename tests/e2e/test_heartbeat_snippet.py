@@ -1,31 +1,36 @@
 """The heartbeat snippet in a real browser, on a "Moodle" page of another origin: it beats
-while the page is visible, the beats reach JetStream, and it stops while the page is hidden."""
+while the page is visible, the beats reach JetStream, and it stops while the page is hidden.
+The page is a course the student is enrolled in (the endpoint refuses any other)."""
 
 import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import select
 from waitress.server import create_server
 
 from common.bus import Bus
 from common.migrate import upgrade
+from common.moodle import MoodleSource
 from common.nats_server import free_port
 from tests.support import make_settings, wait_for
 from web.app import create_app
 
-COURSE_ID = 2  # the demo site's first course
-
 
 def moodle_page_server(script_url: str) -> ThreadingHTTPServer:
-    page = (
-        f'<!doctype html><html><body id="page-course-view" class="course-{COURSE_ID} cmid-0">'
-        f'<h1>A Moodle course</h1><script src="{script_url}" defer></script></body></html>'
-    ).encode()
+    """/course/view.php?id=N: a course page as Moodle marks it (body class course-N)."""
 
     class MoodlePage(BaseHTTPRequestHandler):
         def do_GET(self):  # noqa: N802
+            course = parse_qs(urlsplit(self.path).query).get("id", ["0"])[0]
+            page = (
+                f'<!doctype html><html><body id="page-course-view" class="course-{int(course)} '
+                f'cmid-0"><h1>A Moodle course</h1><script src="{script_url}" defer></script>'
+                "</body></html>"
+            ).encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
             self.end_headers()
@@ -37,6 +42,25 @@ def moodle_page_server(script_url: str) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", free_port()), MoodlePage)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def a_course_of(moodle_url: str, username: str) -> int:
+    """A course `username` is actively enrolled in (read straight from the Moodle tables)."""
+    source = MoodleSource(moodle_url)
+    t = source.tables
+    query = (
+        select(t.enrol.c.courseid)
+        .join(t.user_enrolments, t.user_enrolments.c.enrolid == t.enrol.c.id)
+        .join(t.user, t.user.c.id == t.user_enrolments.c.userid)
+        .where(t.user.c.username == username, t.enrol.c.status == 0,
+               t.user_enrolments.c.status == 0, t.user_enrolments.c.timeend == 0)
+        .order_by(t.enrol.c.courseid)
+    )  # fmt: skip
+    try:
+        with source.engine.connect() as conn:
+            return int(conn.execute(query).scalars().first())
+    finally:
+        source.dispose()
 
 
 def heartbeats_on_the_bus(nats_url: str) -> int:
@@ -68,13 +92,14 @@ def tracking_stack(demo_site, nats_server, tmp_path_factory):  # type: ignore[no
     app = create_app(settings)
     server = create_server(app, host="127.0.0.1", port=mr_port, threads=4)
     threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{mr_port}", moodle_origin, logins
+    yield f"http://127.0.0.1:{mr_port}", moodle_origin, logins, settings.moodle_database_url
     moodle.shutdown()
 
 
 def test_snippet_beats_while_visible_and_stops_while_hidden(tracking_stack, browser, nats_server):
-    reports, moodle_origin, logins = tracking_stack
+    reports, moodle_origin, logins, moodle_url = tracking_stack
     student = next(login for login in logins if login.role == "student")
+    course = a_course_of(moodle_url, student.username)
     context = browser.new_context()
     page = context.new_page()
     page.goto(f"{reports}/login")
@@ -87,7 +112,7 @@ def test_snippet_beats_while_visible_and_stops_while_hidden(tracking_stack, brow
             else None)  # fmt: skip
     before = heartbeats_on_the_bus(nats_server.url)
     page.clock.install()
-    page.goto(f"{moodle_origin}/course/view.php?id={COURSE_ID}")
+    page.goto(f"{moodle_origin}/course/view.php?id={course}")
     page.wait_for_function("() => true")
     page.clock.run_for(1000)
     page.wait_for_timeout(500)

@@ -3,7 +3,9 @@
 Moodle pages load `static/js/heartbeat.js` (the snippet an admin pastes into Moodle's
 additional HTML). The script fetches a token for the signed-in user from `/tracking/token`
 (same-site, with cookies) and posts a beat every 20-30 s while the page is visible. A beat is
-checked and published to JetStream; nothing is written to a database here.
+checked (its token, and that the token's user is enrolled in the course and the activity is
+of that course, answered from a short in-process cache) and published to JetStream; nothing
+is written to a database here.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import json
 import re
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, session
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from common.access import capabilities as caps
+from common.analytics.beat_scope import BeatScope
 from common.analytics.heartbeats import SUBJECT, Beat, InvalidBeat, positive_id
 from web.app import csrf
-from web.auth.guards import SESSION_USER, require_capability, web_context
+from web.auth.guards import Tenancy, open_to, signed_in, web_context
+from web.auth.sessions import session_user_id
 from web.bus_client import BusUnavailable
 from web.tracking.publisher import BeatPublisher
 from web.tracking.tokens import HeartbeatTokens, TokenRejected
@@ -30,11 +34,13 @@ EXTENSION = "manireports.tracking"
 
 
 class Tracking:
-    """What the endpoint keeps for the app's lifetime: the token signer and the publisher."""
+    """What the endpoint keeps for the app's lifetime: the token signer, the enrolment cache
+    and the publisher."""
 
     def __init__(self) -> None:
         ctx = web_context()
         self.tokens = HeartbeatTokens(ctx.settings.secret_key, ctx.settings.heartbeat_token_ttl_s)
+        self.scope = BeatScope(ctx.moodle)
         self.publisher = BeatPublisher(ctx.bus_client, SUBJECT)
 
 
@@ -81,6 +87,7 @@ def _origin_refused() -> bool:
 
 
 @bp.route("/beat", methods=["OPTIONS"])
+@open_to(Tenancy.PUBLIC)
 def beat_preflight():  # type: ignore[no-untyped-def]
     response = Response(status=204)
     response.headers["Access-Control-Allow-Methods"] = "POST"
@@ -91,6 +98,7 @@ def beat_preflight():  # type: ignore[no-untyped-def]
 
 @bp.post("/beat")
 @csrf.exempt  # authenticated by the heartbeat token, not a session
+@open_to(Tenancy.SIGNED)  # the token names the user; the enrolment check scopes the beat
 def beat():  # type: ignore[no-untyped-def]
     ctx = web_context()
     if not ctx.settings.time_tracking_enabled:
@@ -126,6 +134,13 @@ def beat():  # type: ignore[no-untyped-def]
     except InvalidBeat as exc:
         field, _, reason = str(exc).partition(": ")
         return _cors(_problem(400, reason, field), credentials=False)
+    refused = tracking().scope.refusal(beat.userid, beat.courseid, beat.cmid, now)
+    if refused == "course":
+        reason = f"you are not enrolled in course {beat.courseid}"
+        return _cors(_problem(403, reason, "course"), credentials=False)
+    if refused == "cm":
+        reason = f"activity {beat.cmid} is not in course {beat.courseid}"
+        return _cors(_problem(403, reason, "cm"), credentials=False)
     try:
         tracking().publisher.publish(beat.payload())
     except BusUnavailable as exc:
@@ -135,6 +150,7 @@ def beat():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/token")
+@open_to(Tenancy.PUBLIC)  # answers 401 (not a sign-in redirect) without a live session
 def token():  # type: ignore[no-untyped-def]
     """A heartbeat token for the signed-in user, for the script on Moodle pages."""
     ctx = web_context()
@@ -142,10 +158,10 @@ def token():  # type: ignore[no-untyped-def]
         return _problem(403, "this origin may not request heartbeat tokens", "Origin")
     if not ctx.settings.time_tracking_enabled:
         return _cors(_problem(403, "time tracking is disabled", tracking=False), credentials=True)
-    user_id = session.get(SESSION_USER)
+    user_id = session_user_id()
     if user_id is None:
         return _cors(_problem(401, "sign in to ManiReports first"), credentials=True)
-    issued, expires = tracking().tokens.issue(int(user_id), ctx.clock())
+    issued, expires = tracking().tokens.issue(user_id, ctx.clock())
     interval = {"min_s": 20, "max_s": 30}
     response = jsonify(token=issued, expires=expires, tracking=True, interval=interval)
     response.headers["Cache-Control"] = "no-store"
@@ -153,7 +169,7 @@ def token():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/")
-@require_capability(caps.VIEW_ADMIN_DASHBOARD)
+@signed_in(caps.VIEW_ADMIN_DASHBOARD, tenancy=Tenancy.SITE)  # site-wide settings only
 def snippet():  # type: ignore[no-untyped-def]
     ctx = web_context()
     return render_template(

@@ -3,6 +3,7 @@
 import json
 
 from tests.factories.sites import NOW
+from tests.web.conftest import csrf_token
 from tests.web.tracking.conftest import stored_beats
 from web.tracking.tokens import HeartbeatTokens
 
@@ -25,13 +26,15 @@ def test_a_beat_with_a_valid_token_is_published_with_the_token_user_and_server_t
 ):
     client = client_as("ana")
     token = token_for(client)
+    course = site.courses["Fire Safety"]
+    cm = site.moodle.module(course).cm_id
     # Another user's id in the body is ignored: only the token names the user.
     anonymous = app.test_client()
-    body = {"token": token, "course": 5, "cm": 9, "id": "beat-0001", "u": site.users["ben"]}
+    body = {"token": token, "course": course, "cm": cm, "id": "beat-0001", "u": site.users["ben"]}
     response = post_beat(anonymous, body)
     assert response.status_code == 204
     assert stored_beats(nats_server.url, expect=1) == [
-        {"id": "beat-0001", "u": site.users["ana"], "c": 5, "m": 9, "t": NOW}
+        {"id": "beat-0001", "u": site.users["ana"], "c": course, "m": cm, "t": NOW}
     ]
 
 
@@ -71,9 +74,15 @@ def test_bad_fields_are_400_with_the_field(app, client_as, nats_server):
     assert stored_beats(nats_server.url) == []
 
 
-def test_tokens_need_a_signed_in_user(app):
+def test_tokens_need_a_live_session(app, client_as):
     response = app.test_client().get("/tracking/token")
     assert response.status_code == 401
+    client = client_as("ana")
+    token_for(client)
+    client.post("/logout", data={"csrf_token": csrf_token(client, "/dashboards/")})
+    response = client.get("/tracking/token")
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "sign in to ManiReports first"
 
 
 def test_disabled_tracking_refuses_tokens_and_beats(app, client_as, nats_server):
@@ -88,7 +97,7 @@ def test_disabled_tracking_refuses_tokens_and_beats(app, client_as, nats_server)
     assert stored_beats(nats_server.url) == []
 
 
-def test_only_allowed_moodle_origins_get_cors_answers(app, client_as, nats_server):
+def test_only_allowed_moodle_origins_get_cors_answers(app, site, client_as, nats_server):
     ctx = app.extensions["manireports"]
     ctx.settings = ctx.settings.with_overrides(tracking_allowed_origins=(MOODLE,))
     client = client_as("ana")
@@ -96,9 +105,10 @@ def test_only_allowed_moodle_origins_get_cors_answers(app, client_as, nats_serve
     assert response.headers["Access-Control-Allow-Origin"] == MOODLE
     assert response.headers["Access-Control-Allow-Credentials"] == "true"
     token = response.get_json()["token"]
-    ok = post_beat(client, {"token": token, "course": 5, "id": "beat-0005"}, Origin=MOODLE)
+    course = site.courses["Fire Safety"]
+    ok = post_beat(client, {"token": token, "course": course, "id": "beat-0005"}, Origin=MOODLE)
     assert ok.status_code == 204 and ok.headers["Access-Control-Allow-Origin"] == MOODLE
-    evil = post_beat(client, {"token": token, "course": 5, "id": "beat-0006"},
+    evil = post_beat(client, {"token": token, "course": course, "id": "beat-0006"},
                      Origin="https://evil.example")  # fmt: skip
     assert evil.status_code == 403 and "Access-Control-Allow-Origin" not in evil.headers
     assert client.get("/tracking/token", headers={"Origin": "https://evil.example"}).status_code \
