@@ -34,8 +34,9 @@ from sqlalchemy import select
 
 from common.appdb import AppDB
 from common.bus import Bus, command_subject
-from common.mail.config import save_config
+from common.mail.config_save import save_config
 from common.mail.jobs import RecipientSpec, create_job
+from common.mail.site import MailSite
 from common.migrate import upgrade
 from common.models.mail import CloudJob
 from common.nats_server import EmbeddedNatsServer, free_port
@@ -155,12 +156,22 @@ class Stack:
                   "provider_config": {"host": "127.0.0.1", "port": self.sink_port,
                                       "security": "none"}}  # fmt: skip
         with self.appdb.transaction() as session:
-            save_config(session, COMPANY, values, secret_key=SECRET, actor_id=None)
+            # The sink is on loopback, which only the site may allow (as the mailers' env does).
+            save_config(
+                session,
+                COMPANY,
+                values,
+                secret_key=SECRET,
+                actor_id=None,
+                actor_is_site_admin=True,
+                site=MailSite(allow_private_smtp_hosts=True),
+            )
 
     def start_mailers(self, count: int) -> None:
         env = {**os.environ, "DATABASE_URL": self.url, "NATS_URL": self.nats.url,
                "SECRET_KEY": SECRET, "MANIREPORTS_INSTANCE": str(self.root / "instance"),
-               "MOODLE_DATABASE_URL": f"sqlite:///{self.root / 'moodle.db'}"}  # fmt: skip
+               "MOODLE_DATABASE_URL": f"sqlite:///{self.root / 'moodle.db'}",
+               "MAIL_SMTP_ALLOW_PRIVATE_HOSTS": "true"}  # fmt: skip
         for index in range(len(self.mailers), count):
             log = open(self.root / f"mailer-{index}.log", "ab")  # noqa: SIM115
             self.mailers.append(subprocess.Popen(

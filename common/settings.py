@@ -54,6 +54,13 @@ class Settings:
     embedded_nats_port: int = 4250
     scheduler_lease_ttl_s: int = 10
     task_intervals: dict[str, int] = field(default_factory=dict)
+    # Mail (issue 8): provider endpoints are fixed; only the site points them elsewhere (test
+    # doubles), and only the site (or a site admin, per company) allows private SMTP hosts.
+    mail_ses_endpoint_url: str | None = None
+    mail_sendgrid_base_url: str | None = None
+    mail_mailgun_base_url: str | None = None
+    mail_aws_endpoint_url: str | None = None
+    mail_smtp_allow_private_hosts: bool = False
     # Sign-in (issue 8): web sessions end after LOGIN_IDLE_TIMEOUT_S without a request or
     # LOGIN_MAX_AGE_S after sign-in; only accounts of these Moodle auth plugins may sign in;
     # the number of reverse proxies whose X-Forwarded-* headers are trusted.
@@ -154,6 +161,18 @@ def _task_intervals(raw: str) -> dict[str, int]:
     return intervals
 
 
+def _http_url(env: dict[str, str], name: str) -> str | None:
+    """An optional http(s) base URL such as http://127.0.0.1:5000 (no query or fragment)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    scheme, _, rest = raw.partition("://")
+    host = rest.split("/", 1)[0]
+    if scheme not in ("http", "https") or not host or any(c in raw for c in "?#@ "):
+        raise SettingsError(f"{name}: {raw!r} is not an http:// or https:// URL")
+    return raw.rstrip("/")
+
+
 def _origins(raw: str) -> tuple[str, ...]:
     """`https://moodle.example.com,https://other.example.com`: scheme and host, no path."""
     origins = []
@@ -222,6 +241,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         embedded_nats_port=_int(env, "EMBEDDED_NATS_PORT", 4250, 1, 65535),
         scheduler_lease_ttl_s=_int(env, "SCHEDULER_LEASE_TTL_S", 10, 2, 300),
         task_intervals=_task_intervals(env.get("TASK_INTERVALS", "")),
+        mail_ses_endpoint_url=_http_url(env, "MAIL_SES_ENDPOINT_URL"),
+        mail_sendgrid_base_url=_http_url(env, "MAIL_SENDGRID_BASE_URL"),
+        mail_mailgun_base_url=_http_url(env, "MAIL_MAILGUN_BASE_URL"),
+        mail_aws_endpoint_url=_http_url(env, "MAIL_AWS_ENDPOINT_URL"),
+        mail_smtp_allow_private_hosts=_bool(env, "MAIL_SMTP_ALLOW_PRIVATE_HOSTS", False),
         login_idle_timeout_s=_int(env, "LOGIN_IDLE_TIMEOUT_S", 7200, 60, 7 * 86400),
         login_max_age_s=_int(env, "LOGIN_MAX_AGE_S", 43200, 300, 30 * 86400),
         login_auth_plugins=_auth_plugins(env.get("LOGIN_AUTH_PLUGINS") or "manual,email"),

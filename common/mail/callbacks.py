@@ -3,7 +3,8 @@
 The checks run in this order, each with its own refusal: company header (400), company known
 and its key (401), signature and timestamp window (401), job belongs to that company (403),
 signature not seen before (409). Outcomes are applied once: only recipients still pending
-or sending change, so a report that overlaps an earlier one changes nothing twice.
+or sending change, so a report that overlaps an earlier one changes nothing twice. A reported
+error is stored only if it is one of the fixed texts of `failures.py`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from common.mail import failures
 from common.mail.config import load_config
 from common.mail.jobs import change_status, finish_if_done
 from common.mail.signing import SignatureRejected, verify
@@ -113,7 +115,8 @@ def _apply(session: Session, job: CloudJob, results: list[dict[str, Any]]) -> Ca
                 **values,
                 attempts=CloudRecipient.attempts + 1,
                 provider_message_id=str(result.get("provider_message_id") or "")[:255] or None,
-                last_error=str(result.get("error") or "")[:2000] or None,
+                # The Lambda reports fixed texts; anything else is not shown as it came.
+                last_error=failures.shown(result.get("error")),
                 claim=None,
             )
             .execution_options(synchronize_session=False)

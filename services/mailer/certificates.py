@@ -11,7 +11,6 @@ import asyncio
 import io
 import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -49,13 +48,14 @@ def certificate_pdf(template: str, variables: dict[str, Any]) -> bytes:
     return out.getvalue()
 
 
-def s3_client(aws: dict[str, Any]) -> Any:
+def s3_client(aws: dict[str, Any], endpoint_url: str | None = None) -> Any:
+    """S3 of the company's region; ``endpoint_url`` is the site's override (test doubles)."""
     return boto3.client(
         "s3",
         region_name=aws.get("aws_region") or "us-east-1",
         aws_access_key_id=aws.get("aws_access_key_id") or None,
         aws_secret_access_key=aws.get("aws_secret_access_key") or None,
-        endpoint_url=aws.get("aws_endpoint_url") or None,
+        endpoint_url=endpoint_url,
     )
 
 
@@ -66,8 +66,8 @@ def certificate_key(company_id: int, job_id: int, recipient_id: int) -> str:
 class CertificateAttacher:
     """The delivery hook: adds each recipient's certificate (link or attachment)."""
 
-    def __init__(self, instance_dir: Path | None = None) -> None:
-        self.instance_dir = instance_dir
+    def __init__(self, aws_endpoint_url: str | None = None) -> None:
+        self.aws_endpoint_url = aws_endpoint_url
 
     async def __call__(self, templates: Any, config: Any, claimed: Sequence[tuple]) -> list[tuple]:
         if templates.job_type != "certificate":
@@ -76,7 +76,7 @@ class CertificateAttacher:
 
     def _attach(self, templates: Any, config: Any, claimed: Sequence[tuple]) -> list[tuple]:
         template = templates.certificate_html or DEFAULT_CERTIFICATE_HTML
-        client = s3_client(config.aws) if config.s3_bucket else None
+        client = s3_client(config.aws, self.aws_endpoint_url) if config.s3_bucket else None
         result = []
         for recipient_id, email, data_json, *_ in claimed:
             data = json.loads(data_json or "{}")

@@ -28,8 +28,10 @@ from nats.aio.msg import Msg
 from sqlalchemy import bindparam, func, select, update
 
 from common.appdb import AppDB
+from common.errors import FieldError
 from common.mail.config import CompanyMailConfig, load_config
 from common.mail.jobs import change_status, finish_if_done, stale_claim_filter
+from common.mail.site import MailSite
 from common.models.base import utcnow
 from common.models.mail import (
     JOB_CANCELLED,
@@ -50,7 +52,6 @@ from services.mailer.providers import (
     EmailProvider,
     OutgoingMessage,
     PermanentSendError,
-    ProviderConfigError,
     ProviderThrottled,
     SendOutcome,
     TransientSendError,
@@ -102,8 +103,10 @@ class ChunkSender:
         instance: str,
         attachments: Any = None,
         backoff_base_s: float = 1.0,
+        site: MailSite | None = None,
     ) -> None:
         self.appdb = appdb
+        self.site = site or MailSite()
         self.limiter = limiter
         self.secret_key = secret_key
         self.lease_s = lease_s
@@ -171,7 +174,8 @@ class ChunkSender:
     ) -> None:
         try:
             provider = await self._provider(config)
-        except ProviderConfigError as exc:
+        except FieldError as exc:
+            # Our own check of the stored settings: safe to show.
             result.errors.append(f"provider settings: {exc}")
             result.retry_after_s = 60.0
             return
@@ -192,14 +196,18 @@ class ChunkSender:
             try:
                 outcomes = await provider.send_batch(messages) if messages else []
             except (ProviderThrottled, TransientSendError) as exc:
+                log.warning("job %s: %s: %s", templates.job_id, exc.reason, exc.detail)
                 retry_after = getattr(exc, "retry_after_s", None)
-                await asyncio.to_thread(self._release, group, token, str(exc))
-                result.errors.append(str(exc))
+                await asyncio.to_thread(self._release, group, token, exc.reason)
+                result.errors.append(exc.reason)
                 result.retry_after_s = retry_after
                 return  # the provider is refusing now: the rest waits for the retry
             except PermanentSendError as exc:
-                outcomes = [SendOutcome(m.recipient_id, "failed", error=str(exc)) for m in messages]
+                log.warning("job %s: %s: %s", templates.job_id, exc.reason, exc.detail)
+                outcomes = [SendOutcome(m.recipient_id, "failed", error=exc.reason)
+                            for m in messages]  # fmt: skip
             outcomes = [*outcomes, *unrenderable]
+            _log_outcomes(templates.job_id, outcomes)
             await asyncio.to_thread(self._record, templates.job_id, token, outcomes)
             for outcome in outcomes:
                 if outcome.status == "sent":
@@ -230,7 +238,8 @@ class ChunkSender:
         cached = self._providers.get(config.company_id)
         if cached and cached[0] == config.version:
             return cached[1]
-        provider = get_provider(config.provider, config.provider_settings())
+        site = self.site.for_company(config.allow_private_smtp_host)
+        provider = get_provider(config.provider, config.provider_settings(), site)
         if cached:
             await cached[1].close()
         self._providers[config.company_id] = (config.version, provider)
@@ -365,6 +374,14 @@ class ChunkSender:
         if final:
             self._templates.pop(job_id, None)
             log.info("job %s finished: %s", job_id, final)
+
+
+def _log_outcomes(job_id: int, outcomes: Sequence[SendOutcome]) -> None:
+    """What the provider said about refused and deferred recipients: the log only."""
+    for outcome in outcomes:
+        if outcome.status != "sent":
+            log.info("job %s recipient %s %s: %s (%s)", job_id, outcome.recipient_id,
+                     outcome.status, outcome.error, outcome.detail or "-")  # fmt: skip
 
 
 def _render(

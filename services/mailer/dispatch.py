@@ -17,6 +17,7 @@ from sqlalchemy import update
 from common.appdb import AppDB
 from common.audit import record_audit
 from common.bus import Bus
+from common.mail import failures
 from common.mail.config import load_config
 from common.mail.jobs import change_status, chunk_plan, finish_if_done, stalled_jobs, touch
 from common.models.base import utcnow
@@ -100,8 +101,8 @@ async def dispatch_job(
             handed_over = set(getattr(exc, "sent", ()))
             plan = {chunk: ids for chunk, ids in plan.items() if chunk not in handed_over}
             route = "mixed" if handed_over else "local"
-            fallback_reason = f"cloud worker unavailable, sending locally: {exc}"
-            log.warning("job %s: %s", job_id, fallback_reason)
+            fallback_reason = failures.CLOUD_UNAVAILABLE
+            log.warning("job %s: %s: %s", job_id, fallback_reason, exc)
     if plan:
         await publish_chunks(bus, job, plan, retry=retry)
     await asyncio.to_thread(_mark_queued, appdb, job_id, route, fallback_reason)

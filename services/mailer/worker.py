@@ -19,6 +19,7 @@ from common.bus import ConsumerSpec
 from common.commands import CommandHandler, CommandWorker
 from common.db import make_engine
 from common.mail.jobs import retry_dead_chunks, undispatched_jobs
+from common.mail.site import MailSite
 from common.models.mail import CloudDeadChunk, CloudJob
 from common.moodle.tables import MoodleTables
 from common.service import Consumption, RejectMessage
@@ -58,6 +59,7 @@ class MailerWorker(CommandWorker):
 
     async def on_start(self) -> None:
         await super().on_start()
+        self.site = MailSite.from_settings(self.settings)
         self.limiter = await RateLimiter.open(self.bus)
         self.sender = ChunkSender(
             self.appdb,
@@ -65,8 +67,9 @@ class MailerWorker(CommandWorker):
             secret_key=self.settings.secret_key,
             lease_s=float(self.settings.bus_ack_wait_s),
             instance=self.instance,
-            attachments=CertificateAttacher(self.settings.instance_dir),
+            attachments=CertificateAttacher(self.site.aws_endpoint_url),
             backoff_base_s=self.settings.mailer_backoff_base_ms / 1000,
+            site=self.site,
         )
         self._moodle = None
 
@@ -108,7 +111,7 @@ class MailerWorker(CommandWorker):
                 self.appdb,
                 job_id,
                 secret_key=self.settings.secret_key,
-                cloud=SqsRoute(self.appdb),
+                cloud=SqsRoute(self.appdb, self.site.aws_endpoint_url),
                 retry=payload.get("retry"),
             )
         except LookupError as exc:
@@ -135,7 +138,7 @@ class MailerWorker(CommandWorker):
         for job_id in job_ids:
             await dispatch_job(
                 self.bus, self.appdb, job_id, secret_key=self.settings.secret_key,
-                cloud=SqsRoute(self.appdb),
+                cloud=SqsRoute(self.appdb, self.site.aws_endpoint_url),
             )  # fmt: skip
         idle_s = float(payload.get("stalled_after_s", STALLED_AFTER_S))
         await resume_stalled_jobs(

@@ -19,6 +19,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from common.mail.addresses import address_problem
+from common.mail.site import MailSite
 from tests.fakes.local_http import FakeEmailApi
 
 MAX_RECIPIENTS = 1000
@@ -44,6 +45,15 @@ class MailgunServer(FakeEmailApi):
         self.api_key = api_key
         self.domain = domain
         self.recipients_per_request: list[int] = []
+
+    @property
+    def site(self) -> MailSite:
+        """The site settings that send Mailgun requests here."""
+        return MailSite(mailgun_base_url=self.base_url)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"MAIL_MAILGUN_BASE_URL": self.base_url}
 
     def throttle(self, times: int = 1, retry_after_s: int = 1) -> None:
         """Answer the next ``times`` requests with 429."""

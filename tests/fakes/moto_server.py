@@ -35,6 +35,7 @@ from moto.moto_server.werkzeug_app import (
 from moto.ses.models import RawMessage, TemplateMessage, ses_backends
 from werkzeug.serving import make_server
 
+from common.mail.site import MailSite
 from tests.fakes.smtp_sink import free_port
 
 REGION = "us-east-1"
@@ -146,13 +147,23 @@ class MotoSes:
     def endpoint_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def site(self) -> MailSite:
+        """The site settings that send SES, SQS and S3 requests here."""
+        return MailSite(ses_endpoint_url=self.endpoint_url, aws_endpoint_url=self.endpoint_url)
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The same for a mailer process."""
+        return {"MAIL_SES_ENDPOINT_URL": self.endpoint_url,
+                "MAIL_AWS_ENDPOINT_URL": self.endpoint_url}  # fmt: skip
+
     def provider_config(self, **overrides: Any) -> dict[str, Any]:
-        """SES provider settings pointing at this server."""
+        """A company's SES provider settings (the endpoint is the site's: `site`, `env`)."""
         return {
             "region": REGION,
             "access_key_id": CREDENTIALS["aws_access_key_id"],
             "secret_access_key": CREDENTIALS["aws_secret_access_key"],
-            "endpoint_url": self.endpoint_url,
             "from_email": SENDER,
             **overrides,
         }

@@ -20,6 +20,7 @@ from typing import Any
 from werkzeug.wrappers import Request, Response
 
 from common.mail.addresses import address_problem
+from common.mail.site import MailSite
 from tests.fakes.local_http import FakeEmailApi
 
 MAX_PERSONALIZATIONS = 1000
@@ -46,6 +47,15 @@ class SendGridServer(FakeEmailApi):
         super().__init__()
         self.api_key = api_key
         self.accepted_requests: list[dict[str, Any]] = []
+
+    @property
+    def site(self) -> MailSite:
+        """The site settings that send SendGrid requests here."""
+        return MailSite(sendgrid_base_url=self.base_url)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"MAIL_SENDGRID_BASE_URL": self.base_url}
 
     def throttle(self, times: int = 1, reset_in_s: int = 1, after_requests: int = 0) -> None:
         """Answer ``times`` requests with 429 Too Many Requests, after ``after_requests``."""

@@ -13,16 +13,13 @@ from flask_wtf import FlaskForm
 
 from common.access import capabilities as caps
 from common.bus import command_subject
+from common.errors import FieldError
 from common.mail.addresses import address_problem
-from common.mail.config import (
-    OFFLOADABLE_EVENTS,
-    ConfigInvalid,
-    load_config,
-    masked_secrets,
-    save_config,
-)
+from common.mail.config import OFFLOADABLE_EVENTS, load_config, masked_secrets
+from common.mail.config_save import save_config
 from common.mail.jobs import RecipientSpec, create_job
-from services.mailer.providers import PROVIDERS
+from common.mail.provider_settings import PROVIDER_SETTINGS
+from common.mail.site import MailSite
 from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
 from web.bus_client import BusUnavailable
 from web.navigation import add_nav_item
@@ -31,7 +28,7 @@ bp = Blueprint("email_offload", __name__, url_prefix="/admin/email-offload",
                template_folder="templates")  # fmt: skip
 add_nav_item("Email offload", "email_offload.index", caps.MANAGE_EMAIL_OFFLOAD)
 PROVIDER_LABELS = {"ses": "AWS SES", "sendgrid": "SendGrid", "mailgun": "Mailgun", "smtp": "SMTP"}
-CLOUD_FIELDS = ("aws_region", "aws_access_key_id", "aws_endpoint_url", "callback_url")
+CLOUD_FIELDS = ("aws_region", "aws_access_key_id", "callback_url")
 CLOUD_SECRETS = ("aws_secret_access_key", "callback_secret")
 TEST_SUBJECT = "ManiReports test message"
 TEST_HTML = "<p>This is a test message from ManiReports' email offload settings.</p>"
@@ -45,7 +42,7 @@ def provider_fields() -> dict[str, list]:
     """Each provider's own settings (the sender is common to all)."""
     return {
         name: [f for f in cls.config_schema if f.name not in ("from_email", "from_name")]
-        for name, cls in sorted(PROVIDERS.items())
+        for name, cls in sorted(PROVIDER_SETTINGS.items())
     }
 
 
@@ -111,7 +108,10 @@ def save():  # type: ignore[no-untyped-def]
             with ctx.appdb.transaction() as session:
                 config = save_config(session, company_id, values,
                                      secret_key=ctx.settings.secret_key,
-                                     actor_id=viewer.user_id, ip=request.remote_addr)  # fmt: skip
+                                     actor_id=viewer.user_id,
+                                     actor_is_site_admin=viewer.is_site_admin,
+                                     site=MailSite.from_settings(ctx.settings),
+                                     ip=request.remote_addr)  # fmt: skip
                 test_job = None
                 if test_to:
                     test_job = create_job(
@@ -120,8 +120,8 @@ def save():  # type: ignore[no-untyped-def]
                         subject=TEST_SUBJECT, html=TEST_HTML, actor_id=viewer.user_id,
                         chunk_size=config.chunk_size,
                     ).id  # fmt: skip
-        except ConfigInvalid as exc:
-            errors = exc.errors
+        except FieldError as exc:
+            errors = [str(error) for error in exc.errors]
     if errors:
         _, masked = _current_values(company_id)
         shown = {**values, "provider_config": {k: v for k, v in values["provider_config"].items()

@@ -1,6 +1,7 @@
 """Reference AWS Lambda for the cloud worker path: SQS chunk → SES → signed callback.
 
-Deploy with this folder plus `common/templating.py` and `chevron`; trigger from the
+Deploy with this folder plus `common/templating.py`, `common/mail/signing.py`,
+`common/mail/failures.py` and `chevron`; trigger from the
 company's SQS queue. Environment: MANIREPORTS_CALLBACK_SECRET (the company's callback key
 from the Email offload page), AWS_REGION, optionally SES_ENDPOINT_URL. Each recipient is
 rendered with the job's Mustache templates and sent with SES SendRawEmail; outcomes go to the
@@ -11,6 +12,7 @@ yet sent are reported as `retry` and ManiReports sends them from its local maile
 from __future__ import annotations
 
 import json
+import logging
 import os
 import urllib.request
 from collections.abc import Callable
@@ -20,9 +22,11 @@ from typing import Any
 import boto3
 import botocore.exceptions
 
+from common.mail import failures
 from common.mail.signing import signed_headers
 from common.templating import TemplateError, render
 
+log = logging.getLogger(__name__)  # CloudWatch, in the Lambda
 THROTTLING = {"Throttling", "ThrottlingException", "MaxSendingRateExceeded", "TooManyRequests"}
 PostJson = Callable[[str, bytes, dict[str, str]], int]
 
@@ -66,8 +70,11 @@ def send_chunk(ses: Any, chunk: dict[str, Any]) -> list[dict[str, Any]]:
                 mime.add_alternative(render(templates["html"], variables), subtype="html")
             else:
                 mime.set_content(render(templates["html"], variables), subtype="html")
-        except (TemplateError, ValueError) as exc:
-            results.append(_result(recipient, "failed", error=f"cannot render: {exc}"))
+        except TemplateError as exc:
+            results.append(_result(recipient, "failed", error=failures.template_failed(exc)))
+            continue
+        except ValueError:
+            results.append(_result(recipient, "failed", error=failures.MESSAGE_NOT_BUILT))
             continue
         try:
             response = ses.send_raw_email(
@@ -79,12 +86,15 @@ def send_chunk(ses: Any, chunk: dict[str, Any]) -> list[dict[str, Any]]:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             if code in THROTTLING or status >= 500:
-                error = f"SES {code}: not sent by the cloud worker"
+                error = failures.RATE_LIMITED if code in THROTTLING else failures.SERVER_ERROR
                 results += [_result(r, "retry", error=error) for r in recipients[index:]]
                 return results
-            results.append(_result(recipient, "failed", error=f"SES {code}: {exc}"))
+            log.warning("job %s: SES refused %s: %s", chunk["job_id"], recipient["id"], exc)
+            results.append(_result(recipient, "failed", error=failures.RECIPIENT_REFUSED))
         except botocore.exceptions.BotoCoreError as exc:
-            results += [_result(r, "retry", error=str(exc)) for r in recipients[index:]]
+            log.warning("job %s: SES unreachable: %s", chunk["job_id"], exc)
+            error = failures.UNREACHABLE
+            results += [_result(r, "retry", error=error) for r in recipients[index:]]
             return results
         else:
             results.append(_result(recipient, "sent", message_id=response.get("MessageId")))

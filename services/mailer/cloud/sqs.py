@@ -30,14 +30,15 @@ class CloudDispatchFailed(RuntimeError):
         self.sent = sent
 
 
-def sqs_client(config: CompanyMailConfig) -> Any:
+def sqs_client(config: CompanyMailConfig, endpoint_url: str | None = None) -> Any:
+    """SQS of the company's region; ``endpoint_url`` is the site's override (test doubles)."""
     aws = config.aws
     return boto3.client(
         "sqs",
         region_name=aws.get("aws_region") or "us-east-1",
         aws_access_key_id=aws.get("aws_access_key_id") or None,
         aws_secret_access_key=aws.get("aws_secret_access_key") or None,
-        endpoint_url=aws.get("aws_endpoint_url") or None,
+        endpoint_url=endpoint_url,
         config=botocore.config.Config(
             retries={"total_max_attempts": 2, "mode": "standard"}, connect_timeout=5
         ),
@@ -79,8 +80,9 @@ def chunk_messages(
 class SqsRoute:
     """The `cloud` argument of dispatch_job: sends the plan's chunks to SQS."""
 
-    def __init__(self, appdb: AppDB) -> None:
+    def __init__(self, appdb: AppDB, endpoint_url: str | None = None) -> None:
         self.appdb = appdb
+        self.endpoint_url = endpoint_url
 
     async def __call__(
         self, job: CloudJob, config: CompanyMailConfig, plan: dict[int, list[int]]
@@ -92,7 +94,7 @@ class SqsRoute:
     ) -> set[int]:
         if not config.sqs_queue_url:
             raise CloudDispatchFailed(ValueError("no SQS queue URL configured"), set())
-        client = sqs_client(config)
+        client = sqs_client(config, self.endpoint_url)
         sent: set[int] = set()
         try:
             for chunk, ids in sorted(plan.items()):

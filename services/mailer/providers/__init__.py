@@ -1,16 +1,15 @@
 """Email providers the mailer sends through: SMTP, Amazon SES, SendGrid, Mailgun.
 
-Importing the package registers every provider in PROVIDERS.
+Importing the package registers every provider in PROVIDERS. Their settings (fields and rules)
+live in `common.mail.provider_settings`, which the settings form reads too.
 """
 
 from . import mailgun, sendgrid, ses, smtp  # noqa: F401  (each module registers its provider)
 from .base import (
     Attachment,
-    ConfigField,
     EmailProvider,
     OutgoingMessage,
     PermanentSendError,
-    ProviderConfigError,
     ProviderThrottled,
     SendError,
     SendOutcome,
@@ -21,11 +20,9 @@ from .registry import PROVIDERS, get_provider, register
 __all__ = [
     "PROVIDERS",
     "Attachment",
-    "ConfigField",
     "EmailProvider",
     "OutgoingMessage",
     "PermanentSendError",
-    "ProviderConfigError",
     "ProviderThrottled",
     "SendError",
     "SendOutcome",

@@ -13,7 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from common.errors import FieldError
 from common.mail.addresses import address_problem
+from common.mail.failures import invalid_address
+from common.mail.provider_settings import ConfigField, ProviderSettings
+from common.mail.site import MailSite
 
 
 @dataclass(frozen=True)
@@ -42,18 +46,28 @@ class SendOutcome:
     recipient_id: int
     status: SendStatus
     provider_message_id: str | None = None
-    error: str | None = None
+    error: str | None = None  # a fixed text of common.mail.failures: users read it
     # Set on "retry" outcomes when the provider said how long to wait.
     retry_after_s: float | None = None
+    detail: str | None = None  # what the provider said: for the log, never stored
 
 
 class SendError(Exception):
-    """A provider call that failed as a whole."""
+    """A provider call that failed as a whole.
+
+    ``reason`` is one of the fixed texts of `common.mail.failures` (what users read);
+    ``detail`` is what the provider answered, for the mailer's log only.
+    """
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
 
 
 class ProviderThrottled(SendError):
-    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, retry_after_s: float | None = None, detail: str = "") -> None:
+        super().__init__(reason, detail)
         self.retry_after_s = retry_after_s
 
 
@@ -63,24 +77,6 @@ class TransientSendError(SendError):
 
 class PermanentSendError(SendError):
     """The provider refused the request for a reason retrying will not fix (bad key, sender)."""
-
-
-class ProviderConfigError(ValueError):
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__("; ".join(errors))
-        self.errors = errors
-
-
-@dataclass(frozen=True)
-class ConfigField:
-    """One provider setting. Secret ones are stored encrypted and never shown back in full."""
-
-    name: str
-    required: bool = False
-    secret: bool = False
-    kind: type = str
-    default: Any = None
-    choices: tuple[str, ...] = ()
 
 
 class BatchOutcomes:
@@ -100,15 +96,20 @@ class BatchOutcomes:
     def sent(self, message: OutgoingMessage, provider_message_id: str | None) -> None:
         self._record(SendOutcome(message.recipient_id, "sent", provider_message_id))
 
-    def failed(self, message: OutgoingMessage, error: str) -> None:
-        self._record(SendOutcome(message.recipient_id, "failed", error=error))
+    def failed(self, message: OutgoingMessage, error: str, detail: str = "") -> None:
+        self._record(SendOutcome(message.recipient_id, "failed", error=error, detail=detail))
 
     def retry(
-        self, message: OutgoingMessage, error: str, retry_after_s: float | None = None
+        self,
+        message: OutgoingMessage,
+        error: str,
+        retry_after_s: float | None = None,
+        detail: str = "",
     ) -> None:
-        self._record(
-            SendOutcome(message.recipient_id, "retry", error=error, retry_after_s=retry_after_s)
+        outcome = SendOutcome(
+            message.recipient_id, "retry", error=error, retry_after_s=retry_after_s, detail=detail
         )
+        self._record(outcome)
 
     def pending(self) -> list[OutgoingMessage]:
         return [m for m in self._messages if m.recipient_id not in self._outcomes]
@@ -119,7 +120,7 @@ class BatchOutcomes:
             raise error
         retry_after_s = error.retry_after_s if isinstance(error, ProviderThrottled) else None
         for message in self.pending():
-            self.retry(message, str(error), retry_after_s)
+            self.retry(message, error.reason, retry_after_s, error.detail)
 
     def outcomes(self) -> list[SendOutcome]:
         missing = self.pending()
@@ -132,55 +133,36 @@ class BatchOutcomes:
         self._outcomes[outcome.recipient_id] = outcome
 
 
-# Every provider sends as the company's configured sender.
-SENDER_FIELDS = (
-    ConfigField("from_email", required=True),
-    ConfigField("from_name"),
-    ConfigField("reply_to"),
-)
-
-
 class EmailProvider(ABC):
+    # The provider kind's settings (fields and rules), shared with the settings form; its
+    # type name and schema are the class's own.
+    settings: ClassVar[type[ProviderSettings]]
     type_name: ClassVar[str]
     config_schema: ClassVar[tuple[ConfigField, ...]]
     # Most messages one provider request (for SMTP, one connection) carries; send_batch
     # splits longer batches, so a caller wanting one request per batch stays within it.
     max_batch_size: ClassVar[int]
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        """``config`` has passed validate_config; unset fields take their defaults."""
+    def __init__(self, config: Mapping[str, Any], site: MailSite | None = None) -> None:
+        """``config`` has passed validate_config; unset fields take their defaults. ``site``
+        says where requests go: the fixed endpoints unless the site overrides them."""
+        self.site = site or MailSite()
         self.config = {
             f.name: f.default if config.get(f.name) in (None, "") else config[f.name]
             for f in self.config_schema
         }
 
-    @classmethod
-    def validate_config(cls, config: Mapping[str, Any]) -> list[str]:
-        """Errors as "field: reason", empty when the configuration is usable."""
-        known = {f.name for f in cls.config_schema}
-        errors = [f"{name}: unknown setting" for name in config if name not in known]
-        for spec in cls.config_schema:
-            value = config.get(spec.name)
-            if value is None or value == "":
-                if spec.required:
-                    errors.append(f"{spec.name}: required")
-            elif not _is_kind(value, spec.kind):
-                errors.append(f"{spec.name}: must be {_KIND_NAMES[spec.kind]}")
-            elif spec.choices and value not in spec.choices:
-                errors.append(f"{spec.name}: must be one of {', '.join(spec.choices)}")
-        if not errors:
-            errors += cls._check_config_rules(config)
-        return errors
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "settings" in cls.__dict__:
+            cls.type_name = cls.settings.type_name
+            cls.config_schema = cls.settings.config_schema
 
     @classmethod
-    def _check_config_rules(cls, config: Mapping[str, Any]) -> list[str]:
-        """Rules beyond single fields (addresses, URLs, settings that go together)."""
-        errors = []
-        for name in ("from_email", "reply_to"):
-            problem = address_problem(str(config[name])) if config.get(name) else None
-            if problem:
-                errors.append(f"{name}: {problem}")
-        return errors
+    def validate_config(cls, config: Mapping[str, Any]) -> list[FieldError]:
+        """Every problem of ``config``; empty when the configuration is usable. Where requests
+        go is checked when connecting (an SMTP host is resolved and checked then)."""
+        return cls.settings.validate(config)
 
     async def send_batch(self, messages: Sequence[OutgoingMessage]) -> list[SendOutcome]:
         """Send each message once; one outcome per message, in the order given."""
@@ -188,7 +170,7 @@ class EmailProvider(ABC):
         for message in messages:
             problem = address_problem(message.to)
             if problem:
-                batch.failed(message, f"invalid address: {problem}")
+                batch.failed(message, invalid_address(problem))
         try:
             for request in self._plan_requests(batch.pending()):
                 await self._send_request(request, batch)
@@ -210,15 +192,3 @@ class EmailProvider(ABC):
     @abstractmethod
     async def close(self) -> None:
         """Release connections held between batches."""
-
-
-_KIND_NAMES = {str: "text", int: "a whole number", float: "a number", bool: "true or false"}
-
-
-def _is_kind(value: Any, kind: type) -> bool:
-    # bool is an int subclass; a port of True is a mistake, not a number.
-    if kind is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if kind is float:
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return isinstance(value, kind)

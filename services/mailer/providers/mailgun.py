@@ -14,21 +14,17 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .base import (
-    SENDER_FIELDS,
-    BatchOutcomes,
-    ConfigField,
-    EmailProvider,
-    OutgoingMessage,
-    PermanentSendError,
-)
+from common.mail import failures
+from common.mail.provider_settings import MAILGUN_BASE_URLS, MailgunSettings
+from common.mail.site import MailSite
+
+from .base import BatchOutcomes, EmailProvider, OutgoingMessage, PermanentSendError
 from .http_api import HttpApi, describe
 from .mime import sender_address
 from .packing import pack_requests
 from .registry import register
 from .rejections import RecipientRejected, send_isolating_rejections
 
-REGION_BASE_URLS = {"us": "https://api.mailgun.net", "eu": "https://api.eu.mailgun.net"}
 # Mailgun caps a message at 25 MB, recipient-variables included.
 MAX_REQUEST_BYTES = 10_000_000
 # Mailgun's 400 for a bad recipient, which does not say which one.
@@ -37,34 +33,15 @@ _RECIPIENT_REFUSED = re.compile(r"'to' parameter is not a valid address", re.IGN
 
 @register
 class MailgunProvider(EmailProvider):
-    type_name = "mailgun"
+    settings = MailgunSettings
     max_batch_size = 1000
-    config_schema = (
-        ConfigField("api_key", required=True, secret=True),
-        ConfigField("domain", required=True),
-        ConfigField("region", default="us", choices=tuple(REGION_BASE_URLS)),
-        # Overrides the region's URL (a proxy, or a local server in tests).
-        ConfigField("base_url"),
-        ConfigField("timeout_s", kind=float, default=30.0),
-        *SENDER_FIELDS,
-    )
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        super().__init__(config)
-        base_url = self.config["base_url"] or REGION_BASE_URLS[self.config["region"]]
+    def __init__(self, config: Mapping[str, Any], site: MailSite | None = None) -> None:
+        super().__init__(config, site)
+        base_url = self.site.mailgun_base_url or MAILGUN_BASE_URLS[self.config["region"]]
         self._api = HttpApi("Mailgun", base_url, self.config["timeout_s"])
         self._api.session.auth = ("api", self.config["api_key"])
         self._path = f"/v3/{self.config['domain']}/messages"
-
-    @classmethod
-    def _check_config_rules(cls, config: Mapping[str, Any]) -> list[str]:
-        errors = super()._check_config_rules(config)
-        base_url = config.get("base_url")
-        if base_url and not base_url.startswith(("https://", "http://")):
-            errors.append("base_url: must start with https:// or http://")
-        if "/" in config["domain"]:
-            errors.append("domain: a sending domain such as mg.example.com, not a URL")
-        return errors
 
     def _plan_requests(self, messages: list[OutgoingMessage]) -> Iterable[list[OutgoingMessage]]:
         return pack_requests(
@@ -90,14 +67,15 @@ class MailgunProvider(EmailProvider):
             self._path, data=self._form_fields(request), files=files or None
         )
         if response.status_code == 200:
-            message_id = response.json().get("id")
+            message_id = _message_id(response)
             for message in request:
                 batch.sent(message, message_id)
             return
         self._api.raise_for_unavailable(response)
+        detail = f"Mailgun {response.status_code}: {describe(response)}"
         if response.status_code == 400 and _RECIPIENT_REFUSED.search(response.text):
-            raise RecipientRejected(f"Mailgun: {describe(response)}")
-        raise PermanentSendError(f"Mailgun refused the request: {describe(response)}")
+            raise RecipientRejected(failures.RECIPIENT_REFUSED, detail)
+        raise PermanentSendError(failures.REQUEST_REFUSED, detail)
 
     def _form_fields(self, request: list[OutgoingMessage]) -> list[tuple[str, str]]:
         first = request[0]
@@ -127,3 +105,10 @@ def _recipient_variables(message: OutgoingMessage) -> dict[str, str]:
     if message.text is not None:
         variables["text"] = message.text
     return variables
+
+
+def _message_id(response: Any) -> str | None:
+    try:
+        return str(response.json().get("id") or "") or None
+    except (ValueError, AttributeError):
+        return None

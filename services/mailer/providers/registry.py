@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
-from .base import EmailProvider, ProviderConfigError
+from common.errors import FieldError, raise_all
+from common.mail.site import MailSite
+
+from .base import EmailProvider
 
 PROVIDERS: dict[str, type[EmailProvider]] = {}
 
@@ -13,18 +16,19 @@ P = TypeVar("P", bound=type[EmailProvider])
 
 
 def register(cls: P) -> P:
-    if cls.type_name in PROVIDERS:
-        raise ValueError(f"email provider {cls.type_name!r} is already registered")
-    PROVIDERS[cls.type_name] = cls
+    type_name = cls.settings.type_name
+    if type_name in PROVIDERS:
+        raise ValueError(f"email provider {type_name!r} is already registered")
+    PROVIDERS[type_name] = cls
     return cls
 
 
-def get_provider(type_name: str, config: Mapping[str, Any]) -> EmailProvider:
-    """A provider for a company's stored settings; ProviderConfigError lists what is wrong."""
+def get_provider(
+    type_name: str, config: Mapping[str, Any], site: MailSite | None = None
+) -> EmailProvider:
+    """A provider for a company's stored settings; FieldError says what is wrong with them."""
     cls = PROVIDERS.get(type_name)
     if cls is None:
-        raise ProviderConfigError([f"type: unknown email provider {type_name!r}"])
-    errors = cls.validate_config(config)
-    if errors:
-        raise ProviderConfigError(errors)
-    return cls(config)
+        raise FieldError("provider", f"unknown email provider {type_name!r}")
+    raise_all(cls.validate_config(config))
+    return cls(config, site)

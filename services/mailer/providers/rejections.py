@@ -27,7 +27,7 @@ async def send_isolating_rejections(
         await send(request)
     except RecipientRejected as exc:
         if len(request) == 1:
-            batch.failed(request[0], str(exc))
+            batch.failed(request[0], exc.reason, exc.detail)
             return
         middle = len(request) // 2
         await send_isolating_rejections(request[:middle], send, batch)

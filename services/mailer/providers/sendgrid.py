@@ -20,14 +20,11 @@ from typing import Any
 
 import requests
 
-from .base import (
-    SENDER_FIELDS,
-    BatchOutcomes,
-    ConfigField,
-    EmailProvider,
-    OutgoingMessage,
-    PermanentSendError,
-)
+from common.mail import failures
+from common.mail.provider_settings import SENDGRID_BASE_URL, SendGridSettings
+from common.mail.site import MailSite
+
+from .base import BatchOutcomes, EmailProvider, OutgoingMessage, PermanentSendError
 from .http_api import HttpApi, describe
 from .packing import pack_requests
 from .registry import register
@@ -45,27 +42,14 @@ _RECIPIENT_FIELD = re.compile(r"^personalizations\.(\d+)\.(to|cc|bcc)\b")
 
 @register
 class SendGridProvider(EmailProvider):
-    type_name = "sendgrid"
+    settings = SendGridSettings
     max_batch_size = 1000
-    config_schema = (
-        ConfigField("api_key", required=True, secret=True),
-        ConfigField("base_url", default="https://api.sendgrid.com"),
-        ConfigField("timeout_s", kind=float, default=30.0),
-        *SENDER_FIELDS,
-    )
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        super().__init__(config)
-        self._api = HttpApi("SendGrid", self.config["base_url"], self.config["timeout_s"])
+    def __init__(self, config: Mapping[str, Any], site: MailSite | None = None) -> None:
+        super().__init__(config, site)
+        base_url = self.site.sendgrid_base_url or SENDGRID_BASE_URL
+        self._api = HttpApi("SendGrid", base_url, self.config["timeout_s"])
         self._api.session.headers["Authorization"] = f"Bearer {self.config['api_key']}"
-
-    @classmethod
-    def _check_config_rules(cls, config: Mapping[str, Any]) -> list[str]:
-        errors = super()._check_config_rules(config)
-        base_url = config.get("base_url")
-        if base_url and not base_url.startswith(("https://", "http://")):
-            errors.append("base_url: must start with https:// or http://")
-        return errors
 
     def _plan_requests(self, messages: list[OutgoingMessage]) -> Iterable[list[OutgoingMessage]]:
         fits = [m for m in messages if _body_bytes(m) <= MAX_SUBSTITUTION_BYTES]
@@ -91,12 +75,13 @@ class SendGridProvider(EmailProvider):
         errors = _errors(response)
         named = [(i, error) for i, error in _recipient_errors(errors) if i < len(request)]
         if response.status_code != 400 or not errors or len(named) < len(errors):
-            raise PermanentSendError(f"SendGrid refused the request: {describe(response)}")
+            detail = f"SendGrid {response.status_code}: {describe(response)}"
+            raise PermanentSendError(failures.REQUEST_REFUSED, detail)
         # SendGrid validates the whole request before sending any of it: fail the recipients
         # it named and send the rest again.
         refused = dict(named)
         for index, error in refused.items():
-            batch.failed(request[index], f"SendGrid: {error}")
+            batch.failed(request[index], failures.RECIPIENT_REFUSED, f"SendGrid: {error}")
         remaining = [m for index, m in enumerate(request) if index not in refused]
         if remaining:
             await self._send_request(remaining, batch)

@@ -20,10 +20,12 @@ import boto3
 import botocore.config
 import botocore.exceptions
 
+from common.mail import failures
+from common.mail.provider_settings import SesSettings
+from common.mail.site import MailSite
+
 from .base import (
-    SENDER_FIELDS,
     BatchOutcomes,
-    ConfigField,
     EmailProvider,
     OutgoingMessage,
     PermanentSendError,
@@ -44,6 +46,11 @@ THROTTLING_CODES = {"Throttling", "ThrottlingException", "MaxSendingRateExceeded
 THROTTLING_CODES_V2 = {"TooManyRequestsException"}
 # Refusals that concern a recipient (or the content sent to one), not the account.
 RECIPIENT_CODES = {"MessageRejected", "InvalidParameterValue", "BadRequestException"}
+CREDENTIALS_CODES = {
+    "InvalidClientTokenId", "SignatureDoesNotMatch", "UnrecognizedClientException",
+    "AccessDenied", "AccessDeniedException", "ExpiredToken", "InvalidAccessKeyId",
+    "MissingAuthenticationToken", "IncompleteSignature",
+}  # fmt: skip
 # Per-destination statuses of a bulk send that fail that destination for good; the others
 # (throttling, paused or misconfigured account) are not the recipient's fault: retried.
 FAILED_DESTINATION_STATUSES = {"MessageRejected", "InvalidParameterValue", "Failed"}
@@ -51,21 +58,11 @@ FAILED_DESTINATION_STATUSES = {"MessageRejected", "InvalidParameterValue", "Fail
 
 @register
 class SesProvider(EmailProvider):
-    type_name = "ses"
+    settings = SesSettings
     max_batch_size = 50
-    config_schema = (
-        ConfigField("region", required=True),
-        ConfigField("access_key_id"),
-        ConfigField("secret_access_key", secret=True),
-        ConfigField("endpoint_url"),
-        ConfigField("api", default="v1_bulk", choices=("v1_bulk", "v2")),
-        ConfigField("configuration_set"),
-        ConfigField("template_name", default="manireports-passthrough"),
-        *SENDER_FIELDS,
-    )
 
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        super().__init__(config)
+    def __init__(self, config: Mapping[str, Any], site: MailSite | None = None) -> None:
+        super().__init__(config, site)
         session = boto3.session.Session(
             aws_access_key_id=self.config["access_key_id"] or None,
             aws_secret_access_key=self.config["secret_access_key"] or None,
@@ -81,24 +78,12 @@ class SesProvider(EmailProvider):
         self._bulk = self.config["api"] == "v1_bulk"
         self._client = session.client(
             "ses" if self._bulk else "sesv2",
-            endpoint_url=self.config["endpoint_url"] or None,
+            # None: boto3 derives the endpoint from the region. Only the site overrides it.
+            endpoint_url=self.site.ses_endpoint_url,
             config=client_config,
         )
         self._source = sender_address(self.config["from_email"], self.config["from_name"])
         self._ready_templates: set[str] = set()
-
-    @classmethod
-    def _check_config_rules(cls, config: Mapping[str, Any]) -> list[str]:
-        errors = super()._check_config_rules(config)
-        if bool(config.get("access_key_id")) != bool(config.get("secret_access_key")):
-            errors.append(
-                "secret_access_key: access_key_id and secret_access_key go together "
-                "(leave both empty to use the instance's AWS credentials)"
-            )
-        endpoint = config.get("endpoint_url")
-        if endpoint and not endpoint.startswith(("https://", "http://")):
-            errors.append("endpoint_url: must start with https:// or http://")
-        return errors
 
     def _plan_requests(self, messages: list[OutgoingMessage]) -> Iterable[list[OutgoingMessage]]:
         if not self._bulk:
@@ -187,7 +172,7 @@ class SesProvider(EmailProvider):
                 reply_to=self.config["reply_to"],
             )
         except ValueError as exc:
-            batch.failed(message, f"message cannot be built: {exc}")
+            batch.failed(message, failures.MESSAGE_NOT_BUILT, str(exc))
             return None
         return mime.as_bytes()
 
@@ -222,24 +207,28 @@ class SesProvider(EmailProvider):
         except botocore.exceptions.ClientError as exc:
             raise self._classify(exc) from exc
         except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError) as exc:
-            raise TransientSendError(f"SES unreachable: {exc}") from exc
+            raise TransientSendError(failures.UNREACHABLE, f"SES: {exc}") from exc
 
     def _classify(self, exc: botocore.exceptions.ClientError) -> SendError:
         code = _error_code(exc)
         message = exc.response.get("Error", {}).get("Message", "")
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        error = f"SES {code}: {message}"
+        detail = f"SES {code} ({status}): {message}"
         if code in THROTTLING_CODES or code in THROTTLING_CODES_V2:
-            return ProviderThrottled(error)
+            return ProviderThrottled(failures.RATE_LIMITED, detail=detail)
         if status >= 500:
-            return TransientSendError(error)
+            return TransientSendError(failures.SERVER_ERROR, detail)
         if code == "TemplateDoesNotExist":
             # Deleted behind our back: create it again on the next attempt.
             self._ready_templates.clear()
-            return TransientSendError(error)
-        if code in RECIPIENT_CODES and self.config["from_email"].lower() not in message.lower():
-            return RecipientRejected(error)
-        return PermanentSendError(error)
+            return TransientSendError(failures.TEMPORARY, detail)
+        if code in CREDENTIALS_CODES or status in (401, 403):
+            return PermanentSendError(failures.CREDENTIALS_REFUSED, detail)
+        if code in RECIPIENT_CODES:
+            if self.config["from_email"].lower() in message.lower():
+                return PermanentSendError(failures.SENDER_REFUSED, detail)
+            return RecipientRejected(failures.RECIPIENT_REFUSED, detail)
+        return PermanentSendError(failures.REQUEST_REFUSED, detail)
 
     async def close(self) -> None:
         self._client.close()
@@ -267,9 +256,9 @@ def _record_destination(
     if code == "Success" or (code is None and message_id):
         batch.sent(message, message_id)
     elif code in FAILED_DESTINATION_STATUSES:
-        batch.failed(message, f"SES {code}: {status.get('Error', '')}")
+        batch.failed(message, failures.RECIPIENT_REFUSED, f"SES {code}: {status.get('Error', '')}")
     else:
-        batch.retry(message, f"SES {code}: {status.get('Error', '')}")
+        batch.retry(message, failures.TEMPORARY, f"SES {code}: {status.get('Error', '')}")
 
 
 def _error_code(exc: botocore.exceptions.ClientError) -> str:

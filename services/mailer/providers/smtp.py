@@ -3,19 +3,22 @@
 Each message goes in its own mail transaction on the shared connection, so a refused
 recipient (5xx: failed, 4xx: retry) does not affect the others. A 421 means the server is
 closing the session (busy or rate-limited), which is throttling for the whole connection.
+The host is resolved and checked before each connection (`common.mail.smtp_hosts`), and the
+connection goes to the checked address; the relay's replies reach only the log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 import aiosmtplib
 
+from common.mail import failures
+from common.mail.provider_settings import SmtpSettings
+from common.mail.smtp_hosts import HostNotAllowed, open_connection, smtp_targets
+
 from .base import (
-    SENDER_FIELDS,
     BatchOutcomes,
-    ConfigField,
     EmailProvider,
     OutgoingMessage,
     PermanentSendError,
@@ -27,32 +30,15 @@ from .mime import build_mime
 from .registry import register
 
 SERVICE_CLOSING = 421
+AUTHENTICATION_FAILED = (530, 534, 535, 538)
+MESSAGE_TOO_LARGE = 552
 
 
 @register
 class SmtpProvider(EmailProvider):
-    type_name = "smtp"
+    settings = SmtpSettings
     # Messages per connection: relays commonly cap a session at about a hundred messages.
     max_batch_size = 100
-    config_schema = (
-        ConfigField("host", required=True),
-        ConfigField("port", kind=int, default=587),
-        ConfigField("security", default="starttls", choices=("starttls", "tls", "none")),
-        ConfigField("username"),
-        ConfigField("password", secret=True),
-        ConfigField("validate_certs", kind=bool, default=True),
-        ConfigField("timeout_s", kind=float, default=30.0),
-        *SENDER_FIELDS,
-    )
-
-    @classmethod
-    def _check_config_rules(cls, config: Mapping[str, Any]) -> list[str]:
-        errors = super()._check_config_rules(config)
-        if not 1 <= config.get("port", 587) <= 65535:
-            errors.append("port: must be between 1 and 65535")
-        if bool(config.get("username")) != bool(config.get("password")):
-            errors.append("password: username and password go together")
-        return errors
 
     def _plan_requests(self, messages: list[OutgoingMessage]) -> Iterable[list[OutgoingMessage]]:
         size = self.max_batch_size
@@ -70,10 +56,23 @@ class SmtpProvider(EmailProvider):
         """Nothing to release: each request opens and quits its own connection."""
 
     async def _connect(self) -> aiosmtplib.SMTP:
+        host, port = self.config["host"], self.config["port"]
+        try:
+            targets = await smtp_targets(
+                host, port, allow_private=self.site.allow_private_smtp_hosts
+            )
+        except HostNotAllowed as exc:
+            raise PermanentSendError(failures.HOST_NOT_ALLOWED, str(exc)) from exc
+        except (OSError, UnicodeError) as exc:
+            raise TransientSendError(failures.UNREACHABLE, f"{host}: {exc}") from exc
+        try:
+            sock = await open_connection(targets, self.config["timeout_s"])
+        except OSError as exc:
+            raise TransientSendError(failures.UNREACHABLE, f"{host}:{port}: {exc}") from exc
         security = self.config["security"]
         client = aiosmtplib.SMTP(
-            hostname=self.config["host"],
-            port=self.config["port"],
+            hostname=host,  # the name the certificate is checked against
+            sock=sock,
             username=self.config["username"] or None,
             password=self.config["password"] or None,
             use_tls=security == "tls",
@@ -84,13 +83,14 @@ class SmtpProvider(EmailProvider):
         try:
             await client.connect()
         except aiosmtplib.SMTPResponseException as exc:
-            error = f"SMTP server refused the session: {_reply(exc)}"
-            raise _session_error(exc.code, error) from exc
+            if exc.code in AUTHENTICATION_FAILED:
+                raise PermanentSendError(failures.CREDENTIALS_REFUSED, _reply(exc)) from exc
+            raise _session_error(exc.code, failures.SESSION_FAILED, _reply(exc)) from exc
         except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPTimeoutError, OSError) as exc:
-            raise TransientSendError(f"SMTP server unreachable: {exc}") from exc
+            raise TransientSendError(failures.UNREACHABLE, f"{host}:{port}: {exc}") from exc
         except aiosmtplib.SMTPException as exc:
-            # e.g. STARTTLS required but not offered: a settings problem.
-            raise PermanentSendError(f"SMTP session setup failed: {exc}") from exc
+            # e.g. STARTTLS required but not offered, or not an SMTP server at all.
+            raise PermanentSendError(failures.SESSION_FAILED, f"{host}:{port}: {exc}") from exc
         return client
 
     async def _deliver(
@@ -104,7 +104,7 @@ class SmtpProvider(EmailProvider):
                 reply_to=self.config["reply_to"],
             )
         except ValueError as exc:
-            batch.failed(message, f"message cannot be built: {exc}")
+            batch.failed(message, failures.MESSAGE_NOT_BUILT, str(exc))
             return
         try:
             await client.send_message(
@@ -112,39 +112,43 @@ class SmtpProvider(EmailProvider):
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             refusal = exc.recipients[0]
-            _record_refusal(message, refusal.code, _reply(refusal), batch)
+            _record_refusal(message, refusal.code, _reply(refusal), batch, data=False)
         except aiosmtplib.SMTPDataError as exc:
-            _record_refusal(message, exc.code, _reply(exc), batch)
+            _record_refusal(message, exc.code, _reply(exc), batch, data=True)
         except aiosmtplib.SMTPResponseException as exc:
             # MAIL FROM and friends: about the sender or the session, not this recipient.
-            error = f"SMTP server refused the sender: {_reply(exc)}"
-            raise _session_error(exc.code, error) from exc
+            raise _session_error(exc.code, failures.SENDER_REFUSED, _reply(exc)) from exc
         except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError) as exc:
             # Whether the server took this message is unknown; retrying is the safe side.
-            raise TransientSendError(f"SMTP connection lost: {exc}") from exc
+            raise TransientSendError(failures.CONNECTION_LOST, str(exc)) from exc
         else:
             batch.sent(message, mime["Message-ID"])
 
 
-def _record_refusal(message: OutgoingMessage, code: int, error: str, batch: BatchOutcomes) -> None:
+def _record_refusal(
+    message: OutgoingMessage, code: int, reply: str, batch: BatchOutcomes, *, data: bool
+) -> None:
     if code == SERVICE_CLOSING:
-        raise ProviderThrottled(f"SMTP server closed the session: {error}")
+        raise ProviderThrottled(failures.RATE_LIMITED, detail=reply)
     if 400 <= code < 500:
-        batch.retry(message, error)
+        batch.retry(message, failures.RECIPIENT_DEFERRED, detail=reply)
+    elif code == MESSAGE_TOO_LARGE and data:
+        batch.failed(message, failures.MESSAGE_TOO_LARGE, reply)
     else:
-        batch.failed(message, error)
+        reason = failures.MESSAGE_REFUSED if data else failures.RECIPIENT_REFUSED
+        batch.failed(message, reason, reply)
 
 
 def _reply(exc: aiosmtplib.SMTPResponseException) -> str:
     return f"{exc.code} {exc.message}"
 
 
-def _session_error(code: int, error: str) -> SendError:
+def _session_error(code: int, refused: str, reply: str) -> SendError:
     if code == SERVICE_CLOSING:
-        return ProviderThrottled(error)
+        return ProviderThrottled(failures.RATE_LIMITED, detail=reply)
     if 400 <= code < 500:
-        return TransientSendError(error)
-    return PermanentSendError(error)
+        return TransientSendError(failures.TEMPORARY, reply)
+    return PermanentSendError(refused, reply)
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 
 from common.appdb import AppDB
 from common.bus import Bus, command_subject
-from common.mail.config import save_config
+from common.mail.config_save import save_config
 from common.mail.jobs import RecipientSpec, create_job
+from common.mail.site import MailSite
 from common.migrate import upgrade
 from common.models.mail import CloudJob, CloudRecipient
 from common.nats_server import EmbeddedNatsServer
@@ -39,7 +40,11 @@ def appdb(tmp_path: Path) -> Iterator[AppDB]:
     db.dispose()
 
 
-def configure(appdb: AppDB, company_id: int, provider: str, provider_config: dict, **values: Any):
+def configure(
+    appdb: AppDB, company_id: int, provider: str, provider_config: dict,
+    site: MailSite | None = None, **values: Any,
+):  # fmt: skip
+    """Settings saved by a site admin, who lets the company's SMTP host be the loopback sink."""
     base = {
         "provider": provider,
         "enabled": True,
@@ -48,10 +53,12 @@ def configure(appdb: AppDB, company_id: int, provider: str, provider_config: dic
         "rate_per_s": 0,
         "offloaded_events": [],
         "provider_config": provider_config,
+        "allow_private_smtp_host": True,
     }
     base.update(values)
     with appdb.transaction() as session:
-        return save_config(session, company_id, base, secret_key=TEST_SECRET, actor_id=2)
+        return save_config(session, company_id, base, secret_key=TEST_SECRET, actor_id=2,
+                           actor_is_site_admin=True, site=site)  # fmt: skip
 
 
 def smtp_config(sink) -> dict:  # type: ignore[no-untyped-def]

@@ -26,12 +26,12 @@ def test_certificates_are_uploaded_to_s3_and_linked(
     s3 = boto3.client("s3", region_name=REGION, endpoint_url=moto_ses.endpoint_url, **CREDENTIALS)
     s3.create_bucket(Bucket="certs")
     configure(appdb, COMPANY_A, "smtp", smtp_config(smtp_sink), s3_bucket="certs",
-              aws_region=REGION, aws_endpoint_url=moto_ses.endpoint_url,
+              aws_region=REGION,
               aws_access_key_id=CREDENTIALS["aws_access_key_id"],
               aws_secret_access_key=CREDENTIALS["aws_secret_access_key"])  # fmt: skip
     job_id = make_job(appdb, 3, job_type="certificate", html=CERT_HTML,
                       payload={"variables": {"course": "Fire Safety"}})  # fmt: skip
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url))
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, **moto_ses.env))
     dispatch(fresh_nats.url, job_id)
     assert wait_final(appdb, job_id).status == "completed"
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="certs")["Contents"])

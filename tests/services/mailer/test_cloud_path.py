@@ -7,6 +7,7 @@ import uuid
 import boto3
 import pytest
 
+from common.mail import failures
 from common.mail.config import load_config
 from services.mailer.cloud.handler import handler
 from tests.fakes.local_http import LocalWsgiServer
@@ -42,7 +43,6 @@ def cloud_settings(moto_ses, queue_url: str, callback_url: str) -> dict:  # type
         "aws_region": REGION,
         "aws_access_key_id": CREDENTIALS["aws_access_key_id"],
         "aws_secret_access_key": CREDENTIALS["aws_secret_access_key"],
-        "aws_endpoint_url": moto_ses.endpoint_url,
         "callback_url": callback_url,
     }
 
@@ -78,10 +78,11 @@ def test_sqs_job_is_sent_by_the_lambda_and_reported_back(
 ):
     queue_url = aws("sqs", moto_ses).create_queue(QueueName=f"mail-{uuid.uuid4().hex}")["QueueUrl"]
     callback = f"{web_server.base_url}/callbacks/cloud"
-    configure(appdb, COMPANY_A, "ses", ses_provider(moto_ses), chunk_size=10,
+    configure(appdb, COMPANY_A, "ses", ses_provider(moto_ses), chunk_size=10, site=moto_ses.site,
               **cloud_settings(moto_ses, queue_url, callback))  # fmt: skip
     job_id = make_job(appdb, 30, chunk_size=10)
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, MAILER_BACKOFF_BASE_MS="100"))
+    env = mailer_env(tmp_path, fresh_nats.url, MAILER_BACKOFF_BASE_MS="100", **moto_ses.env)
+    spawn_service("mailer", env)
     dispatch(fresh_nats.url, job_id)
     wait_for(lambda: job_row(appdb, job_id).status == "queued", timeout_s=30)
     assert job_row(appdb, job_id).route == "sqs"
@@ -104,14 +105,14 @@ def test_unreachable_queue_falls_back_to_the_local_mailers(
 ):
     missing = f"{moto_ses.endpoint_url}/123456789012/no-such-queue"
     nowhere = "http://127.0.0.1:1/callbacks/cloud"
-    configure(appdb, COMPANY_A, "ses", ses_provider(moto_ses), chunk_size=10,
+    configure(appdb, COMPANY_A, "ses", ses_provider(moto_ses), chunk_size=10, site=moto_ses.site,
               **cloud_settings(moto_ses, missing, nowhere))  # fmt: skip
     job_id = make_job(appdb, 25, chunk_size=10)
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url))
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, **moto_ses.env))
     dispatch(fresh_nats.url, job_id)
     job = wait_final(appdb, job_id)
     assert job.status == "completed" and job.route == "local"
-    assert "cloud worker unavailable" in job.last_error
+    assert job.last_error == failures.CLOUD_UNAVAILABLE
     assert recipient_statuses(appdb, job_id) == {"sent": 25}
     delivered = moto_ses.delivered()
     assert all(len(delivered[f"learner{i}@learners.example"]) == 1 for i in range(25))

@@ -8,6 +8,7 @@ import threading
 import time
 from datetime import timedelta
 
+from common.mail import failures
 from common.models.base import utcnow
 from common.models.mail import CloudJob
 from tests.fakes.smtp_sink import free_port
@@ -111,11 +112,11 @@ def test_sigkill_of_one_mailer_mid_job_every_recipient_gets_exactly_one_email(
 def test_throttling_is_retried_with_backoff_and_nothing_is_lost(
     tmp_path, fresh_nats, appdb, sendgrid_server, spawn_service
 ):
-    provider = {"api_key": sendgrid_server.api_key, "base_url": sendgrid_server.base_url}
+    provider = {"api_key": sendgrid_server.api_key}
     configure(appdb, COMPANY_A, "sendgrid", provider, chunk_size=50, rate_per_s=400)
     job_id = make_job(appdb, 600, chunk_size=50)
     sendgrid_server.throttle(times=4, reset_in_s=1, after_requests=2)
-    env = mailer_env(tmp_path, fresh_nats.url, MAILER_BACKOFF_BASE_MS="200")
+    env = mailer_env(tmp_path, fresh_nats.url, MAILER_BACKOFF_BASE_MS="200", **sendgrid_server.env)
     spawn_service("mailer", env)
     spawn_service("mailer", env)
     dispatch(fresh_nats.url, job_id)
@@ -144,7 +145,7 @@ def test_permanent_failures_fail_only_those_recipients(
     by_email = {r.email: r for r in recipients(appdb, job_id)}
     for address in refused:
         assert by_email[address].status == "failed"
-        assert "550" in by_email[address].last_error
+        assert by_email[address].last_error == failures.RECIPIENT_REFUSED  # not the reply
         assert smtp_sink.received(address) == []
     assert by_email["learner5@learners.example"].status == "sent"
     assert by_email["learner5@learners.example"].attempts == 3

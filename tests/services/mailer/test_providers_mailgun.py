@@ -4,6 +4,7 @@ from dataclasses import replace
 
 import pytest
 
+from common.mail import failures
 from services.mailer.providers import (
     PROVIDERS,
     Attachment,
@@ -19,12 +20,11 @@ def mailgun_provider(server, **overrides):
     config = {
         "api_key": server.api_key,
         "domain": server.domain,
-        "base_url": server.base_url,
         "from_email": "noreply@acme.example",
         "from_name": "Acme Training",
         **overrides,
     }
-    return get_provider("mailgun", config)
+    return get_provider("mailgun", config, server.site)
 
 
 def assert_delivered_once(server, messages):
@@ -87,17 +87,20 @@ def test_invalid_recipients_fail_alone_and_the_rest_is_sent_once(mailgun_server,
 
     failed = [o.recipient_id for o in outcomes if o.status == "failed"]
     assert failed == [messages[3].recipient_id, messages[17].recipient_id]
-    assert "not a valid address" in outcomes[3].error
+    assert outcomes[3].error == failures.RECIPIENT_REFUSED
+    assert "not a valid address" in outcomes[3].detail
     sent = [m for i, m in enumerate(messages) if i not in (3, 17)]
     assert_delivered_once(mailgun_server, sent)
     assert len(mailgun_server.recipients) == 18
 
 
 def test_wrong_key_and_unknown_domain_are_permanent(mailgun_server, make_messages):
-    with pytest.raises(PermanentSendError, match="401"):
+    with pytest.raises(PermanentSendError, match=failures.CREDENTIALS_REFUSED) as raised:
         send(mailgun_provider(mailgun_server, api_key="key-revoked"), make_messages(1))
-    with pytest.raises(PermanentSendError, match="Domain not found"):
+    assert "401" in raised.value.detail
+    with pytest.raises(PermanentSendError, match=failures.REQUEST_REFUSED) as raised:
         send(mailgun_provider(mailgun_server, domain="mg.globex.example"), make_messages(1))
+    assert "Domain not found" in raised.value.detail
 
 
 def test_messages_with_different_headers_go_in_separate_requests(mailgun_server, make_messages):
@@ -139,7 +142,18 @@ def test_shared_attachments_are_sent_once_per_request(mailgun_server, make_messa
             {"api_key": "k", "domain": "https://mg.x.example", "from_email": "a@b.example"},
             "domain:",
         ),
+        (
+            {
+                "api_key": "k",
+                "domain": "mg.x.example",
+                "from_email": "a@b.example",
+                "base_url": "http://169.254.169.254",
+            },
+            "base_url: unknown setting",  # where requests go is the site's choice
+        ),
     ],
 )
 def test_bad_config_is_reported_by_field(config, error):
-    assert any(e.startswith(error) for e in PROVIDERS["mailgun"].validate_config(config))
+    errors = [str(e) for e in PROVIDERS["mailgun"].validate_config(config)]
+
+    assert any(e.startswith(error) for e in errors), errors

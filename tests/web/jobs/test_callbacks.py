@@ -22,7 +22,8 @@ def jobs(app, site):  # type: ignore[no-untyped-def]
     for name in ("A", "B"):
         company = site.companies[name]
         configure(appdb, company, "ses", {"region": "us-east-1"}, use_sqs=True,
-                  sqs_queue_url="http://127.0.0.1:1/q", aws_region="us-east-1")  # fmt: skip
+                  sqs_queue_url="https://sqs.us-east-1.amazonaws.com/123456789012/q",
+                  aws_region="us-east-1")  # fmt: skip
         ids[name] = make_job(appdb, 3, company)
     return appdb, ids
 
