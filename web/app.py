@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from common.settings import Settings, load_settings
 from web.context import WebContext
+from web.converters import IdConverter
 from web.security import install_security_headers
 
 csrf = CSRFProtect()
@@ -29,6 +30,7 @@ def create_app(settings: Settings | None = None, context: WebContext | None = No
         # without proxies the header is anyone's to forge, so it is ignored.
         n = settings.trusted_proxies
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+    app.url_map.converters["id"] = IdConverter
     app.extensions["manireports"] = context or WebContext.build(settings)
     csrf.init_app(app)
     install_security_headers(app)
@@ -76,12 +78,12 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_template_context(app: Flask) -> None:
     from web.auth.forms import CompanyForm, LogoutForm
-    from web.auth.guards import current_viewer
+    from web.auth.guards import optional_viewer
     from web.navigation import nav_for
 
     @app.context_processor
     def _viewer_context():  # type: ignore[no-untyped-def]
-        viewer = current_viewer()
+        viewer = optional_viewer()
         return {
             "viewer": viewer,
             "nav_items": nav_for(viewer),
@@ -90,31 +92,7 @@ def _register_template_context(app: Flask) -> None:
         }
 
 
-def _wants_json() -> bool:
-    """AJAX and API callers get errors as JSON; browsers get a page."""
-    best = request.accept_mimetypes.best_match(["application/json", "text/html"])
-    return (
-        best == "application/json"
-        or request.path.endswith("/data")
-        or request.path.startswith("/api/")
-    )
-
-
 def _register_error_pages(app: Flask) -> None:
-    for status, title in (
-        (400, "Bad request"),
-        (401, "Sign in required"),
-        (403, "Forbidden"),
-        (404, "Not found"),
-        (405, "Method not allowed"),
-    ):
+    from web.errors import install_error_handlers
 
-        def page(error, status=status, title=title):  # type: ignore[no-untyped-def]
-            message = getattr(error, "description", title)
-            if _wants_json():
-                return jsonify(error=message, status=status), status
-            return render_template(
-                "error.html", status=status, title=title, message=message
-            ), status
-
-        app.register_error_handler(status, page)
+    install_error_handlers(app)

@@ -1,42 +1,71 @@
-"""Per-request access: the signed-in viewer, capability checks and the tenant scope.
+"""Per-request access: who is signed in, what they may do, and what of which company they see.
 
-Every view but sign-in and the machine endpoints is wrapped in `require_capability`; a
-denial answers 403 with a clear message and writes an audit entry.
+Every view declares its tenancy with one decorator — `signed_in(*capabilities, tenancy=...)`
+for pages and AJAX calls, `open_to(tenancy)` for the few that need no sign-in — and the route
+walker test fails for a view without one. Inside a signed-in view, `current_viewer()` is the
+viewer and `request_scope()` the `TenantScope` its tenancy calls for, decided once by
+`common.tenancy.scope_for`; a company outside it raises `TenantViolation`, which the app's one
+error handler turns into an audited 403.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from enum import StrEnum
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from flask import abort, current_app, g, redirect, request, session, url_for
 
 from common.access.viewer import Viewer, load_viewer
 from common.audit import OUTCOME_DENIED, record_audit
-from common.tenancy import TenantScope, TenantViolation, scope_for
+from common.ids import parse_id
+from common.tenancy import MANAGE, VIEW, TenantScope, TenantViolation, scope_for
 
 F = TypeVar("F", bound=Callable[..., Any])
-SESSION_USER = "user_id"
 SESSION_COMPANY = "company_id"
+
+
+class Tenancy(StrEnum):
+    """What a view reads or changes, for the route walker and for `request_scope()`."""
+
+    PUBLIC = "public"  # nothing of anyone's: sign-in page, health, static files
+    SELF = "self"  # only the viewer's own things (their sessions, their tokens)
+    VIEW = "view"  # a company's figures, as scope_for(viewer, company, VIEW) allows
+    MANAGE = "manage"  # acts on a company: scope_for(viewer, company, MANAGE)
+    SITE = "site"  # site-wide settings: site admins only
+    TOKEN = "token"  # the JSON API: a bearer token's user and company (web/api/auth.py)
+    SIGNED = "signed"  # machine calls proven by a signature or a heartbeat token
 
 
 def web_context():  # type: ignore[no-untyped-def]
     return current_app.extensions["manireports"]
 
 
-def current_viewer() -> Viewer | None:
+def optional_viewer() -> Viewer | None:
+    """The signed-in viewer, or None (for pages that show either way, such as the menu)."""
     if "viewer" not in g:
-        user_id = session.get(SESSION_USER)
+        from web.auth.sessions import revoke_user_sessions, session_user_id
+
+        user_id = session_user_id()  # a live server-side session, or None
         viewer = None
         if user_id is not None:
             ctx = web_context()
             with ctx.appdb.transaction() as db:
-                viewer = load_viewer(ctx.moodle, db, int(user_id))
-            if viewer is None:  # suspended or deleted since signing in
+                viewer = load_viewer(ctx.moodle, db, user_id)
+            if viewer is None:  # suspended or deleted since signing in: end every session
+                revoke_user_sessions(user_id, actor_id=None, reason="suspended or deleted")
                 session.clear()
         g.viewer = viewer
     return g.viewer  # type: ignore[no-any-return]
+
+
+def current_viewer() -> Viewer:
+    """The viewer of a `signed_in` view (never None there)."""
+    viewer = optional_viewer()
+    if viewer is None:
+        raise RuntimeError("current_viewer() is for views wrapped in @signed_in")
+    return viewer
 
 
 def audit_denial(viewer: Viewer | None, what: str, company_id: int | None = None) -> None:
@@ -47,7 +76,7 @@ def audit_denial(viewer: Viewer | None, what: str, company_id: int | None = None
             actor_id=viewer.user_id if viewer else None,
             action="access_denied",
             object_type="endpoint",
-            object_id=f"{request.method} {request.path}",
+            object_id=f"{request.method} {request.path}"[:255],
             outcome=OUTCOME_DENIED,
             company_id=company_id,
             ip=request.remote_addr,
@@ -55,49 +84,97 @@ def audit_denial(viewer: Viewer | None, what: str, company_id: int | None = None
         )
 
 
-def deny(viewer: Viewer | None, message: str, company_id: int | None = None):  # type: ignore[no-untyped-def]
-    audit_denial(viewer, message, company_id)
-    abort(403, description=message)
+def _declare(view: Callable[..., Any], tenancy: Tenancy) -> None:
+    view.tenancy = tenancy  # type: ignore[attr-defined]
 
 
-def require_capability(*capabilities: str) -> Callable[[F], F]:
-    """Signed in and holding at least one of `capabilities` (none given: signed in only)."""
+def open_to(tenancy: Tenancy) -> Callable[[F], F]:
+    """A view that needs no sign-in (PUBLIC, or SIGNED machine calls that prove themselves)."""
+    if tenancy not in (Tenancy.PUBLIC, Tenancy.SIGNED, Tenancy.TOKEN):
+        raise ValueError(f"{tenancy} views need @signed_in")
+
+    def decorate(view: F) -> F:
+        _declare(view, tenancy)
+        return view
+
+    return decorate
+
+
+def signed_in(*capabilities: str, tenancy: Tenancy) -> Callable[[F], F]:
+    """Signed in, holding at least one of ``capabilities`` (none given: signed in only), and
+    — for SITE views — a site admin. Refusals are 403 and audited."""
+    if tenancy in (Tenancy.PUBLIC, Tenancy.SIGNED, Tenancy.TOKEN):
+        raise ValueError(f"{tenancy} views use @open_to")
 
     def decorate(view: F) -> F:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            viewer = current_viewer()
+            viewer = optional_viewer()
             if viewer is None:
                 if request.accept_mimetypes.best == "application/json" or request.is_json:
                     abort(401, description="Sign in first.")
                 return redirect(url_for("auth.login", next=request.full_path))
             if capabilities and not viewer.can_any(capabilities):
-                deny(viewer, f"You need the capability {' or '.join(capabilities)}.")
+                raise TenantViolation(None, f"You need the capability {' or '.join(capabilities)}.")
+            if tenancy is Tenancy.SITE and not viewer.is_site_admin:
+                raise TenantViolation(None, "Only site administrators may do this.")
+            g.tenancy = tenancy
             return view(*args, **kwargs)
 
         guarded.required_capabilities = capabilities  # type: ignore[attr-defined]
+        _declare(guarded, tenancy)
         return guarded  # type: ignore[return-value]
 
     return decorate
 
 
 def requested_company_id() -> int | None:
-    raw = request.args.get("company") or session.get(SESSION_COMPANY)
-    if raw in (None, ""):
+    """The company asked for: `?company=` (or a form's `company`), else the one chosen in the
+    header for this session. 0 is the site itself (site-wide templates and rules)."""
+    raw = request.values.get("company")
+    if raw is None or raw == "":
+        raw = session.get(SESSION_COMPANY)
+    if raw is None or raw == "":
         return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        abort(400, description="company must be a company id")
+    return parse_id(str(raw), "company", minimum=0)
 
 
-def viewer_scope() -> TenantScope:
-    """The tenant scope of this request; another company's id answers 403 (audited)."""
-    viewer = current_viewer()
-    assert viewer is not None, "viewer_scope() needs require_capability on the view"
-    company_id = requested_company_id()
-    try:
-        return scope_for(viewer, company_id)
-    except TenantViolation as exc:
-        deny(viewer, str(exc), company_id=exc.company_id)
-        raise  # unreachable: deny aborts
+def request_scope() -> TenantScope:
+    """The tenant scope of this request, for the tenancy its view declared."""
+    if "scope" not in g:
+        tenancy = g.get("tenancy")
+        viewer = current_viewer()
+        if tenancy in (Tenancy.VIEW, Tenancy.MANAGE):
+            action = MANAGE if tenancy is Tenancy.MANAGE else VIEW
+            g.scope = scope_for(viewer, requested_company_id(), action)
+        elif tenancy is Tenancy.SELF:
+            g.scope = TenantScope(company_ids=None, user_ids=frozenset({viewer.user_id}))
+        elif tenancy is Tenancy.SITE:
+            g.scope = TenantScope(company_ids=None)
+        else:
+            raise RuntimeError(f"request_scope() in a view of tenancy {tenancy!r}")
+    return g.scope  # type: ignore[no-any-return]
+
+
+def chosen_company_id() -> int:
+    """The one company a MANAGE (or VIEW) view works on; 400 naming the field if none."""
+    scope = request_scope()
+    if scope.company_id is None:
+        abort(400, description="company: choose one company")
+    return scope.company_id
+
+
+# Transitional names for views not yet converted to `signed_in` (removed once none is left).
+def require_capability(*capabilities: str) -> Callable[[F], F]:
+    def decorate(view: F) -> F:
+        declared = Tenancy(getattr(view, "tenancy", Tenancy.VIEW))
+        return signed_in(*capabilities, tenancy=declared)(view)
+
+    return decorate
+
+
+def deny(viewer: Viewer | None, message: str, company_id: int | None = None) -> NoReturn:
+    raise TenantViolation(company_id, message)
+
+
+viewer_scope = request_scope  # transitional, with require_capability and deny above
