@@ -6,6 +6,12 @@ attributes such as ``{{name.__class__}}`` or call bound methods in a section), r
 from the working directory, and resolves dotted names against every context instead of only
 the first part (the spec's "Dotted Names - Context Precedence" case). Here a name can only
 reach keys of the mappings it was given.
+
+Sections over lists multiply: n nested sections over a list of k items render their body k^n
+times, so a few hundred bytes of template can ask for gigabytes. Three limits keep a render
+cheap whatever the template and data: section nesting depth (checked when compiling), the
+rendered size (rendering stops as soon as the output passes it) and a time budget (checked
+every few hundred steps). Each raises TemplateError saying which limit was hit.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import functools
 import html
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +27,28 @@ from typing import Any
 from chevron import ChevronError
 from chevron.tokenizer import tokenize
 
+# Sections inside sections (the spec's deepest case is 5).
+MAX_SECTION_DEPTH = 5
+# Characters one render may produce: an email message part, and the editor's preview.
+MAX_RENDERED_CHARS = 512 * 1024
+PREVIEW_MAX_CHARS = 256 * 1024
+RENDER_TIME_BUDGET_S = 1.0
+# Nodes visited between two looks at the clock.
+_CLOCK_EVERY = 256
+
 
 class TemplateError(ValueError):
     """A template that cannot be rendered; the message says what and where."""
+
+
+class OutputTooLarge(TemplateError):
+    """The rendered text passed the size limit."""
+
+    def __init__(self, max_chars: int) -> None:
+        super().__init__(
+            f"the rendered text is longer than {max_chars:,} characters "
+            "(check sections nested over long lists)"
+        )
 
 
 @dataclass(frozen=True)
@@ -50,15 +76,23 @@ _UNSUPPORTED_TAGS = {
 }
 
 
-def render(template: str, variables: Mapping[str, Any], *, escape_html: bool = True) -> str:
+def render(
+    template: str,
+    variables: Mapping[str, Any],
+    *,
+    escape_html: bool = True,
+    max_chars: int = MAX_RENDERED_CHARS,
+    time_budget_s: float = RENDER_TIME_BUDGET_S,
+) -> str:
     """Render ``template`` with ``variables``.
 
     ``{{name}}`` is HTML-escaped as the Mustache spec requires; pass ``escape_html=False`` for
-    output that is not HTML (a subject line, a text/plain body).
+    output that is not HTML (a subject line, a text/plain body). TemplateError when the output
+    would pass ``max_chars`` characters or rendering takes longer than ``time_budget_s``.
     """
-    out: list[str] = []
-    _render_nodes(_compile(template), [variables], escape_html, out)
-    return "".join(out)
+    renderer = _Renderer(escape_html, max_chars, time.monotonic() + time_budget_s)
+    renderer.nodes(_compile(template), [variables])
+    return "".join(renderer.out)
 
 
 def validate(template: str) -> None:
@@ -97,6 +131,10 @@ def _build_tree(tokens: list[tuple[str, str]]) -> tuple[_Node, ...]:
         if kind in ("variable", "no escape"):
             stack[-1][2].append(_Variable(key, escape=kind == "variable"))
         elif kind in ("section", "inverted section"):
+            if len(stack) > MAX_SECTION_DEPTH:
+                raise TemplateError(
+                    f"sections nested more than {MAX_SECTION_DEPTH} deep (at '{{{{#{key}}}}}')"
+                )
             stack.append((key, kind == "inverted section", []))
         elif kind == "end":
             name, inverted, children = stack.pop()
@@ -104,27 +142,52 @@ def _build_tree(tokens: list[tuple[str, str]]) -> tuple[_Node, ...]:
     return tuple(stack[0][2])
 
 
-def _render_nodes(
-    nodes: tuple[_Node, ...], contexts: list[Any], escape_html: bool, out: list[str]
-) -> None:
-    for node in nodes:
-        if isinstance(node, str):
-            out.append(node)
-        elif isinstance(node, _Variable):
-            value = _resolve(node.name, contexts)
-            if value is not None:
-                text = str(value)
-                out.append(html.escape(text) if node.escape and escape_html else text)
-        else:
-            items = _section_items(_resolve(node.name, contexts))
-            if node.inverted:
-                if not items:
-                    _render_nodes(node.children, contexts, escape_html, out)
-                continue
-            for item in items:
-                contexts.append(item)
-                _render_nodes(node.children, contexts, escape_html, out)
-                contexts.pop()
+class _Renderer:
+    """One render: the output so far and the limits it runs under."""
+
+    def __init__(self, escape_html: bool, max_chars: int, deadline: float) -> None:
+        self.escape_html = escape_html
+        self.max_chars = max_chars
+        self.deadline = deadline
+        self.out: list[str] = []
+        self.size = 0
+        self.steps = 0
+
+    def nodes(self, nodes: tuple[_Node, ...], contexts: list[Any]) -> None:
+        for node in nodes:
+            self.step()
+            if isinstance(node, str):
+                self.write(node)
+            elif isinstance(node, _Variable):
+                value = _resolve(node.name, contexts)
+                if value is not None:
+                    text = str(value)
+                    self.write(html.escape(text) if node.escape and self.escape_html else text)
+            else:
+                self.section(node, contexts)
+
+    def section(self, node: _Section, contexts: list[Any]) -> None:
+        items = _section_items(_resolve(node.name, contexts))
+        if node.inverted:
+            if not items:
+                self.nodes(node.children, contexts)
+            return
+        for item in items:
+            self.step()
+            contexts.append(item)
+            self.nodes(node.children, contexts)
+            contexts.pop()
+
+    def step(self) -> None:
+        self.steps += 1
+        if self.steps % _CLOCK_EVERY == 0 and time.monotonic() > self.deadline:
+            raise TemplateError("rendering took too long (check sections nested over long lists)")
+
+    def write(self, text: str) -> None:
+        self.size += len(text)
+        if self.size > self.max_chars:
+            raise OutputTooLarge(self.max_chars)
+        self.out.append(text)
 
 
 def _resolve(name: str, contexts: list[Any]) -> Any:

@@ -5,11 +5,19 @@ mustache/spec repository (see README.md there); their expectations are the test.
 """
 
 import json
+import time
 from pathlib import Path
 
 import pytest
 
-from common.templating import TemplateError, render, validate
+from common.templating import (
+    MAX_RENDERED_CHARS,
+    PREVIEW_MAX_CHARS,
+    RENDER_TIME_BUDGET_S,
+    TemplateError,
+    render,
+    validate,
+)
 
 SPEC_DIR = Path(__file__).resolve().parent.parent / "data" / "mustache_spec"
 SPEC_MODULES = ("interpolation", "sections", "inverted", "comments")
@@ -87,3 +95,47 @@ def test_malformed_templates_raise_a_clear_error(template, message_part):
 
 def test_valid_template_passes_validation():
     validate("Dear {{first_name}},{{#courses}} {{fullname}}{{/courses}}{{^courses}}-{{/courses}}")
+
+
+# -- limits: nested sections over lists multiply (list length ^ depth) --------------------------
+FIVE_DEEP = "{{#l}}{{#l}}{{#l}}{{#l}}{{#l}}x{{/l}}{{/l}}{{/l}}{{/l}}{{/l}}"  # 40^5 x's asked for
+FORTY = {"l": list(range(40))}
+
+
+def test_sections_nested_too_deep_are_refused_when_checked():
+    six_deep = "{{#a}}" * 6 + "x" + "{{/a}}" * 6
+
+    with pytest.raises(TemplateError, match="nested more than 5 deep"):
+        validate(six_deep)
+    validate("{{#a}}" * 5 + "x" + "{{/a}}" * 5)  # the spec's deepest case
+
+
+def test_a_template_bomb_stops_at_the_size_limit_fast():
+    started = time.monotonic()
+
+    with pytest.raises(TemplateError, match="longer than 524,288 characters"):
+        render(FIVE_DEEP, FORTY)
+
+    assert time.monotonic() - started < RENDER_TIME_BUDGET_S + 1
+
+
+def test_a_bomb_that_writes_nothing_stops_at_the_time_budget():
+    silent = FIVE_DEEP.replace("x", "")
+    started = time.monotonic()
+
+    with pytest.raises(TemplateError, match="took too long"):
+        render(silent, FORTY, time_budget_s=0.2)
+
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_long_list_in_one_section_is_bounded_too():
+    with pytest.raises(TemplateError, match="took too long"):
+        render("{{#l}}{{/l}}", {"l": [1] * 10_000_000}, time_budget_s=0.05)
+
+
+def test_the_size_limit_is_a_parameter_and_counts_variables_too():
+    assert render("{{a}}", {"a": "x" * 100}, max_chars=100) == "x" * 100
+    with pytest.raises(TemplateError, match="longer than 100 characters"):
+        render("{{a}}!", {"a": "x" * 100}, max_chars=100)
+    assert MAX_RENDERED_CHARS == 512 * 1024 and PREVIEW_MAX_CHARS == 256 * 1024
