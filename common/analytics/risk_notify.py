@@ -7,8 +7,8 @@ an email while it is flagged, its `notified_at` is older than its `flagged_at`, 
 acknowledged it since it was flagged. Which learners a company's managers hear about is decided
 by the same tenant scope as their dashboard, so a manager never reads another company's names.
 
-Jobs are made by the mailer's `create_job`, handed in by the caller (the aggregator) because
-`common/` never imports `services/`; recipients are built with the fields it reads.
+Jobs are made with `common.mail.jobs.create_job` (together with the flags' marks) and handed
+to the mailers with the one dispatch rule of `common.mail.queue`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +27,10 @@ from sqlalchemy.orm import Session
 
 from common.access.capabilities import MANAGERTYPE_COMPANY_MANAGER
 from common.appdb import AppDB
-from common.bus import Bus, command_subject
+from common.bus import Bus
+from common.mail.jobs import create_job
+from common.mail.queue import dispatch_async
+from common.mail.recipients import RecipientSpec
 from common.models.analytics import RiskAck, RiskScore
 from common.models.base import utcnow
 from common.models.mail import JOB_PENDING, CloudJob
@@ -84,16 +87,6 @@ class Manager:
     email: str
     firstname: str
     lastname: str
-
-
-@dataclass(frozen=True)
-class ManagerRecipient:
-    """One recipient of a job, with the fields of the mailer's `RecipientSpec`."""
-
-    email: str
-    data: Mapping[str, Any]
-    userid: int | None = None
-    source_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,11 +251,14 @@ def _mark_notified(session: Session, flags: set[tuple[int, int]]) -> None:
         raise FlagsTakenMeanwhile(f"{len(keys) - claimed} flag(s) were notified meanwhile")
 
 
-def create_risk_jobs(appdb: AppDB, source: MoodleSource, create_job: CreateMailJob) -> list[int]:
+def create_risk_jobs(
+    appdb: AppDB, source: MoodleSource, create_job: CreateMailJob = create_job
+) -> list[int]:
     """Create one email job per company for its newly flagged learners; the job ids.
 
     Jobs and the `notified_at` marks are written in one transaction: either the managers will
-    be mailed and the flags are marked, or neither.
+    be mailed and the flags are marked, or neither. (``create_job`` is replaced in tests, to
+    act out a concurrent run.)
     """
     with appdb.transaction() as session:
         flags = pending_flags(session)
@@ -277,7 +273,7 @@ def create_risk_jobs(appdb: AppDB, source: MoodleSource, create_job: CreateMailJ
             for digest in digests:
                 learners = [rows[(f.userid, f.courseid)] for f in digest.flags]
                 recipients = [
-                    ManagerRecipient(
+                    RecipientSpec(
                         email=m.email,
                         userid=m.userid,
                         source_ref=f"risk:{run}:{digest.company_id}:{m.userid}",
@@ -311,7 +307,7 @@ def pending_risk_jobs(session: Session) -> list[int]:
 
 async def dispatch_risk_jobs(bus: Bus, appdb: AppDB) -> int:
     """Ask the mailers to send every risk job still pending, including those a failed earlier
-    publish left behind; the message id lets JetStream drop a second ask for the same job."""
+    publish left behind; the one dispatch message id lets JetStream drop a second ask."""
 
     def find() -> list[int]:
         with appdb.transaction() as session:
@@ -319,13 +315,16 @@ async def dispatch_risk_jobs(bus: Bus, appdb: AppDB) -> int:
 
     job_ids = await asyncio.to_thread(find)
     for job_id in job_ids:
-        await bus.publish(command_subject("mailer", "dispatch_job"), {"job": job_id},
-                          msg_id=f"dispatch:{job_id}")  # fmt: skip
+        await dispatch_async(bus.publish, job_id)
     return len(job_ids)
 
 
 async def notify_after_scoring(
-    bus: Bus, appdb: AppDB, source: MoodleSource, settings: Settings, create_job: CreateMailJob
+    bus: Bus,
+    appdb: AppDB,
+    source: MoodleSource,
+    settings: Settings,
+    create_job: CreateMailJob = create_job,
 ) -> list[int]:
     """The aggregator's step after `risk_scores`: create the jobs, then hand them to the mailers."""
     if not settings.risk_notify_managers:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from common.mail import failures
 from common.mail.config import load_config
-from common.mail.jobs import change_status, finish_if_done
+from common.mail.job_status import change_status, finish_if_done
 from common.mail.signing import SignatureRejected, verify
 from common.models.base import utcnow
 from common.models.mail import (
@@ -49,6 +49,9 @@ class CallbackApplied:
     sent: int
     failed: int
     retry: int
+    # Names this report's retry of what the cloud worker could not send (see queue.py):
+    # unique per report, as a report is applied once.
+    retry_tag: str = ""
 
 
 def apply_cloud_callback(
@@ -87,10 +90,12 @@ def apply_cloud_callback(
             session.add(CloudCallbackSeen(signature=digest, companyid=company_id))
     except IntegrityError:
         raise CallbackRejected(409, "replayed callback") from None
-    return _apply(session, job, results)
+    return _apply(session, job, results, retry_tag=f"cloud-{digest[:16]}")
 
 
-def _apply(session: Session, job: CloudJob, results: list[dict[str, Any]]) -> CallbackApplied:
+def _apply(
+    session: Session, job: CloudJob, results: list[dict[str, Any]], *, retry_tag: str
+) -> CallbackApplied:
     change_status(session, job, JOB_PROCESSING, allowed_from=(JOB_PENDING, JOB_QUEUED))
     counts = {"sent": 0, "failed": 0, "retry": 0}
     now = utcnow()
@@ -133,4 +138,4 @@ def _apply(session: Session, job: CloudJob, results: list[dict[str, Any]]) -> Ca
         .execution_options(synchronize_session=False)
     )
     finish_if_done(session, job.id)
-    return CallbackApplied(job.id, counts["sent"], counts["failed"], counts["retry"])
+    return CallbackApplied(job.id, counts["sent"], counts["failed"], counts["retry"], retry_tag)

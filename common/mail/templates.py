@@ -1,10 +1,10 @@
-"""Per-company Mustache email templates: which one applies to each job type, checked and
-audited changes, and previews.
+"""Per-company Mustache email templates: which one applies to each job type, and checked,
+audited changes.
 
 A company's template for a job type overrides the site-wide one (companyid 0), which
-overrides the built-in default: `common.mail.jobs.templates_for` reads them in that order
-when a job is created, and a job keeps the templates it was created with. No Flask here: the
-routes in `template_editor.py` and the JSON API both call it.
+overrides the built-in default: `templates_for` reads them in that order when a job is
+created, and a job keeps the templates it was created with. No Flask here: the template
+editor and the JSON API both call it; checks and previews are `template_checks.py`'s.
 """
 
 from __future__ import annotations
@@ -17,42 +17,22 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from common.audit import record_audit
-from common.mail.jobs import DEFAULT_TEMPLATES, PASSTHROUGH
+from common.errors import FieldError
+from common.mail.template_checks import TemplateFields, check_fields
 from common.models.mail import JOB_TYPES, CloudTemplate
-from common.templating import TemplateError, render, validate
 
 SITE_WIDE = 0
-MAX_SUBJECT_CHARS = 1000
-# The template columns are TEXT, which MariaDB caps at 65,535 bytes (not characters).
-MAX_BODY_BYTES = 65_535
-
-# What a mailer hands a template: the recipient's Moodle fields, and for intercepted IOMAD
-# emails the subject and body Moodle rendered; certificates add the course and a link.
-SAMPLE_VARIABLES: dict[str, Any] = {
-    "firstname": "Ana",
-    "lastname": "Learner",
-    "email": "ana.learner@example.com",
-    "username": "ana",
-    "course": "Fire Safety",
-    "certificate_url": "https://lms.example.com/certificates/123",
-    "subject": "Your new account",
-    "body": "<p>Your account is ready. Your temporary password is <b>Tmp-1234</b>.</p>",
-}
-
-
-class TemplateInvalid(ValueError):
-    """Field-by-field reasons a template cannot be saved or previewed."""
-
-    def __init__(self, errors: list[tuple[str, str]]):
-        super().__init__("; ".join(f"{field}: {reason}" for field, reason in errors))
-        self.errors = errors
-
-
-@dataclass(frozen=True)
-class TemplateFields:
-    subject: str
-    html: str
-    text: str | None = None
+# Used when neither the company nor the site has a template for a job type: intercepted IOMAD
+# emails arrive rendered by Moodle, so their subject and body pass through as they are.
+PASSTHROUGH = ("{{{subject}}}", "{{{body}}}")
+DEFAULT_TEMPLATES: dict[str, tuple[str, str]] = {t: PASSTHROUGH for t in JOB_TYPES}
+DEFAULT_TEMPLATES["certificate"] = (
+    "Your certificate: {{course}}",
+    "<p>Dear {{firstname}},</p><p>Congratulations on completing {{course}}.</p>"
+    '{{#certificate_url}}<p><a href="{{certificate_url}}">Download your certificate</a>'
+    "</p>{{/certificate_url}}{{^certificate_url}}<p>Your certificate is attached.</p>"
+    "{{/certificate_url}}",
+)
 
 
 @dataclass(frozen=True)
@@ -69,38 +49,18 @@ class EffectiveTemplate:
         return (self.fields.subject, self.fields.html) == PASSTHROUGH
 
 
-@dataclass(frozen=True)
-class Preview:
-    subject: str
-    html: str
-    text: str | None
-
-
-def template_problem(field_name: str, template: str | None) -> str | None:
-    """Why ``template`` cannot be stored as ``field_name`` (subject, html, text), or None."""
-    if template is None:
-        return None
-    if field_name == "subject" and len(template) > MAX_SUBJECT_CHARS:
-        return f"at most {MAX_SUBJECT_CHARS} characters"
-    if len(template.encode()) > MAX_BODY_BYTES:
-        return f"at most {MAX_BODY_BYTES} bytes"
-    try:
-        validate(template)
-    except TemplateError as exc:
-        return str(exc)
-    return None
-
-
-def check_fields(fields: TemplateFields) -> None:
-    errors = [("subject", "required")] if not fields.subject.strip() else []
-    if not fields.html.strip():
-        errors.append(("html", "required"))
-    for name in ("subject", "html", "text"):
-        problem = template_problem(name, getattr(fields, name))
-        if problem:
-            errors.append((name, problem))
-    if errors:
-        raise TemplateInvalid(errors)
+def templates_for(session: Session, company_id: int, job_type: str) -> tuple[str, str, str | None]:
+    """(subject, html, text) for a job type: the company's, else the site's, else built in."""
+    rows = session.scalars(
+        select(CloudTemplate).where(
+            CloudTemplate.companyid.in_((company_id, SITE_WIDE)), CloudTemplate.jobtype == job_type
+        )
+    ).all()
+    chosen = sorted(rows, key=lambda r: r.companyid != company_id)
+    if chosen:
+        return chosen[0].subject, chosen[0].html, chosen[0].text
+    subject, html = DEFAULT_TEMPLATES.get(job_type, PASSTHROUGH)
+    return subject, html, None
 
 
 def effective_templates(session: Session, company_id: int) -> list[EffectiveTemplate]:
@@ -138,7 +98,7 @@ def save_template(
 ) -> bool:
     """Create or replace the company's template for ``job_type``; True if created. Audited."""
     if job_type not in JOB_TYPES:
-        raise TemplateInvalid([("type", f"must be one of {', '.join(JOB_TYPES)}")])
+        raise FieldError("type", f"must be one of {', '.join(JOB_TYPES)}")
     check_fields(fields)
     row = session.scalar(
         select(CloudTemplate).where(
@@ -171,16 +131,6 @@ def delete_template(
     _audit(session, "email_template_deleted", row, actor_id=actor_id, ip=ip)
     session.execute(delete(CloudTemplate).where(CloudTemplate.id == row.id))
     return True
-
-
-def render_preview(fields: TemplateFields, variables: Mapping[str, Any]) -> Preview:
-    """Render as a mailer would: the HTML body escapes `{{var}}`; subject and text do not."""
-    check_fields(fields)
-    return Preview(
-        subject=render(fields.subject, variables, escape_html=False).strip(),
-        html=render(fields.html, variables),
-        text=None if fields.text is None else render(fields.text, variables, escape_html=False),
-    )
 
 
 def _fields(row: CloudTemplate) -> TemplateFields:

@@ -20,7 +20,6 @@ from common.analytics.risk_notify import notify_after_scoring
 from common.bus import ConsumerSpec
 from common.commands import CommandHandler, CommandWorker
 from common.idempotency import forget_processed_before
-from common.mail.jobs import create_job
 from common.models.base import utcnow
 from common.moodle import MoodleSource
 from common.service import Consumption
@@ -110,7 +109,7 @@ class AggregatorWorker(CommandWorker):
     async def risk_scores(self, payload: dict[str, Any], msg: Msg) -> None:
         await self._job(lambda p: self.jobs.risk_scores(p.get("now")))(payload, msg)
         jobs = self.jobs
-        await notify_after_scoring(self.bus, self.appdb, jobs.source, self.settings, create_job)
+        await notify_after_scoring(self.bus, self.appdb, jobs.source, self.settings)
 
     async def apply_heartbeats(self, batch: list[tuple[dict[str, Any], Msg]]) -> None:
         beats: list[Beat] = []

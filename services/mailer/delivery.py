@@ -21,36 +21,29 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from nats.aio.msg import Msg
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import select
 
 from common.appdb import AppDB
 from common.errors import FieldError
 from common.mail.config import CompanyMailConfig, load_config
-from common.mail.jobs import change_status, finish_if_done, stale_claim_filter
+from common.mail.job_status import change_status, finish_if_done
 from common.mail.site import MailSite
-from common.models.base import utcnow
 from common.models.mail import (
     JOB_CANCELLED,
     JOB_PENDING,
     JOB_PROCESSING,
     JOB_QUEUED,
-    RECIPIENT_FAILED,
-    RECIPIENT_PENDING,
-    RECIPIENT_SENDING,
-    RECIPIENT_SENT,
     CloudJob,
-    CloudRecipient,
 )
 from common.service import RejectMessage, RetryLater
-from common.templating import TemplateError, render
 from services.mailer.backoff import retry_delay
+from services.mailer.claims import RecipientClaims
+from services.mailer.messages import JobTemplates, render_messages
 from services.mailer.providers import (
     EmailProvider,
-    OutgoingMessage,
     PermanentSendError,
     ProviderThrottled,
     SendOutcome,
@@ -67,19 +60,6 @@ log = logging.getLogger(__name__)
 # provider's own maximum (still within the chunk).
 SUB_BATCH_MAX = {"smtp": 50}
 CONFIG_TTL_S = 5.0
-_recip = CloudRecipient.__table__
-
-
-@dataclass(frozen=True)
-class JobTemplates:
-    job_id: int
-    company_id: int
-    job_type: str
-    subject: str
-    html: str
-    text: str | None
-    variables: dict[str, Any]
-    certificate_html: str | None = None
 
 
 @dataclass
@@ -106,6 +86,7 @@ class ChunkSender:
         site: MailSite | None = None,
     ) -> None:
         self.appdb = appdb
+        self.claims = RecipientClaims(appdb, lease_s)
         self.site = site or MailSite()
         self.limiter = limiter
         self.secret_key = secret_key
@@ -149,7 +130,7 @@ class ChunkSender:
                 await asyncio.to_thread(self._mark_processing, job_id)
                 self._started_jobs.add(job_id)
             await self._send_chunk(templates, config, ids, msg, result)
-        left, held_until = await asyncio.to_thread(self._left_to_send, job_id, ids)
+        left, held_until = await asyncio.to_thread(self.claims.left_to_send, job_id, ids)
         if not left:
             await asyncio.to_thread(self._finish, job_id)
             return None
@@ -186,19 +167,19 @@ class ChunkSender:
         for start in range(0, len(ids), size):
             group = ids[start : start + size]
             token = uuid.uuid4().hex
-            claimed = await asyncio.to_thread(self._claim, templates.job_id, group, token)
+            claimed = await asyncio.to_thread(self.claims.claim, templates.job_id, group, token)
             if not claimed:
                 continue
             await self.limiter.acquire(str(config.company_id), len(claimed), config.rate_per_s)
             if self.attachments is not None:
                 claimed = await self.attachments(templates, config, claimed)
-            messages, unrenderable = _render(templates, claimed)
+            messages, unrenderable = render_messages(templates, claimed)
             try:
                 outcomes = await provider.send_batch(messages) if messages else []
             except (ProviderThrottled, TransientSendError) as exc:
                 log.warning("job %s: %s: %s", templates.job_id, exc.reason, exc.detail)
                 retry_after = getattr(exc, "retry_after_s", None)
-                await asyncio.to_thread(self._release, group, token, exc.reason)
+                await asyncio.to_thread(self.claims.release, group, token, exc.reason)
                 result.errors.append(exc.reason)
                 result.retry_after_s = retry_after
                 return  # the provider is refusing now: the rest waits for the retry
@@ -208,7 +189,7 @@ class ChunkSender:
                             for m in messages]  # fmt: skip
             outcomes = [*outcomes, *unrenderable]
             _log_outcomes(templates.job_id, outcomes)
-            await asyncio.to_thread(self._record, templates.job_id, token, outcomes)
+            await asyncio.to_thread(self.claims.record, templates.job_id, token, outcomes)
             for outcome in outcomes:
                 if outcome.status == "sent":
                     result.sent += 1
@@ -275,99 +256,6 @@ class ChunkSender:
             if job is not None and job.status in (JOB_PENDING, JOB_QUEUED):
                 change_status(session, job, JOB_PROCESSING, allowed_from=(JOB_PENDING, JOB_QUEUED))
 
-    def _claim(self, job_id: int, group: Sequence[int], token: str) -> list[tuple[int, str, str]]:
-        now = utcnow()
-        stale_before = now - timedelta(seconds=self.lease_s)
-        with self.appdb.transaction() as session:
-            session.execute(
-                update(CloudRecipient)
-                .where(
-                    CloudRecipient.id.in_(group),
-                    CloudRecipient.jobid == job_id,
-                    stale_claim_filter(stale_before),
-                )
-                .values(
-                    status=RECIPIENT_SENDING,
-                    claim=token,
-                    claimed_at=now,
-                    attempts=CloudRecipient.attempts + 1,
-                )
-                .execution_options(synchronize_session=False)
-            )
-            rows = session.execute(
-                select(CloudRecipient.id, CloudRecipient.email, CloudRecipient.recipient_data)
-                .where(CloudRecipient.id.in_(group), CloudRecipient.claim == token)
-                .order_by(CloudRecipient.id)
-            )
-            return [(r.id, r.email, r.recipient_data) for r in rows]
-
-    def _release(self, group: Sequence[int], token: str, error: str) -> None:
-        with self.appdb.transaction() as session:
-            session.execute(
-                update(CloudRecipient)
-                .where(CloudRecipient.id.in_(group), CloudRecipient.claim == token)
-                .values(status=RECIPIENT_PENDING, claim=None, last_error=error[:2000])
-                .execution_options(synchronize_session=False)
-            )
-
-    def _record(self, job_id: int, token: str, outcomes: Sequence[SendOutcome]) -> None:
-        now = utcnow()
-        status_of = {"sent": RECIPIENT_SENT, "failed": RECIPIENT_FAILED, "retry": RECIPIENT_PENDING}
-        params = [
-            {
-                "rid": o.recipient_id,
-                "tok": token,
-                "st": status_of[o.status],
-                "pmid": (o.provider_message_id or "")[:255] or None,
-                "err": (o.error or "")[:2000] or None,
-                "ts": now if o.status == "sent" else None,
-            }
-            for o in outcomes
-        ]
-        statement = (
-            update(_recip)
-            .where(_recip.c.id == bindparam("rid"), _recip.c.claim == bindparam("tok"))
-            .values(
-                status=bindparam("st"),
-                provider_message_id=bindparam("pmid"),
-                last_error=bindparam("err"),
-                timesent=bindparam("ts"),
-                claim=None,
-            )
-        )
-        sent = sum(o.status == "sent" for o in outcomes)
-        failed = sum(o.status == "failed" for o in outcomes)
-        with self.appdb.transaction() as session:
-            if params:
-                session.connection().execute(statement, params)
-            if sent or failed:
-                session.execute(
-                    update(CloudJob)
-                    .where(CloudJob.id == job_id)
-                    .values(
-                        emails_sent=CloudJob.emails_sent + sent,
-                        emails_failed=CloudJob.emails_failed + failed,
-                        timemodified=now,
-                    )
-                    .execution_options(synchronize_session=False)
-                )
-
-    def _left_to_send(self, job_id: int, ids: Sequence[int]) -> tuple[int, float]:
-        """Recipients of the chunk not yet sent or failed, and seconds until held claims expire."""
-        with self.appdb.transaction() as session:
-            row = session.execute(
-                select(func.count(), func.max(CloudRecipient.claimed_at)).where(
-                    CloudRecipient.id.in_(ids),
-                    CloudRecipient.jobid == job_id,
-                    CloudRecipient.status.in_((RECIPIENT_PENDING, RECIPIENT_SENDING)),
-                )
-            ).one()
-        left, last_claim = int(row[0]), row[1]
-        if last_claim is None:
-            return left, 0.0
-        expires = last_claim + timedelta(seconds=self.lease_s)
-        return left, (expires - utcnow()).total_seconds()
-
     def _finish(self, job_id: int) -> None:
         with self.appdb.transaction() as session:
             final = finish_if_done(session, job_id)
@@ -382,31 +270,3 @@ def _log_outcomes(job_id: int, outcomes: Sequence[SendOutcome]) -> None:
         if outcome.status != "sent":
             log.info("job %s recipient %s %s: %s (%s)", job_id, outcome.recipient_id,
                      outcome.status, outcome.error, outcome.detail or "-")  # fmt: skip
-
-
-def _render(
-    templates: JobTemplates, claimed: Sequence[tuple[int, str, str]]
-) -> tuple[list[OutgoingMessage], list[SendOutcome]]:
-    """One message per recipient; a recipient whose data cannot be rendered fails alone."""
-    messages: list[OutgoingMessage] = []
-    failures: list[SendOutcome] = []
-    for row in claimed:
-        recipient_id, email, data = row[0], row[1], row[2]
-        attachments = row[3] if len(row) > 3 else ()
-        try:
-            variables = {**templates.variables, **json.loads(data or "{}"), "email": email}
-            messages.append(
-                OutgoingMessage(
-                    recipient_id=recipient_id,
-                    to=email,
-                    subject=render(templates.subject, variables, escape_html=False).strip(),
-                    html=render(templates.html, variables),
-                    text=None
-                    if templates.text is None
-                    else render(templates.text, variables, escape_html=False),
-                    attachments=attachments,
-                )
-            )
-        except (TemplateError, ValueError) as exc:
-            failures.append(SendOutcome(recipient_id, "failed", error=f"cannot render: {exc}"))
-    return messages, failures

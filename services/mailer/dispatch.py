@@ -19,7 +19,8 @@ from common.audit import record_audit
 from common.bus import Bus
 from common.mail import failures
 from common.mail.config import load_config
-from common.mail.jobs import change_status, chunk_plan, finish_if_done, stalled_jobs, touch
+from common.mail.job_status import change_status, finish_if_done
+from common.mail.jobs import chunk_plan, stalled_jobs, touch
 from common.models.base import utcnow
 from common.models.mail import (
     JOB_PENDING,

@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 
 from common.appdb import AppDB
 from common.mail.config import OFFLOADABLE_EVENTS, CompanyMailConfig, enabled_configs
-from common.mail.jobs import RecipientSpec, create_job
+from common.mail.jobs import create_job
+from common.mail.recipients import RecipientSpec
 from common.models.mail import CloudRecipient
 from common.moodle.tables import MoodleTables
 

@@ -18,7 +18,9 @@ from sqlalchemy import select
 from common.bus import ConsumerSpec
 from common.commands import CommandHandler, CommandWorker
 from common.db import make_engine
-from common.mail.jobs import retry_dead_chunks, undispatched_jobs
+from common.mail.job_status import retry_dead_chunks
+from common.mail.jobs import undispatched_jobs
+from common.mail.queue import dispatch_async
 from common.mail.site import MailSite
 from common.models.mail import CloudDeadChunk, CloudJob
 from common.moodle.tables import MoodleTables
@@ -125,17 +127,19 @@ class MailerWorker(CommandWorker):
 
     async def watch_email_queue(self, payload: dict[str, Any], msg: Msg) -> None:
         tables = MoodleTables(self.settings.moodle_prefix)
-        job_ids = await asyncio.to_thread(
+        created = await asyncio.to_thread(
             claim_email_queue_rows,
             self._moodle_engine(),
             tables,
             self.appdb,
             self.settings.secret_key,
         )
-        # Long enough that the web tier's own dispatch command has been handled by then.
+        for job_id in created:  # dispatched as every new job is (common.mail.queue)
+            await dispatch_async(self.bus.publish, job_id)
+        # Jobs whose dispatch command never reached the bus are dispatched here and now. Long
+        # enough that the command of a job created meanwhile has been handled by then.
         pending_s = float(payload.get("undispatched_after_s", UNDISPATCHED_AFTER_S))
-        job_ids += await asyncio.to_thread(self._undispatched, pending_s)
-        for job_id in job_ids:
+        for job_id in await asyncio.to_thread(self._undispatched, pending_s):
             await dispatch_job(
                 self.bus, self.appdb, job_id, secret_key=self.settings.secret_key,
                 cloud=SqsRoute(self.appdb, self.site.aws_endpoint_url),

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.mail.addresses import address_problem
-from common.mail.jobs import RecipientSpec
-from common.mail.templates import template_problem
+from common.mail.recipients import RecipientSpec
+from common.mail.template_checks import template_problem
 from common.models.mail import JOB_TYPES
 from web.api.errors import ApiError
 

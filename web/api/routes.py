@@ -14,9 +14,8 @@ from flask import Blueprint, jsonify, request, url_for
 
 from common.access import capabilities as caps
 from common.access.api_tokens import SCOPE_EMAIL_READ, SCOPE_EMAIL_WRITE, SCOPE_REPORTS_READ
-from common.bus import command_subject
-from common.mail.jobs import JobInvalid, create_job
 from common.mail.monitor import JobProgress, job_progress
+from common.mail.queue import queue_job
 from common.models.mail import CloudJob
 from common.reports import ReportParamError, get_report, registered_reports
 from common.reports.base import Report
@@ -24,7 +23,6 @@ from web.api.auth import api_caller, deny, requested_company, require_token, tok
 from web.api.email_schema import body_company, json_object, parse_email_job
 from web.api.errors import ApiError, install_error_handlers
 from web.auth.guards import web_context
-from web.bus_client import BusUnavailable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
@@ -79,22 +77,20 @@ def create_email_job():  # type: ignore[no-untyped-def]
     if scope.company_id is None:
         raise ApiError(422, "choose the company the job is for", "company")
     wanted = parse_email_job(body)
-    try:
-        with web_context().appdb.transaction() as session:
-            job = create_job(
-                session, company_id=scope.company_id, job_type=wanted.job_type,
-                recipients=wanted.recipients, source="api", subject=wanted.subject,
-                html=wanted.html, text=wanted.text, payload={"variables": wanted.variables},
-                actor_id=caller.viewer.user_id,
-            )  # fmt: skip
-            created = _job_json(job_progress(session, job))
-    except JobInvalid as exc:
-        field, _, reason = exc.errors[0].partition(": ")
-        raise ApiError(422, reason or field, field if reason else None) from None
-    created["dispatched"] = _dispatch(job.id)
+    ctx = web_context()
+    # A job that is not valid (a template that breaks a limit, …) raises FieldError: 422.
+    queued = queue_job(
+        ctx.appdb, ctx.bus_client.publish, company_id=scope.company_id,
+        job_type=wanted.job_type, recipients=wanted.recipients, source="api",
+        subject=wanted.subject, html=wanted.html, text=wanted.text,
+        payload={"variables": wanted.variables}, actor_id=caller.viewer.user_id,
+    )  # fmt: skip
+    with ctx.appdb.transaction() as session:
+        created = _job_json(job_progress(session, session.get(CloudJob, queued.job_id)))
+    created["dispatched"] = queued.dispatched
     response = jsonify(job=created)
     response.status_code = 201
-    response.headers["Location"] = url_for("api_v1.email_job", job_id=job.id)
+    response.headers["Location"] = url_for("api_v1.email_job", job_id=queued.job_id)
     return response
 
 
@@ -112,18 +108,6 @@ def email_job(job_id: int):  # type: ignore[no-untyped-def]
         if scope.company_ids is not None and job.companyid not in scope.company_ids:
             raise deny(caller, f"job {job_id} belongs to another company", job.companyid)
         return jsonify(job=_job_json(job_progress(session, job)))
-
-
-def _dispatch(job_id: int) -> bool:
-    """Tell the mailers, as the UI does (same subject and message id, so never twice)."""
-    try:
-        web_context().bus_client.publish(
-            command_subject("mailer", "dispatch_job"), {"job": job_id}, msg_id=f"dispatch:{job_id}"
-        )
-    except BusUnavailable as exc:
-        log.warning("email job %s saved but not dispatched: %s", job_id, exc)
-        return False
-    return True
 
 
 def _job_json(progress: JobProgress) -> dict[str, Any]:

@@ -5,12 +5,11 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from common.audit import OUTCOME_DENIED, record_audit
-from common.bus import command_subject
 from common.mail.callbacks import CallbackRejected, apply_cloud_callback
+from common.mail.queue import dispatch
 from common.mail.signing import COMPANY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from web.app import csrf
 from web.auth.guards import web_context
-from web.bus_client import BusUnavailable
 
 bp = Blueprint("callbacks", __name__, url_prefix="/callbacks")
 
@@ -33,15 +32,10 @@ def cloud():  # type: ignore[no-untyped-def]
     except CallbackRejected as exc:
         _audit_refusal(exc)
         return jsonify(error=str(exc)), exc.status
-    if applied.retry:
-        # What the cloud worker could not send goes to the local mailers.
-        try:
-            ctx.bus_client.publish(
-                command_subject("mailer", "dispatch_job"),
-                {"job": applied.job_id, "retry": f"cloud-{request.headers.get(TIMESTAMP_HEADER)}"},
-            )
-        except BusUnavailable:
-            return jsonify(error="accepted, but the local mailers cannot be reached"), 503
+    # What the cloud worker could not send goes to the local mailers.
+    if applied.retry and not dispatch(ctx.bus_client.publish, applied.job_id,
+                                      retry=applied.retry_tag):  # fmt: skip
+        return jsonify(error="accepted, but the local mailers cannot be reached"), 503
     return jsonify(job=applied.job_id, sent=applied.sent, failed=applied.failed,
                    retry=applied.retry)  # fmt: skip
 

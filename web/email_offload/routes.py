@@ -12,16 +12,15 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_wtf import FlaskForm
 
 from common.access import capabilities as caps
-from common.bus import command_subject
 from common.errors import FieldError
 from common.mail.addresses import address_problem
 from common.mail.config import OFFLOADABLE_EVENTS, load_config, masked_secrets
 from common.mail.config_save import save_config
-from common.mail.jobs import RecipientSpec, create_job
 from common.mail.provider_settings import PROVIDER_SETTINGS
+from common.mail.queue import queue_job
+from common.mail.recipients import RecipientSpec
 from common.mail.site import MailSite
 from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
-from web.bus_client import BusUnavailable
 from web.navigation import add_nav_item
 
 bp = Blueprint("email_offload", __name__, url_prefix="/admin/email-offload",
@@ -112,14 +111,6 @@ def save():  # type: ignore[no-untyped-def]
                                      actor_is_site_admin=viewer.is_site_admin,
                                      site=MailSite.from_settings(ctx.settings),
                                      ip=request.remote_addr)  # fmt: skip
-                test_job = None
-                if test_to:
-                    test_job = create_job(
-                        session, company_id=company_id, job_type="bulk", source="ui",
-                        recipients=[RecipientSpec(email=test_to, data={})],
-                        subject=TEST_SUBJECT, html=TEST_HTML, actor_id=viewer.user_id,
-                        chunk_size=config.chunk_size,
-                    ).id  # fmt: skip
         except FieldError as exc:
             errors = [str(error) for error in exc.errors]
     if errors:
@@ -128,13 +119,16 @@ def save():  # type: ignore[no-untyped-def]
                                                if k not in masked}}  # fmt: skip
         return _render(company_id, shown, masked, errors, 422)
     flash("Email offload settings saved.", "info")
-    if test_job is not None:
-        try:
-            ctx.bus_client.publish(command_subject("mailer", "dispatch_job"), {"job": test_job},
-                                   msg_id=f"dispatch:{test_job}")  # fmt: skip
-            flash(f"Test message queued as job {test_job}.", "info")
-        except BusUnavailable as exc:
-            flash(f"Test message not sent: the mailers cannot be reached ({exc}).", "error")
+    if test_to:
+        test = queue_job(
+            ctx.appdb, ctx.bus_client.publish, company_id=company_id, job_type="bulk",
+            source="ui", recipients=[RecipientSpec(email=test_to, data={})],
+            subject=TEST_SUBJECT, html=TEST_HTML, actor_id=viewer.user_id,
+            chunk_size=config.chunk_size,
+        )  # fmt: skip
+        flash(f"Test message queued as job {test.job_id}." if test.dispatched else
+              f"Test message saved as job {test.job_id}; the mailers cannot be reached now.",
+              "info" if test.dispatched else "error")  # fmt: skip
     return redirect(url_for("email_offload.index", company=company_id))
 
 

@@ -16,16 +16,13 @@ from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 
 from common.access import capabilities as caps
+from common.errors import FieldError
+from common.mail.template_checks import SAMPLE_VARIABLES, Preview, TemplateFields, render_preview
 from common.mail.templates import (
-    SAMPLE_VARIABLES,
     SITE_WIDE,
-    Preview,
-    TemplateFields,
-    TemplateInvalid,
     delete_template,
     effective_template,
     effective_templates,
-    render_preview,
     save_template,
 )
 from common.models.mail import JOB_TYPES
@@ -73,14 +70,14 @@ def _form_fields() -> TemplateFields:
 
 def _sample_variables(raw: str) -> dict[str, Any]:
     if len(raw) > MAX_SAMPLE_CHARS:
-        raise TemplateInvalid([("sample", f"at most {MAX_SAMPLE_CHARS} characters")])
+        raise FieldError("sample", f"at most {MAX_SAMPLE_CHARS} characters")
     try:
         value = json.loads(raw) if raw.strip() else {}
     except json.JSONDecodeError as exc:
         reason = f"not valid JSON ({exc.msg}, line {exc.lineno})"
-        raise TemplateInvalid([("sample", reason)]) from None
+        raise FieldError("sample", reason) from None
     if not isinstance(value, dict):
-        raise TemplateInvalid([("sample", "must be a JSON object of variables")])
+        raise FieldError("sample", "must be a JSON object of variables")
     return value
 
 
@@ -91,7 +88,7 @@ def _editor(
     *,
     origin: str,
     sample: str,
-    errors: list[tuple[str, str]] | None = None,
+    errors: list[FieldError] | None = None,
     preview: Preview | None = None,
     status: int = 200,
 ) -> tuple[str, int]:
@@ -147,7 +144,7 @@ def save():  # type: ignore[no-untyped-def]
         with web_context().appdb.transaction() as session:
             created = save_template(session, company_id, job_type, fields,
                                     actor_id=viewer.user_id, ip=request.remote_addr)  # fmt: skip
-    except TemplateInvalid as exc:
+    except FieldError as exc:
         return _editor(company_id, job_type, fields, origin=origin, sample=sample,
                        errors=exc.errors, status=422)  # fmt: skip
     except IntegrityError:

@@ -1,38 +1,27 @@
 """The email job monitor: jobs with status, progress and errors; create, cancel and retry.
 
 Every action is a POST with a CSRF token; state changes are audited in the same transaction
-(common.mail.jobs), then the mailers are told through the bus.
+(common.mail.job_status), then the mailers are told through the bus (common.mail.queue).
 """
 
 from __future__ import annotations
-
-import uuid
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
 from common.access import capabilities as caps
 from common.access.viewer import Viewer
-from common.bus import command_subject
-from common.mail.jobs import (
-    JobInvalid,
-    RecipientSpec,
-    cancel_job,
-    create_job,
-    open_dead_chunks,
-    retry_dead_chunks,
-    retry_failed,
-)
+from common.mail.job_status import cancel_job, open_dead_chunks, retry_dead_chunks, retry_failed
 from common.mail.monitor import job_progress, list_jobs, recent_errors
+from common.mail.queue import dispatch, new_retry_tag, queue_job
+from common.mail.recipients import parse_recipient_lines
 from common.models.mail import CloudJob
 from common.tenancy import TenantScope
 from web.auth.guards import current_viewer, deny, require_capability, viewer_scope, web_context
-from web.bus_client import BusUnavailable
 from web.navigation import add_nav_item
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs", template_folder="templates")
 add_nav_item("Email jobs", "jobs.index", caps.MANAGE_EMAIL_OFFLOAD)
-MAX_UI_RECIPIENTS = 50_000
 
 
 class ActionForm(FlaskForm):
@@ -52,14 +41,8 @@ def _job_in_scope(session, scope: TenantScope, viewer: Viewer) -> CloudJob:  # t
 
 
 def _dispatch(job_id: int, retry: str | None = None) -> None:
-    payload = {"job": job_id, **({"retry": retry} if retry else {})}
-    msg_id = f"dispatch:{job_id}" + (f":{retry}" if retry else "")
-    try:
-        web_context().bus_client.publish(
-            command_subject("mailer", "dispatch_job"), payload, msg_id=msg_id
-        )
-    except BusUnavailable as exc:
-        flash(f"Saved, but the mailers cannot be reached now ({exc}); retry later.", "error")
+    if not dispatch(web_context().bus_client.publish, job_id, retry=retry):
+        flash("Saved, but the mailers cannot be reached now; they will pick it up.", "error")
 
 
 @bp.get("/")
@@ -98,37 +81,19 @@ def create():  # type: ignore[no-untyped-def]
     company_id = scope.company_id
     if company_id is None:
         abort(400, description="company: choose one company for the job")
-    recipients = _parse_recipients(request.form.get("recipients", ""))
-    try:
-        with web_context().appdb.transaction() as session:
-            job = create_job(
-                session, company_id=company_id, job_type="bulk", recipients=recipients,
-                source="ui", subject=request.form.get("subject", ""),
-                html=request.form.get("html", ""), actor_id=viewer.user_id,
-            )  # fmt: skip
-            job_id = job.id
-    except JobInvalid as exc:
-        return render_template("error.html", status=422, title="Job not created",
-                               message="; ".join(exc.errors)), 422  # fmt: skip
-    _dispatch(job_id)
+    # Bad input raises FieldError: the app answers 422 listing every field and line.
+    recipients = parse_recipient_lines(request.form.get("recipients", ""))
+    ctx = web_context()
+    queued = queue_job(
+        ctx.appdb, ctx.bus_client.publish, company_id=company_id, job_type="bulk",
+        recipients=recipients, source="ui", subject=request.form.get("subject", ""),
+        html=request.form.get("html", ""), actor_id=viewer.user_id,
+    )  # fmt: skip
+    job_id = queued.job_id
+    if not queued.dispatched:
+        flash("Saved, but the mailers cannot be reached now; they will pick it up.", "error")
     flash(f"Job {job_id} created for {len(recipients)} recipients.", "info")
     return redirect(url_for("jobs.view", job=job_id))
-
-
-def _parse_recipients(raw: str) -> list[RecipientSpec]:
-    """One recipient a line: `email` or `email,firstname,lastname`."""
-    recipients = []
-    for number, line in enumerate(raw.splitlines(), start=1):
-        parts = [part.strip() for part in line.split(",")]
-        if not parts[0]:
-            continue
-        if "@" not in parts[0]:
-            abort(422, description=f"recipients: line {number} does not start with an address")
-        names = dict(zip(("firstname", "lastname"), parts[1:3], strict=False))
-        recipients.append(RecipientSpec(email=parts[0], data=names))
-    if len(recipients) > MAX_UI_RECIPIENTS:
-        abort(422, description=f"recipients: at most {MAX_UI_RECIPIENTS} a job")
-    return recipients
 
 
 def _action(apply, done: str):  # type: ignore[no-untyped-def]
@@ -159,7 +124,7 @@ def retry_failed_recipients():  # type: ignore[no-untyped-def]
     job_id, ids = _action(lambda s, job, actor: retry_failed(s, job, actor_id=actor),
                           "{n} failed recipients of job {job} will be sent again.")  # fmt: skip
     if ids:
-        _dispatch(job_id, retry=uuid.uuid4().hex[:12])
+        _dispatch(job_id, retry=new_retry_tag())
     return redirect(url_for("jobs.view", job=job_id))
 
 
@@ -169,5 +134,5 @@ def retry_dead():  # type: ignore[no-untyped-def]
     job_id, ids = _action(lambda s, job, actor: retry_dead_chunks(s, job, actor_id=actor),
                           "Dead-lettered chunks of job {job} will be sent again.")  # fmt: skip
     if ids:
-        _dispatch(job_id, retry=uuid.uuid4().hex[:12])
+        _dispatch(job_id, retry=new_retry_tag())
     return redirect(url_for("jobs.view", job=job_id))

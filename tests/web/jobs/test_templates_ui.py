@@ -8,7 +8,7 @@ import json
 
 from sqlalchemy import select
 
-from common.mail.jobs import templates_for
+from common.mail.templates import templates_for
 from common.models.access import AuditLog
 from common.models.mail import CloudTemplate
 from tests.web.conftest import csrf_token
