@@ -185,12 +185,20 @@ class Worker:
     async def _deliver(self, handle: MessageHandler, msg: Msg) -> None:
         try:
             payload = decode(msg.data)
+        except ValueError as exc:
+            # Only a payload that cannot be read is dropped for good; a handler's ValueError
+            # is a bug or a passing state, and is retried like any other error.
+            self.failed += 1
+            log.error("%s: rejected malformed message on %s: %s", self.name, msg.subject, exc)
+            await msg.term()
+            return
+        try:
             await handle(payload, msg)
         except RetryLater as exc:
             log.info("%s: retry %s in %.1fs: %s", self.name, msg.subject, exc.delay_s, exc)
             await msg.nak(delay=exc.delay_s)
             return
-        except (RejectMessage, ValueError) as exc:
+        except RejectMessage as exc:
             self.failed += 1
             log.error("%s: rejected message on %s: %s", self.name, msg.subject, exc)
             await msg.term()

@@ -2,16 +2,18 @@
 
 import asyncio
 import signal
+import time
 
 import pytest
 from sqlalchemy import select
 
 from common.appdb import AppDB
-from common.bus import Bus, command_subject
+from common.bus import Bus, ConsumerSpec, command_subject
 from common.migrate import upgrade
 from common.models.ops import ProcessedMessage
 from common.nats_server import EmbeddedNatsServer
-from tests.support import service_env, wait_for
+from common.service import Consumption, Worker
+from tests.support import make_settings, service_env, wait_for
 
 
 @pytest.fixture
@@ -163,3 +165,49 @@ def test_only_one_of_two_schedulers_fires_and_the_other_takes_over(
         return len(replies) == 1 and replies[0]["leader"] and replies[0]["fired"] >= 1
 
     wait_for(new_leader_fires, timeout_s=30)
+
+
+class FlakyWorker(Worker):
+    """A service whose handler raises ValueError the first time it sees a message (a bug, or
+    a state that passes), and records what it handled."""
+
+    name = "flaky"
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.seen: list[int] = []
+
+    def consumptions(self) -> list[Consumption]:
+        spec = ConsumerSpec("COMMANDS", "flaky", "mr.cmd.flaky.>", ack_wait_s=10, max_deliver=5)
+        return [Consumption(spec, handle=self.handle)]
+
+    async def handle(self, payload, msg):  # type: ignore[no-untyped-def]
+        self.seen.append(payload["n"])
+        if self.seen.count(payload["n"]) == 1:
+            raise ValueError("the handler failed this once")
+
+
+def test_a_handler_valueerror_is_retried_and_only_an_unreadable_payload_is_dropped(
+    tmp_path, fresh_nats
+):
+    async def go():  # type: ignore[no-untyped-def]
+        worker = FlakyWorker(make_settings(tmp_path), await Bus.connect(fresh_nats.url, "flaky"))
+        running = asyncio.create_task(worker.run())
+        bus = await Bus.connect(fresh_nats.url, name="test")
+        await bus.ensure_streams()
+        await bus.js.publish("mr.cmd.flaky.do", b"{not json", headers={"Nats-Msg-Id": "bad"})
+        await bus.publish("mr.cmd.flaky.do", {"n": 1}, msg_id="good")
+        deadline = time.monotonic() + 20
+        while worker.seen != [1, 1] and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        info = await bus.js.consumer_info("COMMANDS", "flaky")
+        worker.request_stop()
+        await running
+        await bus.close()
+        return worker, info
+
+    worker, info = asyncio.run(go())
+
+    assert worker.seen == [1, 1]  # delivered again after the ValueError, then handled
+    assert (worker.processed, worker.failed) == (1, 2)  # failed: the first try, the unreadable
+    assert info.num_pending == 0 and info.num_ack_pending == 0  # the unreadable one: dropped
