@@ -13,9 +13,11 @@ from sqlalchemy import select
 
 from common.appdb import AppDB
 from common.bus import Bus
+from common.db import make_engine
 from common.migrate import upgrade
 from common.models.analytics import UsertimeDaily, UsertimeSession
 from common.nats_server import EmbeddedNatsServer
+from tests.factories.moodle import MoodleFactory
 from tests.support import TEST_SECRET, make_settings, service_env, wait_for
 from web.app import create_app
 from web.tracking.tokens import HeartbeatTokens
@@ -31,10 +33,27 @@ def fresh_nats(tmp_path):
     server.stop()
 
 
+def enrol_planned_learners(moodle_url):
+    """The Moodle side the endpoint checks: the planned users (and the lone 999) enrolled in the
+    planned courses, which hold the planned activities."""
+    engine = make_engine(moodle_url)
+    moodle = MoodleFactory(engine, now=START)
+    for course in (2, 3):
+        moodle.course(id=course)
+        for cm in (course * 10 + 1, course * 10 + 2):
+            moodle.module(course, id=cm)
+    for user in (101, 102, 103, 999):
+        moodle.user(id=user, username=f"learner{user}")
+        for course in (2, 3):
+            moodle.enrol(user, course, timestart=START - 86400)
+    engine.dispose()
+
+
 @pytest.fixture
 def web(tmp_path, fresh_nats):
     settings = make_settings(tmp_path, NATS_URL=fresh_nats.url)
     upgrade(settings.database_url)
+    enrol_planned_learners(settings.moodle_database_url)
     app = create_app(settings)
     clock = [float(START)]
     app.extensions["manireports"].clock = lambda: clock[0]
