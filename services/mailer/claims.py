@@ -99,18 +99,23 @@ class RecipientClaims:
                 claim=None,
             )
         )
-        sent = sum(o.status == "sent" for o in outcomes)
-        failed = sum(o.status == "failed" for o in outcomes)
+        # Counted from the rows changed, not the outcomes given: a claim taken over meanwhile
+        # (this mailer outlived its lease) must not count its recipients a second time.
+        changed = {"sent": 0, "failed": 0}
         with self.appdb.transaction() as session:
-            if params:
-                session.connection().execute(statement, params)
-            if sent or failed:
+            for status in ("sent", "failed", "retry"):
+                group = [p for p in params if p["st"] == _STATUS_OF[status]]
+                if group:
+                    rows = session.connection().execute(statement, group).rowcount
+                    if status in changed:
+                        changed[status] = int(rows)
+            if changed["sent"] or changed["failed"]:
                 session.execute(
                     update(CloudJob)
                     .where(CloudJob.id == job_id)
                     .values(
-                        emails_sent=CloudJob.emails_sent + sent,
-                        emails_failed=CloudJob.emails_failed + failed,
+                        emails_sent=CloudJob.emails_sent + changed["sent"],
+                        emails_failed=CloudJob.emails_failed + changed["failed"],
                         timemodified=now,
                     )
                     .execution_options(synchronize_session=False)

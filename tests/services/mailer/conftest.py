@@ -16,7 +16,6 @@ from common.bus import Bus, command_subject
 from common.mail.config_save import save_config
 from common.mail.jobs import RecipientSpec, create_job
 from common.mail.site import MailSite
-from common.migrate import upgrade
 from common.models.mail import CloudJob, CloudRecipient
 from common.nats_server import EmbeddedNatsServer
 from tests.support import TEST_SECRET, service_env, wait_for
@@ -32,10 +31,10 @@ def fresh_nats(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
 
 
 @pytest.fixture
-def appdb(tmp_path: Path) -> Iterator[AppDB]:
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    upgrade(url)
-    db = AppDB(url)
+def appdb(app_db_url: str) -> Iterator[AppDB]:
+    """The app DB on SQLite and (when MANIREPORTS_TEST_MARIADB_URL is set) on MariaDB: the
+    claim queries must hold on both."""
+    db = AppDB(app_db_url)
     yield db
     db.dispose()
 
@@ -135,8 +134,9 @@ def recipients(appdb: AppDB, job_id: int) -> list[CloudRecipient]:
         return list(session.scalars(select(CloudRecipient).where(CloudRecipient.jobid == job_id)))
 
 
-def mailer_env(tmp_path: Path, nats_url: str, **extra: str) -> dict[str, str]:
-    return service_env(tmp_path, nats_url, **extra)
+def mailer_env(tmp_path: Path, nats_url: str, appdb: AppDB, **extra: str) -> dict[str, str]:
+    """A mailer process's environment, on the test's app DB."""
+    return service_env(tmp_path, nats_url, DATABASE_URL=appdb.url, **extra)
 
 
 def data_of(recipient: CloudRecipient) -> dict:

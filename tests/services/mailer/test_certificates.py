@@ -31,7 +31,7 @@ def test_certificates_are_uploaded_to_s3_and_linked(
               aws_secret_access_key=CREDENTIALS["aws_secret_access_key"])  # fmt: skip
     job_id = make_job(appdb, 3, job_type="certificate", html=CERT_HTML,
                       payload={"variables": {"course": "Fire Safety"}})  # fmt: skip
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, **moto_ses.env))
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, appdb, **moto_ses.env))
     dispatch(fresh_nats.url, job_id)
     assert wait_final(appdb, job_id).status == "completed"
     keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="certs")["Contents"])
@@ -49,7 +49,7 @@ def test_without_a_bucket_the_certificate_is_attached(
     configure(appdb, COMPANY_A, "smtp", smtp_config(smtp_sink))
     job_id = make_job(appdb, 2, job_type="certificate", html=CERT_HTML,
                       payload={"variables": {"course": "First Aid"}})  # fmt: skip
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url))
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, appdb))
     dispatch(fresh_nats.url, job_id)
     assert wait_final(appdb, job_id).status == "completed"
     message = smtp_sink.received("learner0@learners.example")[0].message

@@ -28,7 +28,7 @@ from web.app import create_app
 
 @pytest.fixture
 def web_server(tmp_path, fresh_nats, appdb):  # type: ignore[no-untyped-def]
-    app = create_app(make_settings(tmp_path, NATS_URL=fresh_nats.url))
+    app = create_app(make_settings(tmp_path, NATS_URL=fresh_nats.url, DATABASE_URL=appdb.url))
     server = LocalWsgiServer(app)
     server.start()
     yield server
@@ -81,7 +81,7 @@ def test_sqs_job_is_sent_by_the_lambda_and_reported_back(
     configure(appdb, COMPANY_A, "ses", ses_provider(moto_ses), chunk_size=10, site=moto_ses.site,
               **cloud_settings(moto_ses, queue_url, callback))  # fmt: skip
     job_id = make_job(appdb, 30, chunk_size=10)
-    env = mailer_env(tmp_path, fresh_nats.url, MAILER_BACKOFF_BASE_MS="100", **moto_ses.env)
+    env = mailer_env(tmp_path, fresh_nats.url, appdb, MAILER_BACKOFF_BASE_MS="100", **moto_ses.env)
     spawn_service("mailer", env)
     dispatch(fresh_nats.url, job_id)
     wait_for(lambda: job_row(appdb, job_id).status == "queued", timeout_s=30)
@@ -108,7 +108,7 @@ def test_unreachable_queue_falls_back_to_the_local_mailers(
     configure(appdb, COMPANY_A, "ses", ses_provider(moto_ses), chunk_size=10, site=moto_ses.site,
               **cloud_settings(moto_ses, missing, nowhere))  # fmt: skip
     job_id = make_job(appdb, 25, chunk_size=10)
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, **moto_ses.env))
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, appdb, **moto_ses.env))
     dispatch(fresh_nats.url, job_id)
     job = wait_final(appdb, job_id)
     assert job.status == "completed" and job.route == "local"

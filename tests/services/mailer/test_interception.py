@@ -120,7 +120,7 @@ def test_watch_command_offloads_iomad_emails_and_keeps_the_original_content(
     url = f"sqlite:///{tmp_path / 'moodle.db'}"
     engine, moodle, acme, _, ids = build_queue(url, rows_per_company=10)
     configure(appdb, acme, "smtp", smtp_config(smtp_sink), offloaded_events=["user_create"])
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, MOODLE_DATABASE_URL=url))
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, appdb, MOODLE_DATABASE_URL=url))
     command(fresh_nats.url, "watch_email_queue", {}, msg_id="watch-1")
     wait_for(lambda: len(smtp_sink.recipients) == 5, timeout_s=30)
     with appdb.transaction() as session:
@@ -148,7 +148,7 @@ def test_the_watcher_dispatches_jobs_whose_dispatch_never_reached_the_bus(
     fresh = make_job(appdb, 3, acme)
     with appdb.transaction() as session:
         session.get(CloudJob, job_id).timecreated = utcnow() - timedelta(minutes=10)
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, MOODLE_DATABASE_URL=url))
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, appdb, MOODLE_DATABASE_URL=url))
     command(fresh_nats.url, "watch_email_queue", {}, msg_id="watch-pending")
     assert wait_final(appdb, job_id).status == "completed"
     assert len(smtp_sink.recipients) == 12

@@ -34,7 +34,7 @@ def test_5000_recipients_reach_the_smtp_server_exactly_once_each(
 ):
     configure(appdb, COMPANY_A, "smtp", smtp_config(smtp_sink), chunk_size=250)
     job_id = make_job(appdb, 5000, chunk_size=250)
-    env = mailer_env(tmp_path, fresh_nats.url)
+    env = mailer_env(tmp_path, fresh_nats.url, appdb)
     spawn_service("mailer", env)
     spawn_service("mailer", env)
     dispatch(fresh_nats.url, job_id)
@@ -85,7 +85,7 @@ def test_sigkill_of_one_mailer_mid_job_every_recipient_gets_exactly_one_email(
 ):
     configure(appdb, COMPANY_A, "smtp", smtp_config(smtp_sink), chunk_size=100)
     job_id = make_job(appdb, 3000, chunk_size=100)
-    env = mailer_env(tmp_path, fresh_nats.url, BUS_ACK_WAIT_S="3")
+    env = mailer_env(tmp_path, fresh_nats.url, appdb, BUS_ACK_WAIT_S="3")
     doomed = spawn_service("mailer", env)
     spawn_service("mailer", env)
     gate = SessionGate(smtp_sink)
@@ -116,7 +116,9 @@ def test_throttling_is_retried_with_backoff_and_nothing_is_lost(
     configure(appdb, COMPANY_A, "sendgrid", provider, chunk_size=50, rate_per_s=400)
     job_id = make_job(appdb, 600, chunk_size=50)
     sendgrid_server.throttle(times=4, reset_in_s=1, after_requests=2)
-    env = mailer_env(tmp_path, fresh_nats.url, MAILER_BACKOFF_BASE_MS="200", **sendgrid_server.env)
+    env = mailer_env(
+        tmp_path, fresh_nats.url, appdb, MAILER_BACKOFF_BASE_MS="200", **sendgrid_server.env
+    )
     spawn_service("mailer", env)
     spawn_service("mailer", env)
     dispatch(fresh_nats.url, job_id)
@@ -137,7 +139,9 @@ def test_permanent_failures_fail_only_those_recipients(
     for address in refused:
         smtp_sink.reject(address)
     smtp_sink.defer("learner5@learners.example", times=2)  # 451: retried, then delivered
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, MAILER_BACKOFF_BASE_MS="200"))
+    spawn_service(
+        "mailer", mailer_env(tmp_path, fresh_nats.url, appdb, MAILER_BACKOFF_BASE_MS="200")
+    )
     dispatch(fresh_nats.url, job_id)
     job = wait_final(appdb, job_id)
     assert job.status == "partially_failed"
@@ -159,7 +163,7 @@ def test_chunks_go_to_the_dead_letter_stream_after_the_last_attempt_and_can_be_r
     unreachable = {"host": "127.0.0.1", "port": free_port(), "security": "none"}
     configure(appdb, COMPANY_A, "smtp", unreachable, chunk_size=10)
     job_id = make_job(appdb, 20, chunk_size=10)
-    env = mailer_env(tmp_path, fresh_nats.url, MAILER_MAX_DELIVER="3",
+    env = mailer_env(tmp_path, fresh_nats.url, appdb, MAILER_MAX_DELIVER="3",
                      MAILER_BACKOFF_BASE_MS="100")  # fmt: skip
     spawn_service("mailer", env)
     dispatch(fresh_nats.url, job_id)
@@ -200,7 +204,7 @@ def test_the_watcher_publishes_the_chunks_of_a_stalled_job_again(
         # Queued long ago, but its chunks never reached a mailer (lost from the stream).
         job = session.get(CloudJob, job_id)
         job.status, job.timemodified = "queued", utcnow() - timedelta(hours=1)
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url))
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, appdb))
     command(fresh_nats.url, "watch_email_queue", {}, msg_id="watch-stalled")
     job = wait_final(appdb, job_id)
     assert job.status == "completed"

@@ -36,7 +36,7 @@ def test_an_smtp_host_that_is_another_service_shows_no_word_of_its_reply(
     relay = {"host": "127.0.0.1", "port": nats_port(fresh_nats), "security": "none"}
     configure(appdb, COMPANY_A, "smtp", relay)
     job_id = make_job(appdb, 3)
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url))
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, appdb))
     dispatch(fresh_nats.url, job_id)
 
     errors = shown_errors(appdb, job_id)
@@ -51,8 +51,8 @@ def test_a_provider_url_that_is_another_service_shows_no_word_of_its_reply(
     configure(appdb, COMPANY_A, "sendgrid", {"api_key": "SG.company-key"}, chunk_size=5)
     job_id = make_job(appdb, 5, chunk_size=5)
     elsewhere = f"http://127.0.0.1:{nats_port(fresh_nats)}"  # the site's URL, for this test
-    env = mailer_env(tmp_path, fresh_nats.url, MAILER_MAX_DELIVER="2", MAILER_BACKOFF_BASE_MS="50",
-                     MAIL_SENDGRID_BASE_URL=elsewhere)  # fmt: skip
+    env = mailer_env(tmp_path, fresh_nats.url, appdb, MAILER_MAX_DELIVER="2",
+                     MAILER_BACKOFF_BASE_MS="50", MAIL_SENDGRID_BASE_URL=elsewhere)  # fmt: skip
     spawn_service("mailer", env)
     dispatch(fresh_nats.url, job_id)
 
@@ -72,7 +72,7 @@ def test_settings_stored_before_the_host_check_are_refused_at_send_time(
         del plain["allow_private_smtp_host"]  # as no site admin ever allowed it
         row.settings = json.dumps(plain)
     job_id = make_job(appdb, 4)
-    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url))
+    spawn_service("mailer", mailer_env(tmp_path, fresh_nats.url, appdb))
     dispatch(fresh_nats.url, job_id)
 
     errors = shown_errors(appdb, job_id)
