@@ -33,9 +33,11 @@ import aiosmtplib
 from sqlalchemy import select
 
 from common.appdb import AppDB
-from common.bus import Bus, command_subject
+from common.bus import Bus
 from common.mail.config_save import save_config
-from common.mail.jobs import RecipientSpec, create_job
+from common.mail.jobs import create_job
+from common.mail.queue import dispatch_async
+from common.mail.recipients import RecipientSpec
 from common.mail.site import MailSite
 from common.migrate import upgrade
 from common.models.mail import CloudJob
@@ -208,8 +210,7 @@ class Stack:
     def run_job(self, job_id: int) -> float:
         async def publish() -> None:
             bus = await Bus.connect(self.nats.url, name="bench")
-            await bus.publish(command_subject("mailer", "dispatch_job"), {"job": job_id},
-                              msg_id=f"dispatch:{job_id}")  # fmt: skip
+            assert await dispatch_async(bus.publish, job_id)
             await bus.close()
 
         started = time.perf_counter()
