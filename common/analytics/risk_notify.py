@@ -36,7 +36,7 @@ from common.models.base import utcnow
 from common.models.mail import JOB_PENDING, CloudJob
 from common.moodle import MoodleSource
 from common.settings import Settings
-from common.tenancy import TenantScope
+from common.tenancy import TenantScope, visible_ids
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +164,12 @@ def _in_scope(
     source: MoodleSource, scope: TenantScope, flags: list[PendingFlag]
 ) -> list[PendingFlag]:
     """The flags a viewer with `scope` would see on the at-risk dashboard."""
-    t = source.tables
-    with source.engine.connect() as conn:
-        users = set(conn.scalars(select(t.user.c.id).where(scope.restrict_users(t.user.c.id, t))))
-        courses = set(
-            conn.scalars(select(t.course.c.id).where(scope.restrict_courses(t.course.c.id, t)))
-        )
-    return [f for f in flags if f.userid in users and f.courseid in courses]
+    visible = visible_ids(scope, source)
+    return [
+        f for f in flags
+        if (visible.users is None or f.userid in visible.users)
+        and (visible.courses is None or f.courseid in visible.courses)
+    ]  # fmt: skip
 
 
 def build_digests(source: MoodleSource, flags: list[PendingFlag]) -> list[Digest]:

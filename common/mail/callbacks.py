@@ -18,6 +18,8 @@ from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from common.errors import FieldError
+from common.ids import parse_id
 from common.mail import failures
 from common.mail.config import load_config
 from common.mail.job_status import change_status, finish_if_done
@@ -35,6 +37,7 @@ from common.models.mail import (
     CloudJob,
     CloudRecipient,
 )
+from common.tenancy import NotFound, TenantScope, TenantViolation, load_job
 
 
 class CallbackRejected(Exception):
@@ -65,8 +68,8 @@ def apply_cloud_callback(
     now: float | None = None,
 ) -> CallbackApplied:
     try:
-        company_id = int(company_header or "")
-    except ValueError:
+        company_id = parse_id(company_header, "company")
+    except FieldError:
         raise CallbackRejected(400, "missing or malformed company header") from None
     config = load_config(session, company_id, secret_key)
     if config is None or not config.callback_secret:
@@ -77,13 +80,14 @@ def apply_cloud_callback(
         raise CallbackRejected(401, str(exc)) from None
     try:
         report = json.loads(body)
-        job_id = int(report["job_id"])
-        results = list(report["results"])
+        job_id = parse_id(str(report["job_id"]), "job_id")
+        results = [r for r in report["results"] if isinstance(r, dict)]
     except (ValueError, KeyError, TypeError):
         raise CallbackRejected(400, "body must be JSON with job_id and results") from None
-    job = session.get(CloudJob, job_id)
-    if job is None or job.companyid != company_id:
-        raise CallbackRejected(403, "job does not belong to this company")
+    try:
+        job = load_job(session, job_id, TenantScope(company_ids=(company_id,)))
+    except (NotFound, TenantViolation):
+        raise CallbackRejected(403, "job does not belong to this company") from None
     digest = hashlib.sha256((signature or "").encode()).hexdigest()
     try:
         with session.begin_nested():
@@ -91,6 +95,14 @@ def apply_cloud_callback(
     except IntegrityError:
         raise CallbackRejected(409, "replayed callback") from None
     return _apply(session, job, results, retry_tag=f"cloud-{digest[:16]}")
+
+
+def _recipient_id(result: dict[str, Any]) -> int:
+    """The reported recipient id, or 0 (matches no row) when it is not an id."""
+    try:
+        return parse_id(str(result.get("recipient_id", "")), "recipient_id")
+    except FieldError:
+        return 0
 
 
 def _apply(
@@ -112,7 +124,7 @@ def _apply(
         changed = session.execute(
             update(CloudRecipient)
             .where(
-                CloudRecipient.id == int(result.get("recipient_id", 0)),
+                CloudRecipient.id == _recipient_id(result),
                 CloudRecipient.jobid == job.id,
                 CloudRecipient.status.in_((RECIPIENT_PENDING, RECIPIENT_SENDING)),
             )

@@ -15,6 +15,7 @@ from common.models.mail import (
     CloudJob,
     CloudRecipient,
 )
+from common.tenancy import TenantScope, scoped
 
 
 @dataclass(frozen=True)
@@ -25,14 +26,10 @@ class JobProgress:
     rate_per_s: float | None
 
 
-def list_jobs(
-    session: Session, company_ids: tuple[int, ...] | None, *, limit: int = 100
-) -> list[CloudJob]:
-    """Newest first; ``company_ids`` None means every company (a site admin's scope)."""
+def list_jobs(session: Session, scope: TenantScope, *, limit: int = 100) -> list[CloudJob]:
+    """The jobs of the companies in ``scope``, newest first."""
     query = select(CloudJob).order_by(CloudJob.id.desc()).limit(limit)
-    if company_ids is not None:
-        query = query.where(CloudJob.companyid.in_(company_ids))
-    return list(session.scalars(query))
+    return list(session.scalars(scoped(query, scope)))
 
 
 def job_progress(session: Session, job: CloudJob) -> JobProgress:

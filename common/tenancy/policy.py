@@ -35,14 +35,15 @@ def sees_every_company(viewer: Viewer) -> bool:
 
 
 def scope_for(viewer: Viewer, company_id: int | None = None, action: Action = VIEW) -> TenantScope:
-    """The scope ``viewer`` works in for ``action``, on ``company_id`` or their default company."""
+    """The scope ``viewer`` works in for ``action``, on ``company_id`` or their default company.
+    A site without IOMAD has no companies: a company asked for there means nothing."""
+    if not viewer.has_iomad:
+        company_id = None
     if action is MANAGE:
         return _manage_scope(viewer, company_id)
     if sees_every_company(viewer):
         return TenantScope(company_ids=None if company_id is None else (company_id,))
     if not viewer.has_iomad:
-        if company_id is not None:
-            raise TenantViolation(company_id, "this site has no companies")
         return _own_courses(viewer, company_ids=None)
     if company_id is None:
         company_id = default_company(viewer)

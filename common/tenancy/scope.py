@@ -91,6 +91,15 @@ class TenantScope:
         clauses: list[ColumnElement[bool]] = []
         if self.course_ids is not None:
             clauses.append(id_list(course_id, self.course_ids))
+        if self.user_ids is not None:
+            # Someone limited to their own data sees the courses they are enrolled in.
+            e, ue = t.enrol, t.user_enrolments
+            enrolled_in = (
+                select(e.c.courseid)
+                .join(ue, ue.c.enrolid == e.c.id)
+                .where(id_list(ue.c.userid, self.user_ids))
+            )
+            clauses.append(course_id.in_(enrolled_in))
         if self.company_ids is not None:
             if not self.company_ids:
                 return false()

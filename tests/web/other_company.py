@@ -46,41 +46,99 @@ def build_bolt_objects(app, site: Site) -> OtherCompany:  # type: ignore[no-unty
     ctx = app.extensions["manireports"]
     appdb = ctx.appdb
     bolt, yuri, forklift = site.companies["B"], site.users["yuri"], site.courses["Forklift"]
-    configure(appdb, bolt, "sendgrid", {"api_key": "BOLT-SECRET-API-KEY"},
-              sender_email="noreply@bolt.example", sender_name="BOLT-SENDER")  # fmt: skip
-    job = make_job(appdb, 3, bolt, domain="bolt.example", subject="BOLT-JOB-SUBJECT",
-                   html="<p>BOLT-JOB-BODY</p>")  # fmt: skip
+    configure(
+        appdb,
+        bolt,
+        "sendgrid",
+        {"api_key": "BOLT-SECRET-API-KEY"},
+        sender_email="noreply@bolt.example",
+        sender_name="BOLT-SENDER",
+    )
+    job = make_job(
+        appdb,
+        3,
+        bolt,
+        domain="bolt.example",
+        subject="BOLT-JOB-SUBJECT",
+        html="<p>BOLT-JOB-BODY</p>",
+    )
     scorm = site.moodle.scorm(forklift, name="Pallet handling").instance
     with appdb.transaction() as session:
-        save_template(session, bolt, "bulk",
-                      TemplateFields("BOLT-TEMPLATE-SUBJECT", "<p>BOLT-TEMPLATE-BODY</p>"),
-                      actor_id=site.users["mgr_b"])  # fmt: skip
+        save_template(
+            session,
+            bolt,
+            "bulk",
+            TemplateFields("BOLT-TEMPLATE-SUBJECT", "<p>BOLT-TEMPLATE-BODY</p>"),
+            actor_id=site.users["mgr_b"],
+        )
         _, token = issue(session, site.users["mgr_b"], "BOLT-TOKEN", tuple(SCOPES), bolt, None)
         token_id = token.id
-        session.add(ScormSummary(scormid=scorm, courseid=forklift, userid=yuri, attempts=2,
-                                 completion_status="completed", success_status="passed",
-                                 best_score=91.0, total_time_s=600, has_suspend_data=False))  # fmt: skip
-        session.add(RiskScore(userid=yuri, courseid=forklift, score=88, flagged=True,
-                              factors=json.dumps([{"label": "BOLT-RISK-FACTOR"}]),
-                              lastactivity=None, computed_at=utcnow(), flagged_at=utcnow()))  # fmt: skip
-        session.add(RiskRule(companyid=bolt, ruletype="min_time_7d_minutes", threshold=77.0,
-                             weight=11, enabled=True))  # fmt: skip
-        record_audit(session, actor_id=site.users["mgr_b"], action="bolt_private_action",
-                     object_type="thing", object_id="BOLT-AUDIT-OBJECT", company_id=bolt)  # fmt: skip
-    return OtherCompany(company=bolt, job=job, token=token_id, scorm=scorm, learner=yuri,
-                        course=forklift)  # fmt: skip
+        session.add(
+            ScormSummary(
+                scormid=scorm,
+                courseid=forklift,
+                userid=yuri,
+                attempts=2,
+                completion_status="completed",
+                success_status="passed",
+                best_score=91.0,
+                total_time_s=600,
+                has_suspend_data=False,
+            )
+        )
+        session.add(
+            RiskScore(
+                userid=yuri,
+                courseid=forklift,
+                score=88,
+                flagged=True,
+                factors=json.dumps([{"label": "BOLT-RISK-FACTOR"}]),
+                lastactivity=None,
+                computed_at=utcnow(),
+                flagged_at=utcnow(),
+            )
+        )
+        session.add(
+            RiskRule(
+                companyid=bolt,
+                ruletype="min_time_7d_minutes",
+                threshold=77.0,
+                weight=11,
+                enabled=True,
+            )
+        )
+        record_audit(
+            session,
+            actor_id=site.users["mgr_b"],
+            action="bolt_private_action",
+            object_type="thing",
+            object_id="BOLT-AUDIT-OBJECT",
+            company_id=bolt,
+        )
+    return OtherCompany(
+        company=bolt, job=job, token=token_id, scorm=scorm, learner=yuri, course=forklift
+    )
 
 
 def bolt_state(app, bolt: int) -> str:  # type: ignore[no-untyped-def]
     """A digest of every stored Bolt row a request could change."""
     rows: list[Any] = []
     with app.extensions["manireports"].appdb.transaction() as session:
-        for model, column in ((CloudConf, CloudConf.companyid), (CloudJob, CloudJob.companyid),
-                              (CloudTemplate, CloudTemplate.companyid),
-                              (ApiToken, ApiToken.companyid), (RiskRule, RiskRule.companyid)):  # fmt: skip
+        for model, column in (
+            (CloudConf, CloudConf.companyid),
+            (CloudJob, CloudJob.companyid),
+            (CloudTemplate, CloudTemplate.companyid),
+            (ApiToken, ApiToken.companyid),
+            (RiskRule, RiskRule.companyid),
+        ):
             for row in session.scalars(select(model).where(column == bolt).order_by(model.id)):
-                rows.append({c.name: str(getattr(row, c.key)) for c in model.__table__.columns
-                             if c.name not in ("timemodified", "lastused")})  # fmt: skip
+                rows.append(
+                    {
+                        c.name: str(getattr(row, c.key))
+                        for c in model.__table__.columns
+                        if c.name not in ("timemodified", "lastused")
+                    }
+                )
         for row in session.scalars(select(RiskScore).order_by(RiskScore.id)):
             rows.append((row.userid, row.courseid, row.flagged))
     return hashlib.sha256(json.dumps(rows, sort_keys=True).encode()).hexdigest()

@@ -16,9 +16,9 @@ from common.access import capabilities as caps
 from common.access.api_tokens import SCOPE_EMAIL_READ, SCOPE_EMAIL_WRITE, SCOPE_REPORTS_READ
 from common.mail.monitor import JobProgress, job_progress
 from common.mail.queue import queue_job
-from common.models.mail import CloudJob
-from common.reports import ReportParamError, get_report, registered_reports
+from common.reports import get_report, registered_reports
 from common.reports.base import Report
+from common.tenancy import MANAGE, load_job
 from web.api.auth import api_caller, deny, requested_company, require_token, token_scope
 from web.api.email_schema import body_company, json_object, parse_email_job
 from web.api.errors import ApiError, install_error_handlers
@@ -56,10 +56,7 @@ def report(name: str):  # type: ignore[no-untyped-def]
     if not _runnable(found):
         raise deny(caller, f"you may not run the {found.title} report")
     scope = token_scope(requested_company())
-    try:
-        params = found.parse_params(request.args)
-    except ReportParamError as exc:
-        raise ApiError(400, exc.reason, exc.field) from None
+    params = found.parse_params(request.args)
     ctx = web_context()
     now = int(ctx.clock())
     result = found.run_for(ctx.moodle, scope, params, now=now, timezone=caller.viewer.timezone)
@@ -67,7 +64,7 @@ def report(name: str):  # type: ignore[no-untyped-def]
 
 
 @bp.post("/email/jobs")
-@require_token(SCOPE_EMAIL_WRITE, caps.MANAGE_EMAIL_OFFLOAD)
+@require_token(SCOPE_EMAIL_WRITE, caps.MANAGE_EMAIL_OFFLOAD, action=MANAGE)
 def create_email_job():  # type: ignore[no-untyped-def]
     caller = api_caller()
     body = json_object(request.get_json(silent=True))
@@ -86,7 +83,7 @@ def create_email_job():  # type: ignore[no-untyped-def]
         payload={"variables": wanted.variables}, actor_id=caller.viewer.user_id,
     )  # fmt: skip
     with ctx.appdb.transaction() as session:
-        created = _job_json(job_progress(session, session.get(CloudJob, queued.job_id)))
+        created = _job_json(job_progress(session, load_job(session, queued.job_id, scope)))
     created["dispatched"] = queued.dispatched
     response = jsonify(job=created)
     response.status_code = 201
@@ -94,19 +91,13 @@ def create_email_job():  # type: ignore[no-untyped-def]
     return response
 
 
-@bp.get("/email/jobs/<int:job_id>")
-@require_token(SCOPE_EMAIL_READ, caps.MANAGE_EMAIL_OFFLOAD)
+@bp.get("/email/jobs/<id:job_id>")
+@require_token(SCOPE_EMAIL_READ, caps.MANAGE_EMAIL_OFFLOAD, action=MANAGE)
 def email_job(job_id: int):  # type: ignore[no-untyped-def]
-    caller = api_caller()
-    requested = requested_company()
+    # Without ?company=, every company the token's user manages (and may use) is searched.
+    scope = token_scope(requested_company())
     with web_context().appdb.transaction() as session:
-        job = session.get(CloudJob, job_id)
-        if job is None:
-            raise ApiError(404, f"no email job {job_id}")
-        # Without ?company=, the job's own company is the one asked for.
-        scope = token_scope(requested if requested is not None else job.companyid)
-        if scope.company_ids is not None and job.companyid not in scope.company_ids:
-            raise deny(caller, f"job {job_id} belongs to another company", job.companyid)
+        job = load_job(session, job_id, scope)
         return jsonify(job=_job_json(job_progress(session, job)))
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from functools import wraps
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 from flask import abort, current_app, g, redirect, request, session, url_for
 
@@ -162,19 +162,3 @@ def chosen_company_id() -> int:
     if scope.company_id is None:
         abort(400, description="company: choose one company")
     return scope.company_id
-
-
-# Transitional names for views not yet converted to `signed_in` (removed once none is left).
-def require_capability(*capabilities: str) -> Callable[[F], F]:
-    def decorate(view: F) -> F:
-        declared = Tenancy(getattr(view, "tenancy", Tenancy.VIEW))
-        return signed_in(*capabilities, tenancy=declared)(view)
-
-    return decorate
-
-
-def deny(viewer: Viewer | None, message: str, company_id: int | None = None) -> NoReturn:
-    raise TenantViolation(company_id, message)
-
-
-viewer_scope = request_scope  # transitional, with require_capability and deny above

@@ -9,14 +9,15 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, s
 from common.access.device_cookies import COOKIE_NAME as DEVICE_COOKIE
 from common.access.device_cookies import MAX_AGE_S as DEVICE_COOKIE_MAX_AGE_S
 from common.access.signin import Attempt, SignIn
+from common.ids import parse_id
+from common.tenancy import VIEW, scope_for
 from web.auth.forms import CompanyForm, LoginForm, LogoutForm
 from web.auth.guards import (
     SESSION_COMPANY,
     Tenancy,
     current_viewer,
-    deny,
     open_to,
-    require_capability,
+    signed_in,
     web_context,
 )
 from web.auth.sessions import end_session, start_session
@@ -84,18 +85,13 @@ def logout():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/company")
-@require_capability()
+@signed_in(tenancy=Tenancy.SELF)
 def choose_company():  # type: ignore[no-untyped-def]
+    """The company this browser's pages work on from now on: one the viewer may view."""
     form = CompanyForm()
     if not form.validate_on_submit():
         abort(400, description="The form expired; try again.")
-    viewer = current_viewer()
-    assert viewer is not None
-    raw = request.form.get("company", "")
-    if not raw.isdigit():
-        abort(400, description="company must be a company id")
-    company_id = int(raw)
-    if not viewer.is_site_admin and company_id not in viewer.company_ids:
-        deny(viewer, f"company {company_id} is outside your companies", company_id)
+    company_id = parse_id(request.form.get("company"), "company")
+    scope_for(current_viewer(), company_id, VIEW)  # another company: an audited 403
     session[SESSION_COMPANY] = company_id
     return redirect(_safe_next(request.form.get("next")))

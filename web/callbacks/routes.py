@@ -5,17 +5,20 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from common.audit import OUTCOME_DENIED, record_audit
+from common.errors import FieldError
+from common.ids import parse_optional_id
 from common.mail.callbacks import CallbackRejected, apply_cloud_callback
 from common.mail.queue import dispatch
 from common.mail.signing import COMPANY_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER
 from web.app import csrf
-from web.auth.guards import web_context
+from web.auth.guards import Tenancy, open_to, web_context
 
 bp = Blueprint("callbacks", __name__, url_prefix="/callbacks")
 
 
 @bp.post("/cloud")
 @csrf.exempt
+@open_to(Tenancy.SIGNED)  # the company's HMAC key proves the caller; the job must be its own
 def cloud():  # type: ignore[no-untyped-def]
     ctx = web_context()
     try:
@@ -40,12 +43,20 @@ def cloud():  # type: ignore[no-untyped-def]
                    retry=applied.retry)  # fmt: skip
 
 
+def _header_company(raw: str) -> int | None:
+    """The header's company for the audit entry, when it is an id at all."""
+    try:
+        return parse_optional_id(raw, "company")
+    except FieldError:
+        return None
+
+
 def _audit_refusal(exc: CallbackRejected) -> None:
     company = request.headers.get(COMPANY_HEADER, "")
     with web_context().appdb.transaction() as session:
         record_audit(
             session, actor_id=None, action="cloud_callback_refused", object_type="endpoint",
             object_id=f"{request.method} {request.path}", outcome=OUTCOME_DENIED,
-            company_id=int(company) if company.isdigit() else None, ip=request.remote_addr,
+            company_id=_header_company(company), ip=request.remote_addr,
             details={"reason": str(exc), "status": exc.status},
         )  # fmt: skip

@@ -14,13 +14,24 @@ from flask_wtf import FlaskForm
 from common.access import capabilities as caps
 from common.errors import FieldError
 from common.mail.addresses import address_problem
-from common.mail.config import OFFLOADABLE_EVENTS, load_config, masked_secrets
+from common.mail.config import (
+    ALLOW_PRIVATE_SMTP_HOST,
+    OFFLOADABLE_EVENTS,
+    load_config,
+    masked_secrets,
+)
 from common.mail.config_save import save_config
 from common.mail.provider_settings import PROVIDER_SETTINGS
 from common.mail.queue import queue_job
 from common.mail.recipients import RecipientSpec
 from common.mail.site import MailSite
-from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
+from web.auth.guards import (
+    Tenancy,
+    chosen_company_id,
+    current_viewer,
+    signed_in,
+    web_context,
+)
 from web.navigation import add_nav_item
 
 bp = Blueprint("email_offload", __name__, url_prefix="/admin/email-offload",
@@ -45,13 +56,6 @@ def provider_fields() -> dict[str, list]:
     }
 
 
-def _company_id() -> int:
-    scope = viewer_scope()
-    if scope.company_id is None:
-        abort(400, description="company: choose one company (add ?company=<id>)")
-    return scope.company_id
-
-
 def _current_values(company_id: int) -> tuple[dict[str, Any], dict[str, str]]:
     ctx = web_context()
     with ctx.appdb.transaction() as session:
@@ -65,6 +69,7 @@ def _current_values(company_id: int) -> tuple[dict[str, Any], dict[str, str]]:
         "sender_email": config.sender_email, "sender_name": config.sender_name or "",
         "chunk_size": config.chunk_size, "rate_per_s": config.rate_per_s,
         "offloaded_events": list(config.offloaded_events), "use_sqs": config.use_sqs,
+        ALLOW_PRIVATE_SMTP_HOST: config.allow_private_smtp_host,
         "sqs_queue_url": config.sqs_queue_url or "", "s3_bucket": config.s3_bucket or "",
         "provider_config": {k: v for k, v in config.provider_config.items() if k not in masked},
         **{k: config.aws.get(k, "") for k in CLOUD_FIELDS},
@@ -77,27 +82,28 @@ def _render(company_id: int, values: dict, masked: dict, errors: list[str], stat
         "email_offload/index.html", company_id=company_id, values=values, masked=masked,
         errors=errors, fields=provider_fields(), labels=PROVIDER_LABELS,
         events=OFFLOADABLE_EVENTS, cloud_fields=CLOUD_FIELDS, cloud_secrets=CLOUD_SECRETS,
-        form=SettingsForm(),
+        form=SettingsForm(), private_host_field=ALLOW_PRIVATE_SMTP_HOST,
     ), status  # fmt: skip
 
 
 @bp.get("/")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def index():  # type: ignore[no-untyped-def]
-    company_id = _company_id()
+    company_id = chosen_company_id()
     values, masked = _current_values(company_id)
     return _render(company_id, values, masked, [])
 
 
 @bp.post("/")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def save():  # type: ignore[no-untyped-def]
-    company_id = _company_id()
+    company_id = chosen_company_id()
     viewer = current_viewer()
-    assert viewer is not None
     if not SettingsForm().validate_on_submit():
         abort(400, description="the form expired; reload the page")
     values, errors = _parse_form(request.form)
+    if viewer.is_site_admin:  # the one setting a company manager may not change
+        values[ALLOW_PRIVATE_SMTP_HOST] = ALLOW_PRIVATE_SMTP_HOST in request.form
     test_to = request.form.get("test_to", "").strip()
     if test_to and address_problem(test_to):
         errors.append(f"test_to: {address_problem(test_to)}")

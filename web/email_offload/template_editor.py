@@ -26,7 +26,7 @@ from common.mail.templates import (
     save_template,
 )
 from common.models.mail import JOB_TYPES
-from web.auth.guards import current_viewer, require_capability, viewer_scope, web_context
+from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
 
 bp = Blueprint("email_templates", __name__, url_prefix="/admin/email-offload/templates",
                template_folder="templates")  # fmt: skip
@@ -40,14 +40,13 @@ class TemplateForm(FlaskForm):
 def _company_id() -> int:
     """The company whose templates are edited; 0 (site-wide) for a site admin without one.
 
-    `?company=0` goes through the tenant scope like any company id, so only a site admin
+    `?company=0` goes through `scope_for(…, MANAGE)` like any company id, so only a site admin
     reaches the site-wide templates; anyone else asking gets 403 and an audit entry.
     """
-    scope = viewer_scope()
+    scope = request_scope()
     if scope.company_id is not None:
         return scope.company_id
-    viewer = current_viewer()
-    if viewer is not None and viewer.is_site_admin:
+    if scope.company_ids is None:  # a site admin who chose no company
         return SITE_WIDE
     abort(400, description="company: choose one company (add ?company=<id>)")
 
@@ -100,11 +99,10 @@ def _editor(
 
 
 @bp.get("/")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def index():  # type: ignore[no-untyped-def]
     company_id = _company_id()
     viewer = current_viewer()
-    assert viewer is not None
     with web_context().appdb.transaction() as session:
         templates = effective_templates(session, company_id)
     return render_template("email_offload/templates.html", company_id=company_id,
@@ -113,7 +111,7 @@ def index():  # type: ignore[no-untyped-def]
 
 
 @bp.get("/edit")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def edit():  # type: ignore[no-untyped-def]
     company_id = _company_id()
     job_type = _job_type()
@@ -124,12 +122,11 @@ def edit():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/edit")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def save():  # type: ignore[no-untyped-def]
     company_id = _company_id()
     job_type = _job_type()
     viewer = current_viewer()
-    assert viewer is not None
     if not TemplateForm().validate_on_submit():
         abort(400, description="the form expired; reload the page")
     fields = _form_fields()
@@ -155,12 +152,11 @@ def save():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/delete")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def delete():  # type: ignore[no-untyped-def]
     company_id = _company_id()
     job_type = _job_type()
     viewer = current_viewer()
-    assert viewer is not None
     if not TemplateForm().validate_on_submit():
         abort(400, description="the form expired; reload the page")
     with web_context().appdb.transaction() as session:

@@ -10,14 +10,21 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_wtf import FlaskForm
 
 from common.access import capabilities as caps
-from common.access.viewer import Viewer
+from common.ids import parse_id
 from common.mail.job_status import cancel_job, open_dead_chunks, retry_dead_chunks, retry_failed
 from common.mail.monitor import job_progress, list_jobs, recent_errors
 from common.mail.queue import dispatch, new_retry_tag, queue_job
 from common.mail.recipients import parse_recipient_lines
 from common.models.mail import CloudJob
-from common.tenancy import TenantScope
-from web.auth.guards import current_viewer, deny, require_capability, viewer_scope, web_context
+from common.tenancy import load_job
+from web.auth.guards import (
+    Tenancy,
+    chosen_company_id,
+    current_viewer,
+    request_scope,
+    signed_in,
+    web_context,
+)
 from web.navigation import add_nav_item
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs", template_folder="templates")
@@ -28,16 +35,10 @@ class ActionForm(FlaskForm):
     pass
 
 
-def _job_in_scope(session, scope: TenantScope, viewer: Viewer) -> CloudJob:  # type: ignore[no-untyped-def]
-    raw = request.values.get("job", "")
-    if not raw.isdigit():
-        abort(400, description="job: must be a job id")
-    job = session.get(CloudJob, int(raw))
-    if job is None:
-        abort(404, description=f"no email job {raw}")
-    if scope.company_ids is not None and job.companyid not in scope.company_ids:
-        deny(viewer, f"job {job.id} belongs to another company", company_id=job.companyid)
-    return job
+def _requested_job(session) -> CloudJob:  # type: ignore[no-untyped-def]
+    """The job named by `job=`, if it is a job of a company the viewer manages."""
+    scope = request_scope()  # tenancy first: another company's id is a 403, not a 400
+    return load_job(session, parse_id(request.values.get("job"), "job"), scope)
 
 
 def _dispatch(job_id: int, retry: str | None = None) -> None:
@@ -46,23 +47,20 @@ def _dispatch(job_id: int, retry: str | None = None) -> None:
 
 
 @bp.get("/")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def index():  # type: ignore[no-untyped-def]
-    scope = viewer_scope()
+    scope = request_scope()
     with web_context().appdb.transaction() as session:
-        rows = [job_progress(session, job) for job in list_jobs(session, scope.company_ids)]
+        rows = [job_progress(session, job) for job in list_jobs(session, scope)]
     return render_template("jobs/index.html", rows=rows, form=ActionForm(),
                            company_id=scope.company_id)  # fmt: skip
 
 
 @bp.get("/view")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def view():  # type: ignore[no-untyped-def]
-    scope = viewer_scope()
-    viewer = current_viewer()
-    assert viewer is not None
     with web_context().appdb.transaction() as session:
-        job = _job_in_scope(session, scope, viewer)
+        job = _requested_job(session)
         progress = job_progress(session, job)
         errors = recent_errors(session, job.id)
         dead = open_dead_chunks(session, job.id)
@@ -71,23 +69,18 @@ def view():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/create")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def create():  # type: ignore[no-untyped-def]
-    scope = viewer_scope()
-    viewer = current_viewer()
-    assert viewer is not None
     if not ActionForm().validate_on_submit():
         abort(400, description="the form expired; reload the page")
-    company_id = scope.company_id
-    if company_id is None:
-        abort(400, description="company: choose one company for the job")
+    company_id = chosen_company_id()
     # Bad input raises FieldError: the app answers 422 listing every field and line.
     recipients = parse_recipient_lines(request.form.get("recipients", ""))
     ctx = web_context()
     queued = queue_job(
         ctx.appdb, ctx.bus_client.publish, company_id=company_id, job_type="bulk",
         recipients=recipients, source="ui", subject=request.form.get("subject", ""),
-        html=request.form.get("html", ""), actor_id=viewer.user_id,
+        html=request.form.get("html", ""), actor_id=current_viewer().user_id,
     )  # fmt: skip
     job_id = queued.job_id
     if not queued.dispatched:
@@ -97,21 +90,18 @@ def create():  # type: ignore[no-untyped-def]
 
 
 def _action(apply, done: str):  # type: ignore[no-untyped-def]
-    scope = viewer_scope()
-    viewer = current_viewer()
-    assert viewer is not None
     if not ActionForm().validate_on_submit():
         abort(400, description="the form expired; reload the page")
     with web_context().appdb.transaction() as session:
-        job = _job_in_scope(session, scope, viewer)
+        job = _requested_job(session)
         job_id = job.id
-        changed = apply(session, job, viewer.user_id)
+        changed = apply(session, job, current_viewer().user_id)
     flash(done.format(job=job_id, n=changed) if changed else "Nothing to change.", "info")
     return job_id, changed
 
 
 @bp.post("/cancel")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def cancel():  # type: ignore[no-untyped-def]
     job_id, _ = _action(lambda s, job, actor: cancel_job(s, job, actor_id=actor),
                         "Job {job} cancelled.")  # fmt: skip
@@ -119,7 +109,7 @@ def cancel():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/retry-failed")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def retry_failed_recipients():  # type: ignore[no-untyped-def]
     job_id, ids = _action(lambda s, job, actor: retry_failed(s, job, actor_id=actor),
                           "{n} failed recipients of job {job} will be sent again.")  # fmt: skip
@@ -129,7 +119,7 @@ def retry_failed_recipients():  # type: ignore[no-untyped-def]
 
 
 @bp.post("/retry-dead")
-@require_capability(caps.MANAGE_EMAIL_OFFLOAD)
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
 def retry_dead():  # type: ignore[no-untyped-def]
     job_id, ids = _action(lambda s, job, actor: retry_dead_chunks(s, job, actor_id=actor),
                           "Dead-lettered chunks of job {job} will be sent again.")  # fmt: skip

@@ -19,6 +19,7 @@ from common.models.analytics import RiskScore
 from common.models.mail import CloudJob, CloudRecipient
 from common.moodle import MoodleSource
 from common.templating import render
+from common.tenancy import TenantScope
 from tests.factories.moodle import MoodleFactory
 from tests.factories.sites import NOW
 from tests.support import make_settings
@@ -72,8 +73,10 @@ def test_each_company_gets_one_job_for_its_managers_with_its_learners(appdb, sit
     a, b = site.companies["A"], site.companies["B"]
     assert len(job_ids) == 2 and set(jobs) == {a, b}
     assert jobs[a]["type"] == "bulk" and jobs[a]["status"] == "pending"
-    # Company managers only (managertype 1): multi manages A; rep_b only reports on B.
-    assert set(jobs[a]["recipients"]) == {site.users["mgr_a"], site.users["multi"]}
+    # Company managers only (managertype 1): multi and mgr_a_in_b manage A too (mgr_a_in_b is
+    # a plain member of B, so not B's); rep_b only reports on B.
+    managers_a = {site.users[name] for name in ("mgr_a", "multi", "mgr_a_in_b")}
+    assert set(jobs[a]["recipients"]) == managers_a
     assert set(jobs[b]["recipients"]) == {site.users["mgr_b"]}
     assert jobs[b]["emails"] == {"mgr_b@example.com"}
     expected_a, expected_b = company_pairs(site, flagged, "A"), company_pairs(site, flagged, "B")
@@ -118,7 +121,8 @@ def test_an_acknowledged_flag_is_not_mailed(appdb, site):
     expected_b = company_pairs(site, flagged, "B")
     with appdb.transaction() as db:
         for user, course in expected_b:
-            acknowledge(db, actor_id=site.users["mgr_b"], userid=user, courseid=course,
+            acknowledge(db, TenantScope(company_ids=(site.companies["B"],)), source,
+                        actor_id=site.users["mgr_b"], userid=user, courseid=course,
                         note="Spoke to them.")  # fmt: skip
     create_risk_jobs(appdb, source, create_job)
     jobs = mailed(appdb)

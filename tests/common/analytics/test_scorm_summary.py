@@ -10,6 +10,7 @@ from common.db import make_engine
 from common.migrate import upgrade
 from common.models.analytics import ScormSummary
 from common.moodle import MoodleSource
+from common.tenancy import SITE
 from tests.factories.moodle import MoodleFactory
 
 NOW = 1_795_000_000
@@ -127,7 +128,7 @@ def test_incremental_update_after_new_tracks_equals_a_full_recompute(moodle_url,
 def test_drill_down_shows_one_attempts_sco_tracking(moodle_url):
     _, ids = build(moodle_url, "mdl_", "track")
     source = MoodleSource(moodle_url)
-    scos = attempt_tracking(source, userid=ids["ana"], scormid=ids["old"].instance, attempt=2)
+    scos = attempt_tracking(source, SITE, userid=ids["ana"], scormid=ids["old"].instance, attempt=2)
     assert [sco["title"] for sco in scos] == ["Lesson"]
     assert scos[0]["elements"] == {"cmi.core.lesson_status": "passed",
                                    "cmi.core.score.raw": "85",

@@ -71,9 +71,10 @@ def test_company_scope_sees_only_its_members(site, source):
 def test_department_scope_is_the_subtree(site, source):
     sales = TenantScope(
         company_ids=(site.companies["A"],),
-        department_ids=frozenset({site.departments["Acme Sales"],
-                                  site.departments["Acme Sales North"]}),
-    )  # fmt: skip
+        department_ids=frozenset(
+            {site.departments["Acme Sales"], site.departments["Acme Sales North"]}
+        ),
+    )
     assert usernames(source, sales) == {"ana", "ben", "dept_a"}
 
 
@@ -88,6 +89,12 @@ def test_course_limit_sees_the_courses_and_their_enrolled_people(site, source):
 def test_own_data_scope(site, source):
     own = TenantScope(company_ids=(site.companies["A"],), user_ids=frozenset({site.users["ana"]}))
     assert usernames(source, own) == {"ana"}
+    course = source.tables.course
+    assert names(source, scoped(select(course.c.fullname), own, source)) == {
+        "Fire Safety",
+        "First Aid",
+        "Shared Ethics",
+    }
 
 
 def test_outer_join_keeps_every_course_in_scope_with_zeros(site, source):
@@ -118,8 +125,12 @@ def test_subqueries_exists_and_parent_tables_are_scoped(site, source):
     # A correlated EXISTS over another company's completions finds nothing.
     cc = t.course_completions
     completed = select(t.user.c.username).where(
-        exists(select(cc.c.id).where(cc.c.userid == t.user.c.id, cc.c.course == site.courses["Forklift"]))
-    )  # fmt: skip
+        exists(
+            select(cc.c.id).where(
+                cc.c.userid == t.user.c.id, cc.c.course == site.courses["Forklift"]
+            )
+        )
+    )
     assert names(source, scoped(completed, company(site, "A"), source)) == set()
     assert names(source, scoped(completed, company(site, "B"), source)) == {"yuri", "zoe"}
 
@@ -135,9 +146,18 @@ def test_app_tables_by_company_and_by_visible_people(site, source, app_db_url):
     appdb = AppDB(app_db_url)
     with appdb.transaction() as session:
         for letter in "AB":
-            session.add(CloudJob(companyid=site.companies[letter], type="bulk", status="pending",
-                                 source="ui", subject_template=letter, html_template="",
-                                 payload=json.dumps({}), chunk_size=10))  # fmt: skip
+            session.add(
+                CloudJob(
+                    companyid=site.companies[letter],
+                    type="bulk",
+                    status="pending",
+                    source="ui",
+                    subject_template=letter,
+                    html_template="",
+                    payload=json.dumps({}),
+                    chunk_size=10,
+                )
+            )
     with appdb.transaction() as session:
         mine = session.scalars(scoped(select(CloudJob.subject_template), company(site, "A")))
         assert list(mine) == ["A"]

@@ -56,7 +56,8 @@ def test_a_manager_sees_and_acknowledges_only_their_company(app, site, client_as
     }
     assert client.post("/analytics/at-risk/acknowledge", data=form).status_code == 302
     other = {**form, "learner": site.users["yuri"], "course": site.courses["Forklift"]}
-    assert client.post("/analytics/at-risk/acknowledge", data=other).status_code == 404
+    # Another company's learner: an audited 403, and nothing stored.
+    assert client.post("/analytics/at-risk/acknowledge", data=other).status_code == 403
     assert client.post("/analytics/at-risk/acknowledge",
                        data={**form, "csrf_token": "stale"}).status_code == 400  # fmt: skip
     with app.extensions["manireports"].appdb.transaction() as db:

@@ -19,7 +19,7 @@ def api_requests(app, other_company: int, other_job: int):  # type: ignore[no-un
         if not rule.rule.startswith("/api/v1"):
             continue
         path = rule.rule.replace("<name>", "course_completion")
-        path = path.replace("<int:job_id>", str(other_job))
+        path = path.replace("<id:job_id>", str(other_job))
         assert "<" not in path, f"add an example value for {rule.rule}"
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             body = {**EXAMPLE_JOB, "company": other_company} if method == "POST" else None

@@ -16,13 +16,20 @@ SETTINGS_URL = "/admin/email-offload/"
 
 def settings_form(client, **overrides):  # type: ignore[no-untyped-def]
     form = {
-        "csrf_token": csrf_token(client, SETTINGS_URL), "enabled": "on", "provider": "smtp",
-        "sender_email": "noreply@acme.example", "chunk_size": "200", "rate_per_s": "50",
+        "csrf_token": csrf_token(client, SETTINGS_URL),
+        "enabled": "on",
+        "provider": "smtp",
+        "sender_email": "noreply@acme.example",
+        "chunk_size": "200",
+        "rate_per_s": "50",
         "offloaded_events": ["user_create", "license_allocated"],
-        "smtp__host": "smtp.acme.example", "smtp__port": "587", "smtp__security": "starttls",
-        "smtp__username": "relay-user", "smtp__password": "Sup3r-Secret-Relay-Pass",
+        "smtp__host": "smtp.acme.example",
+        "smtp__port": "587",
+        "smtp__security": "starttls",
+        "smtp__username": "relay-user",
+        "smtp__password": "Sup3r-Secret-Relay-Pass",
         "smtp__validate_certs": "on",
-    }  # fmt: skip
+    }
     form.update(overrides)
     return form
 
@@ -97,7 +104,11 @@ def test_monitor_shows_only_the_managers_company_and_refuses_the_other(app, site
     assert client.post("/jobs/cancel", data={"job": other, "csrf_token": token}).status_code == 403
     with appdb.transaction() as session:
         assert session.get(CloudJob, other).status == "pending"
-    assert any("another company" in (e.details or "") for e in audit(app, "access_denied"))
+    assert any(
+        f"email job {other} is outside your scope" in (e.details or "")
+        and e.companyid == site.companies["B"]
+        for e in audit(app, "access_denied")
+    )
 
 
 def test_cancel_and_retry_failed_change_state_and_are_audited(app, site, client_as):
