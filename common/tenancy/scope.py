@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, bindparam, false, select, true, union
+from sqlalchemy import ColumnElement, Select, and_, bindparam, false, select, true, union
 
 from common.moodle import MoodleTables
 
@@ -78,13 +78,7 @@ class TenantScope:
             clauses.append(user_id.in_(members))
         if self.course_ids is not None:
             # A course-limited viewer (a teacher) sees the people enrolled in those courses.
-            e, ue = t.enrol, t.user_enrolments
-            enrolled = (
-                select(ue.c.userid)
-                .join(e, e.c.id == ue.c.enrolid)
-                .where(id_list(e.c.courseid, self.course_ids))
-            )
-            clauses.append(user_id.in_(enrolled))
+            clauses.append(user_id.in_(_enrolled(t, "userid", courses=self.course_ids)))
         return and_(true(), *clauses) if clauses else true()
 
     def restrict_courses(self, course_id: ColumnElement, t: MoodleTables) -> ColumnElement[bool]:
@@ -93,13 +87,7 @@ class TenantScope:
             clauses.append(id_list(course_id, self.course_ids))
         if self.user_ids is not None:
             # Someone limited to their own data sees the courses they are enrolled in.
-            e, ue = t.enrol, t.user_enrolments
-            enrolled_in = (
-                select(e.c.courseid)
-                .join(ue, ue.c.enrolid == e.c.id)
-                .where(id_list(ue.c.userid, self.user_ids))
-            )
-            clauses.append(course_id.in_(enrolled_in))
+            clauses.append(course_id.in_(_enrolled(t, "courseid", users=self.user_ids)))
         if self.company_ids is not None:
             if not self.company_ids:
                 return false()
@@ -115,6 +103,24 @@ class TenantScope:
             )
             clauses.append(course_id.in_(company_courses))
         return and_(true(), *clauses) if clauses else true()
+
+
+def _enrolled(
+    t: MoodleTables,
+    wanted: str,
+    *,
+    users: frozenset[int] | None = None,
+    courses: frozenset[int] | None = None,
+) -> Select:  # type: ignore[type-arg]
+    """The `userid`s or `courseid`s (``wanted``) of the enrolments of these users or courses."""
+    e, ue = t.enrol, t.user_enrolments
+    columns = {"userid": ue.c.userid, "courseid": e.c.courseid}
+    query = select(columns[wanted]).select_from(ue).join(e, e.c.id == ue.c.enrolid)
+    if users is not None:
+        query = query.where(id_list(ue.c.userid, users))
+    if courses is not None:
+        query = query.where(id_list(e.c.courseid, courses))
+    return query
 
 
 SITE = TenantScope(company_ids=None)  # services and operators: everything

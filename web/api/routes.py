@@ -7,7 +7,6 @@ and dispatched exactly as one created in the UI.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Blueprint, jsonify, request, url_for
@@ -24,7 +23,6 @@ from web.api.email_schema import body_company, json_object, parse_email_job
 from web.api.errors import ApiError, install_error_handlers
 from web.auth.guards import web_context
 
-log = logging.getLogger(__name__)
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 install_error_handlers(bp)
 
