@@ -9,6 +9,7 @@ from common.tenancy.policy import (
     Action,
     company_choices,
     default_company,
+    require_company,
     scope_for,
     sees_every_company,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "load_learner",
     "load_scoped",
     "load_token",
+    "require_company",
     "scope_for",
     "scoped",
     "sees_every_company",

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from common.access.capabilities import VIEW_ADMIN_DASHBOARD
 from common.access.viewer import Viewer
 from common.moodle import MoodleSource
-from common.tenancy.scope import TenantScope, TenantViolation
+from common.tenancy.scope import NotFound, TenantScope, TenantViolation
 
 
 class Action(Enum):
@@ -87,6 +87,17 @@ def default_company(viewer: Viewer) -> int | None:
         key=lambda m: (not m.manages_company, not m.reads_company, not m.departments),
     )
     return ranked[0].company_id if ranked else None
+
+
+def require_company(source: MoodleSource, company_id: int | None) -> None:
+    """NotFound unless ``company_id`` is a company of the site (None and 0, the site itself,
+    always are): a site admin may name any company, but not one that does not exist."""
+    if not company_id or not source.features().has_iomad:
+        return
+    company = source.tables.company
+    with source.engine.connect() as conn:
+        if conn.scalar(select(company.c.id).where(company.c.id == company_id)) is None:
+            raise NotFound(f"no company {company_id}")
 
 
 def company_choices(source: MoodleSource, viewer: Viewer) -> list[tuple[int, str]]:

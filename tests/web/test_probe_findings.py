@@ -102,3 +102,16 @@ def test_finding_8_odd_numbers_are_refused_not_500(app, site, client_as):
     assert manager.get(f"/dashboards/completion?company={HUGE}").status_code == 400
     assert re.search(r"company", manager.get(f"/dashboards/completion?company={HUGE}")
                      .get_data(as_text=True))  # fmt: skip
+
+
+def test_a_site_admin_cannot_work_on_a_company_that_does_not_exist(app, client_as):
+    admin = client_as("admin")
+    for path in ("/jobs/?company=999", "/admin/email-offload/?company=999",
+                 "/dashboards/completion?company=999"):  # fmt: skip
+        assert admin.get(path).status_code == 404, path
+    token = csrf_token(admin, "/dashboards/")
+    jobs = count(app, CloudJob)
+    created = admin.post("/jobs/create?company=999", data={
+        "csrf_token": token, "subject": "Hi", "html": "<p>Hi</p>",
+        "recipients": "someone@acme.example"})  # fmt: skip
+    assert created.status_code == 404 and count(app, CloudJob) == jobs

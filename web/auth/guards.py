@@ -20,7 +20,15 @@ from flask import abort, current_app, g, redirect, request, session, url_for
 from common.access.viewer import Viewer, load_viewer
 from common.audit import OUTCOME_DENIED, record_audit
 from common.ids import parse_id
-from common.tenancy import MANAGE, VIEW, TenantScope, TenantViolation, scope_for
+from common.tenancy import (
+    MANAGE,
+    VIEW,
+    TenantScope,
+    TenantViolation,
+    require_company,
+    scope_for,
+    sees_every_company,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SESSION_COMPANY = "company_id"
@@ -146,7 +154,10 @@ def request_scope() -> TenantScope:
         viewer = current_viewer()
         if tenancy in (Tenancy.VIEW, Tenancy.MANAGE):
             action = MANAGE if tenancy is Tenancy.MANAGE else VIEW
-            g.scope = scope_for(viewer, requested_company_id(), action)
+            company_id = requested_company_id()
+            g.scope = scope_for(viewer, company_id, action)
+            if sees_every_company(viewer):  # anyone else's companies come from Moodle itself
+                require_company(web_context().moodle, company_id)
         elif tenancy is Tenancy.SELF:
             g.scope = TenantScope(company_ids=None, user_ids=frozenset({viewer.user_id}))
         elif tenancy is Tenancy.SITE:
