@@ -1,7 +1,8 @@
-"""`manireports report run NAME`: a report's rows for scripts and cron, same as the dashboard.
+"""`manireports report list|run`: any registered report for scripts and cron, with the
+same parameters, rows and export formats as the pages and the API.
 
 The command line is an operator's tool: it runs with site-wide scope, narrowed to one company
-with --company.
+with --company. A bad report name, parameter or value exits 2 with one line naming it.
 """
 
 from __future__ import annotations
@@ -10,29 +11,43 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack
+from datetime import datetime
+from typing import IO, Any
 
 from sqlalchemy.exc import OperationalError
 
+from common.appdb import AppDB
 from common.db import require_database
 from common.errors import FieldError
 from common.ids import parse_id
 from common.moodle import MoodleSource
-from common.reports import get_report, registered_reports
-from common.reports.export import to_csv
+from common.reports import Report, RunContext, get_report, registered_reports
+from common.reports.base import json_row
+from common.reports.export import FORMATS, ExportDocument
+from common.reports.filters import describe_filters
 from common.settings import SettingsError, load_settings
 from common.tenancy import TenantScope
+
+OUTPUT_FORMATS = ("csv", "json", "xlsx", "pdf")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     report = subparsers.add_parser("report", help="prebuilt reports")
     report_sub = report.add_subparsers(dest="report_command", required=True)
-    run = report_sub.add_parser("run", help="print a report as CSV or JSON")
-    run.add_argument("name", help="report type, e.g. course_completion")
-    run.add_argument("--format", choices=("csv", "json"), default="csv")
+    run = report_sub.add_parser("run", help="write a report as CSV, JSON, XLSX or PDF")
+    run.add_argument("name", help="report name, e.g. course_completion (see: report list)")
+    run.add_argument("--format", choices=OUTPUT_FORMATS, default="csv")
+    run.add_argument("--output", metavar="FILE", help="write here instead of standard output")
     run.add_argument("--company", type=company_id, help="only this IOMAD company")
-    run.add_argument("--days", help="date range in days (report-specific choices)")
+    run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
+                     help="a report parameter (repeatable), e.g. --param days=90")  # fmt: skip
+    run.add_argument("--days", help="shorthand for --param days=N")
+    run.add_argument("--sort", help="a sortable column key; --sort -key sorts descending")
     run.set_defaults(func=run_report)
-    listing = report_sub.add_parser("list", help="list the reports")
+    listing = report_sub.add_parser("list", help="list the reports and their parameters")
+    listing.add_argument("--json", action="store_true", help="machine-readable")
     listing.set_defaults(func=list_reports)
 
 
@@ -44,33 +59,81 @@ def company_id(raw: str) -> int:
         raise argparse.ArgumentTypeError(exc.reason) from None
 
 
-def list_reports(_args: argparse.Namespace) -> int:
+def list_reports(args: argparse.Namespace) -> int:
+    from common.reports.describe import report_description
+
+    if args.json:
+        print(json.dumps([report_description(r) for r in registered_reports()], indent=2))
+        return 0
     for report in registered_reports():
-        print(f"{report.type_name:<24} {report.title}")
+        params = " ".join(
+            f"{p.name}={'|'.join(map(str, p.choices)) if p.choices else p.kind}"
+            for p in report.params
+        )
+        print(f"{report.type_name:<20} {report.title:<24} {params}")
     return 0
+
+
+def _fail(message: str) -> int:
+    print(f"manireports: {message}", file=sys.stderr)
+    return 2
+
+
+def _raw_params(args: argparse.Namespace, report: Report) -> dict[str, str]:
+    raw: dict[str, str] = {}
+    known = {p.name for p in report.params}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise FieldError("param", f"{item[:60]!r} is not KEY=VALUE")
+        if key not in known:
+            names = ", ".join(sorted(known)) or "none"
+            raise FieldError("param", f"{report.type_name} has no parameter {key[:40]!r} ({names})")
+        raw[key] = value
+    if args.days is not None:
+        raw["days"] = args.days
+    if args.sort:
+        raw["sort"], raw["dir"] = (
+            args.sort.lstrip("-"),
+            "desc" if args.sort.startswith("-") else "asc",
+        )
+    return raw
+
+
+def _flag(field: str, args: argparse.Namespace) -> str:
+    """The option a bad value came in by, so the one-line error names what to fix."""
+    if field == "days" and args.days is not None:
+        return "--days"
+    if field in ("sort", "dir"):
+        return "--sort"
+    return "--param" if field == "param" else f"--param {field}"
 
 
 def run_report(args: argparse.Namespace) -> int:
     report = get_report(args.name)
     if report is None:
         names = ", ".join(r.type_name for r in registered_reports())
-        print(f"manireports: no report named {args.name!r} (available: {names})", file=sys.stderr)
-        return 2
-    raw = {k: v for k, v in {"days": args.days}.items() if v is not None}
+        return _fail(f"no report named {args.name!r} (available: {names})")
     try:
+        raw = _raw_params(args, report)
         params = report.parse_params(raw)
+        page = report.page_request(raw)
     except FieldError as exc:
-        print(f"manireports: --{exc.field}: {exc.reason}", file=sys.stderr)
-        return 2
+        return _fail(f"{_flag(exc.field, args)}: {exc.reason}")
     settings = load_settings()
     require_database("MOODLE_DATABASE_URL", settings.moodle_database_url, must_exist=True)
     source = MoodleSource(settings.moodle_database_url, settings.moodle_prefix)
+    appdb = AppDB(settings.database_url)
     try:
         features = source.features()
         if args.company is not None and not features.has_iomad:
             raise SettingsError("MOODLE_DATABASE_URL: --company needs an IOMAD site")
         scope = TenantScope(company_ids=None if args.company is None else (args.company,))
-        result = report.run(source, scope, params, now=int(time.time()))
+        ctx = RunContext(source=source, scope=scope, now=int(time.time()), appdb=appdb)
+        with ExitStack() as stack:
+            out = _open_output(args, stack)
+            for chunk in _render(args.format, report, ctx, params, page):
+                out.write(chunk)
     except OperationalError as exc:
         reason = str(exc.orig).splitlines()[0]
         raise SettingsError(
@@ -78,8 +141,40 @@ def run_report(args: argparse.Namespace) -> int:
         ) from None
     finally:
         source.dispose()
-    if args.format == "json":
-        print(json.dumps(result.as_json(), indent=2, default=str))
-    else:
-        sys.stdout.write(to_csv(result))
+        appdb.dispose()
     return 0
+
+
+def _open_output(args: argparse.Namespace, stack: ExitStack) -> IO[bytes]:
+    if args.output:
+        return stack.enter_context(open(args.output, "wb"))  # noqa: SIM115
+    if args.format in ("xlsx", "pdf") and sys.stdout.isatty():
+        raise SettingsError(f"--format {args.format} is binary: give --output FILE")
+    return sys.stdout.buffer
+
+
+def _render(
+    fmt: str, report: Report, ctx: RunContext, params: dict[str, Any], page: Any
+) -> Iterator[bytes]:
+    rows = report.stream(ctx, params, page)
+    if fmt == "json":
+        return _json_chunks(report, params, rows)
+    chart = report.run(ctx, params).chart if fmt == "pdf" else None
+    doc = ExportDocument(
+        title=report.title, columns=report.columns,
+        filters=describe_filters(report, ctx, params), chart=chart() if chart else None,
+        generated_at=datetime.fromtimestamp(ctx.now, ctx.zone),
+    )  # fmt: skip
+    return FORMATS[fmt].write(doc, rows)
+
+
+def _json_chunks(
+    report: Report, params: dict[str, Any], rows: Iterable[dict[str, Any]]
+) -> Iterator[bytes]:
+    """One JSON document, written a row at a time: {report, columns, params, rows}."""
+    head = {"report": report.type_name, "columns": [c.as_json() for c in report.columns],
+            "params": json_row(params)}  # fmt: skip
+    yield json.dumps(head, indent=2)[:-2].encode() + b',\n  "rows": ['
+    for n, row in enumerate(rows):
+        yield (b"," if n else b"") + b"\n    " + json.dumps(json_row(row), default=str).encode()
+    yield b"\n  ]\n}\n"

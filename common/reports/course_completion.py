@@ -17,9 +17,11 @@ from typing import Any
 from sqlalchemy import BigInteger, Select, and_, bindparam, case, func, or_, select
 
 from common.access import capabilities as caps
-from common.moodle import MoodleSource, MoodleTables
-from common.reports.base import Column, Report, ReportResult, choice_param, register
-from common.tenancy import TenantScope, scoped
+from common.moodle import MoodleTables
+from common.reports.base import Column, Report, ReportData, RunContext, register
+from common.reports.params import choice, cohort_filter, course_filter
+from common.reports.rows import ListRows
+from common.tenancy import scoped
 
 DAY_S = 86400
 SITE_COURSE_ID = 1
@@ -67,46 +69,80 @@ class CourseCompletionReport(Report):
         caps.VIEW_MANAGER_DASHBOARD,
         caps.VIEW_TEACHER_DASHBOARD,
     )
-    columns = [
-        Column("course", "Course"),
+    columns = (
+        Column("course", "Course", drill="course"),
         Column("enrolled", "Enrolled", "int"),
         Column("completed", "Completed", "int"),
         Column("completion_pct", "Completion %", "percent"),
         Column("completed_in_range", "Completed in range", "int"),
-    ]
+    )
+    params = (
+        choice("days", "Date range", (30, 90), 30, "completions counted over the last N days"),
+        course_filter(),
+        cohort_filter(),
+    )
+    default_sort = "course"
+    row_key = ("course", "course_id")
 
-    def parse_params(self, raw: Mapping[str, str]) -> dict[str, Any]:
-        return {"days": choice_param(raw, "days", (30, 90), 30)}
-
-    def run(
-        self,
-        source: MoodleSource,
-        scope: TenantScope,
-        params: Mapping[str, Any],
-        *,
-        now: int,
-        tz_offset_s: int = 0,
-    ) -> ReportResult:
-        since = now - params["days"] * DAY_S
-        values = {"now": now, "since": since, "tz_offset_s": tz_offset_s}
+    def run(self, ctx: RunContext, params: Mapping[str, Any]) -> ReportData:
+        source = ctx.source
+        since = ctx.now - params["days"] * DAY_S
+        values = {"now": ctx.now, "since": since, "tz_offset_s": ctx.tz_offset_s,
+                  "course": params.get("course"), "cohort": params.get("cohort")}  # fmt: skip
+        by_course = params.get("course") is not None
+        by_cohort = params.get("cohort") is not None
+        buckets_query = _buckets_query(source.prefix, by_course, by_cohort)
+        courses_query = _courses_query(source.prefix, by_course)
         with source.engine.connect() as conn:
-            query = scoped(_buckets_query(source.prefix), scope, source)
-            buckets = conn.execute(query, values).all()
-        rows, by_day = _tally(buckets)
-        return ReportResult(
-            columns=self.columns,
-            rows=rows,
-            chart=_trend_chart(by_day, since, now, tz_offset_s),
-            params=dict(params),
+            buckets = conn.execute(scoped(buckets_query, ctx.scope, source), values).all()
+            courses = conn.execute(scoped(courses_query, ctx.scope, source), values).all()
+        rows, by_day = _tally(buckets, courses)
+        return ReportData(
+            rows=ListRows(rows),
+            chart=lambda: _trend_chart(by_day, since, ctx.now, ctx.tz_offset_s),
+            kpis=lambda: _kpis(rows, params["days"]),
         )
 
 
+def _kpis(rows: list[dict[str, Any]], days: int) -> list[dict[str, Any]]:
+    enrolled = sum(r["enrolled"] for r in rows)
+    completed = sum(r["completed"] for r in rows)
+    return [
+        {"key": "courses", "label": "Courses", "value": len(rows), "kind": "int"},
+        {"key": "enrolled", "label": "Enrolled learners", "value": enrolled, "kind": "int"},
+        {"key": "completed", "label": "Completions", "value": completed, "kind": "int"},
+        {"key": "completion_pct", "label": "Completion rate", "kind": "percent",
+         "value": round(100.0 * completed / enrolled, 1) if enrolled else 0.0},
+        {"key": "completed_in_range", "label": f"Completed in the last {days} days",
+         "value": sum(r["completed_in_range"] for r in rows), "kind": "int"},
+    ]  # fmt: skip
+
+
 @functools.cache
-def _buckets_query(prefix: str) -> Select:  # type: ignore[type-arg]
+def _courses_query(prefix: str, by_course: bool) -> Select:  # type: ignore[type-arg]
+    """Every course (but the site front page), so a course without learners shows zeros."""
+    course = MoodleTables(prefix).course
+    query = select(course.c.id, course.c.fullname).where(course.c.id != SITE_COURSE_ID)
+    if by_course:
+        query = query.where(course.c.id == bindparam("course", type_=BigInteger))
+    return query
+
+
+@functools.cache
+def _buckets_query(prefix: str, by_course: bool, by_cohort: bool) -> Select:  # type: ignore[type-arg]
     """Learners per course and completion bucket: built once, run with `now`, `since` and
     `tz_offset_s` (and so scoped once per tenant scope, see `scoped`)."""
     t = MoodleTables(prefix)
-    enrolled = _active_enrolments(t, bindparam("now", type_=BigInteger)).subquery("enrolled")
+    enrolments = _active_enrolments(t, bindparam("now", type_=BigInteger))
+    if by_course:
+        enrolments = enrolments.where(
+            enrolments.selected_columns["courseid"] == bindparam("course", type_=BigInteger)
+        )
+    if by_cohort:
+        cm = t.cohort_members
+        members = select(cm.c.userid).where(cm.c.cohortid == bindparam("cohort", type_=BigInteger))
+        enrolments = enrolments.where(enrolments.selected_columns["userid"].in_(members))
+    enrolled = enrolments.subquery("enrolled")
     cc, course = t.course_completions, t.course
     # One pass over the enrolments gives the table and the trend: each learner falls in a
     # bucket — not completed, completed before the range, or the local day of completion.
@@ -126,15 +162,23 @@ def _buckets_query(prefix: str) -> Select:  # type: ignore[type-arg]
     )
 
 
-def _tally(buckets: Sequence[Any]) -> tuple[list[dict[str, Any]], dict[int, int]]:
+def _tally(
+    buckets: Sequence[Any], every_course: Sequence[Any]
+) -> tuple[list[dict[str, Any]], dict[int, int]]:
     courses: dict[int, dict[str, Any]] = {}
     by_day: dict[int, int] = {}
-    for course_id, fullname, bucket, n in buckets:
-        row = courses.setdefault(
+
+    def row_of(course_id: int, fullname: str) -> dict[str, Any]:
+        return courses.setdefault(
             int(course_id),
             {"course_id": int(course_id), "course": fullname, "enrolled": 0, "completed": 0,
              "completed_in_range": 0},
         )  # fmt: skip
+
+    for course_id, fullname in every_course:
+        row_of(course_id, fullname)
+    for course_id, fullname, bucket, n in buckets:
+        row = row_of(course_id, fullname)
         row["enrolled"] += n
         if bucket != NOT_COMPLETED:
             row["completed"] += n

@@ -8,7 +8,8 @@ import sys
 import time
 
 from common.moodle import MoodleSource
-from common.reports import get_report
+from common.reports import RunContext, get_report
+from common.reports.base import json_row
 from common.tenancy import TenantScope
 from tests.support import REPO, TEST_SECRET
 
@@ -25,7 +26,9 @@ def dashboard_rows(site, company=None, days=30):
     try:
         scope = TenantScope(company_ids=None if company is None else (company,))
         report = get_report("course_completion")
-        return report.run(source, scope, {"days": days}, now=int(time.time())).rows
+        ctx = RunContext(source=source, scope=scope, now=int(time.time()))
+        params = report.parse_params({"days": str(days)})
+        return [json_row(r) for r in report.stream(ctx, params, report.page_request({}))]
     finally:
         source.dispose()
 

@@ -58,7 +58,7 @@ def build_site(url: str) -> Site:
     site = Site(url=url, moodle=moodle, users={"admin": moodle.ADMIN_ID})
     site.companies = {"A": moodle.company(name="Acme"), "B": moodle.company(name="Bolt")}
     for name, company in (("Fire Safety", "A"), ("First Aid", "A"), ("Forklift", "B"),
-                          ("Shared Ethics", None)):  # fmt: skip
+                          ("Shared Ethics", None), ("Induction (no learners yet)", "A")):  # fmt: skip
         course_id = moodle.course(fullname=name)
         site.courses[name] = course_id
         site.course_company[name] = company

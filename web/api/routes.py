@@ -15,21 +15,16 @@ from common.access import capabilities as caps
 from common.access.api_tokens import SCOPE_EMAIL_READ, SCOPE_EMAIL_WRITE, SCOPE_REPORTS_READ
 from common.mail.monitor import JobProgress, job_progress
 from common.mail.queue import queue_job
-from common.reports import get_report, registered_reports
-from common.reports.base import Report
+from common.reports.describe import report_description
 from common.tenancy import MANAGE, load_job
-from web.api.auth import api_caller, deny, requested_company, require_token, token_scope
+from web.api.auth import api_caller, requested_company, require_token, token_scope
 from web.api.email_schema import body_company, json_object, parse_email_job
 from web.api.errors import ApiError, install_error_handlers
 from web.auth.guards import web_context
+from web.reports.running import ReportRequest, page_json, parse_request, report_for, reports_for
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
 install_error_handlers(bp)
-
-
-def _runnable(report: Report) -> bool:
-    viewer = api_caller().viewer
-    return report.enabled(web_context().moodle.features()) and viewer.can_any(report.capabilities)
 
 
 @bp.get("/reports")
@@ -38,27 +33,31 @@ def reports():  # type: ignore[no-untyped-def]
     token_scope(requested_company())  # asking for another company is refused here too
     listed = [
         {"name": r.type_name, "title": r.title, "description": r.description,
-         "url": url_for("api_v1.report", name=r.type_name)}
-        for r in registered_reports() if _runnable(r)
+         "url": url_for("api_v1.report", name=r.type_name),
+         "metadata_url": url_for("api_v1.report_metadata", name=r.type_name)}
+        for r in reports_for(api_caller().viewer)
     ]  # fmt: skip
     return jsonify(reports=listed)
+
+
+def _report_request(name: str) -> ReportRequest:
+    """The report, checked as on the pages (404 unknown, 403 audited), in the token's scope."""
+    caller = api_caller()
+    return parse_request(name, request.args, caller.viewer, token_scope(requested_company()))
 
 
 @bp.get("/reports/<name>")
 @require_token(SCOPE_REPORTS_READ)
 def report(name: str):  # type: ignore[no-untyped-def]
-    found = get_report(name)
-    if found is None or not found.enabled(web_context().moodle.features()):
-        raise ApiError(404, f"no report named {name!r}")
-    caller = api_caller()
-    if not _runnable(found):
-        raise deny(caller, f"you may not run the {found.title} report")
-    scope = token_scope(requested_company())
-    params = found.parse_params(request.args)
-    ctx = web_context()
-    now = int(ctx.clock())
-    result = found.run_for(ctx.moodle, scope, params, now=now, timezone=caller.viewer.timezone)
-    return jsonify(result.as_json())
+    wanted = _report_request(name)
+    return jsonify(page_json(wanted))
+
+
+@bp.get("/reports/<name>/metadata")
+@require_token(SCOPE_REPORTS_READ)
+def report_metadata(name: str):  # type: ignore[no-untyped-def]
+    report = report_for(name, api_caller().viewer)
+    return jsonify(report_description(report))
 
 
 @bp.post("/email/jobs")

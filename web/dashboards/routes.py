@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, render_template
 
 from common.access import capabilities as caps
-from common.reports import get_report
-from common.tenancy import company_choices
-from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
+from web.auth.guards import Tenancy, signed_in
+from web.reports.routes import page as reports_page
 
 bp = Blueprint("dashboards", __name__, url_prefix="/dashboards", template_folder="templates")
 
@@ -26,10 +25,4 @@ def index():  # type: ignore[no-untyped-def]
     tenancy=Tenancy.VIEW,
 )
 def completion():  # type: ignore[no-untyped-def]
-    return render_template(
-        "dashboards/report_dashboard.html",
-        report=get_report("course_completion"),
-        scope=request_scope(),
-        companies=company_choices(web_context().moodle, current_viewer()),
-        ranges=(30, 90),
-    )
+    return reports_page("course_completion")

@@ -1,52 +1,75 @@
-"""Any registered report as JSON data (for AJAX filters) and as a CSV export."""
+"""Every registered report as a page, JSON data (for AJAX filters, paging and sort) and a
+streamed export in each format. Nothing here names a report: the registry drives it all."""
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from datetime import datetime
 
-from common.reports import get_report
-from common.reports.base import Report, ReportResult
-from common.reports.export import to_csv
-from common.tenancy import NotFound, TenantViolation
+from flask import Blueprint, Response, jsonify, render_template, request, stream_with_context
+
+from common.reports.export import FORMATS, ExportDocument
+from common.reports.filters import describe_filters
+from common.tenancy import NotFound, company_choices
 from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
+from web.reports.running import ReportRequest, page_json, reports_for, request_for_viewer
 
-bp = Blueprint("reports", __name__, url_prefix="/reports")
-
-
-def _report(name: str) -> Report:
-    report = get_report(name)
-    if report is None:
-        raise NotFound(f"No report named {name!r}.")
-    return report
+bp = Blueprint("reports", __name__, url_prefix="/reports", template_folder="templates")
 
 
-def run_for_request(name: str) -> ReportResult:
-    """Run a report for the signed-in viewer: capability, tenant scope, validated params."""
-    report = _report(name)
-    viewer = current_viewer()
-    if not viewer.can_any(report.capabilities):
-        raise TenantViolation(None, f"You may not run the {report.title} report.")
-    scope = request_scope()
-    params = report.parse_params(request.args)
-    ctx = web_context()
-    now = int(ctx.clock())
-    return report.run_for(ctx.moodle, scope, params, now=now, timezone=viewer.timezone)
+@bp.get("/")
+@signed_in(tenancy=Tenancy.SELF)
+def index():  # type: ignore[no-untyped-def]
+    return render_template("reports/index.html", reports=reports_for(current_viewer()))
+
+
+@bp.get("/<name>")
+@signed_in(tenancy=Tenancy.VIEW)
+def page(name: str):  # type: ignore[no-untyped-def]
+    wanted = request_for_viewer(name, request.args)
+    return render_template(
+        "reports/report.html",
+        report=wanted.report,
+        params=wanted.params,
+        page=wanted.page,
+        scope=request_scope(),
+        companies=company_choices(web_context().moodle, current_viewer()),
+        formats=list(FORMATS),
+    )
 
 
 @bp.get("/<name>/data")
 @signed_in(tenancy=Tenancy.VIEW)
 def data(name: str):  # type: ignore[no-untyped-def]
-    return jsonify(run_for_request(name).as_json())
+    return jsonify(page_json(request_for_viewer(name, request.args)))
 
 
-@bp.get("/<name>/export.csv")
+@bp.get("/<name>/export.<fmt>")
 @signed_in(tenancy=Tenancy.VIEW)
-def export_csv(name: str):  # type: ignore[no-untyped-def]
-    result = run_for_request(name)
-    days = result.params.get("days")
-    filename = f"{name}{f'-{days}d' if days else ''}.csv"
+def export(name: str, fmt: str):  # type: ignore[no-untyped-def]
+    if fmt not in FORMATS:
+        raise NotFound(f"No export format {fmt[:16]!r} (try {', '.join(FORMATS)}).")
+    return export_response(request_for_viewer(name, request.args), fmt)
+
+
+def export_response(wanted: ReportRequest, fmt: str) -> Response:
+    """The export of exactly the view's filtered rows and columns, streamed."""
+    report, ctx = wanted.report, wanted.ctx
+    chart = report.run(ctx, wanted.params).chart if fmt == "pdf" else None
+    doc = ExportDocument(
+        title=report.title, columns=report.columns,
+        filters=describe_filters(report, ctx, wanted.params),
+        chart=chart() if chart else None,
+        generated_at=datetime.fromtimestamp(ctx.now, ctx.zone),
+    )  # fmt: skip
+    export_format = FORMATS[fmt]
+    rows = report.stream(ctx, wanted.params, wanted.page)
+    stamp = doc.generated_at.strftime("%Y%m%d-%H%M")
+    filename = f"{report.type_name}-{stamp}.{export_format.extension}"
     return Response(
-        to_csv(result),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        stream_with_context(export_format.write(doc, rows)),
+        mimetype=export_format.media_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },  # fmt: skip
     )
