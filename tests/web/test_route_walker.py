@@ -10,6 +10,7 @@ may answer 500. The site admin, who may see Bolt, walks the same requests for 50
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any
 
@@ -21,6 +22,7 @@ from sqlalchemy import func, select
 from common.access.api_tokens import SCOPES, issue
 from common.models.access import AuditLog
 from common.reports import registered_reports
+from common.reports.export import FORMATS
 from tests.web.conftest import csrf_token, sign_in
 from tests.web.other_company import (
     BOLT_MARKERS,
@@ -89,16 +91,16 @@ def url_values(bolt: OtherCompany) -> dict[str, Any]:
 
 def requests_for(app: Flask, bolt: OtherCompany):  # type: ignore[no-untyped-def]
     """(method, path, params) for every route and method, pointed at Bolt's objects (a route
-    with a report name: once for each registered report)."""
+    with a report name or an export format: once for each registered report and format)."""
     values = url_values(bolt)
+    every = {"name": [r.type_name for r in registered_reports()], "fmt": list(FORMATS)}
     for rule in app.url_map.iter_rules():
         if rule.endpoint in SKIPPED_ENDPOINTS:
             continue
-        reports = [r.type_name for r in registered_reports()] if "name" in rule.arguments else [""]
-        for report in reports:
+        args = sorted(rule.arguments)
+        for chosen in itertools.product(*(every.get(a, [values.get(a)]) for a in args)):
             path = rule.rule
-            for arg in rule.arguments:
-                value = report if arg == "name" else values[arg]
+            for arg, value in zip(args, chosen, strict=True):
                 path = re.sub(rf"<(?:[a-z]+:)?{arg}>", str(value), path)
             for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
                 yield method, path, values

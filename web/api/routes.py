@@ -56,8 +56,8 @@ def report(name: str):  # type: ignore[no-untyped-def]
 @bp.get("/reports/<name>/metadata")
 @require_token(SCOPE_REPORTS_READ)
 def report_metadata(name: str):  # type: ignore[no-untyped-def]
-    report = report_for(name, api_caller().viewer)
-    return jsonify(report_description(report))
+    token_scope(requested_company())  # another company is refused here too
+    return jsonify(report_description(report_for(name, api_caller().viewer)))
 
 
 @bp.post("/email/jobs")

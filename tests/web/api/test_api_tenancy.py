@@ -33,7 +33,7 @@ def test_company_restricted_token_cannot_reach_the_other_company(app, site, toke
     restricted = bearer(token_for("admin", company="A"))  # an admin, so only the token limits
     client = app.test_client()
     walked = list(api_requests(app, other, other_job))
-    assert {m for m, _, _ in walked} == {"GET", "POST"} and len(walked) == 4
+    assert {m for m, _, _ in walked} == {"GET", "POST"} and len(walked) >= 5
     for method, path, body in walked:
         response = client.open(path, method=method, json=body, headers=restricted)
         assert response.status_code == 403, f"{method} {path}: {response.status_code}"
