@@ -57,8 +57,9 @@ def build_site(url: str) -> Site:
     moodle = MoodleFactory(engine, now=NOW)
     site = Site(url=url, moodle=moodle, users={"admin": moodle.ADMIN_ID})
     site.companies = {"A": moodle.company(name="Acme"), "B": moodle.company(name="Bolt")}
-    for name, company in (("Fire Safety", "A"), ("First Aid", "A"), ("Forklift", "B"),
-                          ("Shared Ethics", None), ("Induction (no learners yet)", "A")):  # fmt: skip
+    courses = (("Fire Safety", "A"), ("First Aid", "A"), ("Forklift", "B"),
+               ("Shared Ethics", None), ("Induction (no learners yet)", "A"))  # fmt: skip
+    for name, company in courses:
         course_id = moodle.course(fullname=name)
         site.courses[name] = course_id
         site.course_company[name] = company
