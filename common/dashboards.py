@@ -1,0 +1,187 @@
+"""Role dashboards: which widgets each role sees, each one a view of a registered report.
+
+A widget shows a report's headline figures (`kpis`), its chart or a short table, under the
+dashboard's shared filters; the page and the JSON API (`/api/v1/dashboard`) both read
+`dashboard_data`, so a dashboard is data, not code. Widgets of a report that is not
+registered or not enabled on this site are left out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from common.access import capabilities as caps
+from common.access.viewer import Viewer
+from common.reports import Report, RunContext, get_report
+from common.reports.base import ReportPage, present
+from common.reports.filters import describe_filters
+
+SHOWS = ("kpis", "chart", "table")
+
+
+@dataclass(frozen=True)
+class Widget:
+    key: str
+    title: str
+    report: str
+    show: str  # kpis | chart | table
+    sort: str | None = None  # table widgets: the report column to order by…
+    direction: str = "asc"  # …and which way
+    page_size: int = 10
+
+    def __post_init__(self) -> None:
+        if self.show not in SHOWS:
+            raise ValueError(f"widget {self.key}: show {self.show!r} is not one of {SHOWS}")
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    role: str
+    title: str
+    capability: str
+    widgets: tuple[Widget, ...]
+    # The filters the page offers; each report takes those it declares and ignores the rest.
+    filters: tuple[str, ...] = ("days", "course", "cohort", "q")
+
+
+DASHBOARDS: tuple[Dashboard, ...] = (
+    Dashboard(
+        "admin",
+        "Site overview",
+        caps.VIEW_ADMIN_DASHBOARD,
+        (
+            Widget("completion_kpis", "Completion", "course_completion", "kpis"),
+            Widget("companies", "Companies compared", "company_summary", "chart"),
+            Widget(
+                "company_table", "Companies", "company_summary", "table", "completion_pct", "desc"
+            ),
+            Widget("completion_trend", "Completions per day", "course_completion", "chart"),
+            Widget(
+                "courses",
+                "Courses by completion",
+                "course_completion",
+                "table",
+                "completion_pct",
+                "asc",
+            ),
+            Widget("engagement_kpis", "Engagement", "user_engagement", "kpis"),
+        ),
+    ),
+    Dashboard(
+        "manager",
+        "Company overview",
+        caps.VIEW_MANAGER_DASHBOARD,
+        (
+            Widget("completion_kpis", "Completion", "course_completion", "kpis"),
+            Widget("progress", "Learners by progress", "course_progress", "chart"),
+            Widget("completion_trend", "Completions per day", "course_completion", "chart"),
+            Widget(
+                "courses",
+                "Courses by completion",
+                "course_completion",
+                "table",
+                "completion_pct",
+                "asc",
+            ),
+            Widget(
+                "engagement",
+                "Least active learners",
+                "user_engagement",
+                "table",
+                "seconds_30",
+                "asc",
+            ),
+        ),
+    ),
+    Dashboard(
+        "teacher",
+        "My courses",
+        caps.VIEW_TEACHER_DASHBOARD,
+        (
+            Widget("completion_kpis", "Completion", "course_completion", "kpis"),
+            Widget("progress", "Learners by progress", "course_progress", "chart"),
+            Widget("learners", "Learners' progress", "course_progress", "table", "progress_pct"),
+            Widget("quizzes", "Quizzes", "quiz_attempts", "table", "finished_attempts", "desc"),
+            Widget("quiz_chart", "Quiz grades", "quiz_attempts", "chart"),
+        ),
+    ),
+    Dashboard(
+        "student",
+        "My learning",
+        caps.VIEW_STUDENT_DASHBOARD,
+        (
+            Widget("my_progress_kpis", "My progress", "course_progress", "kpis"),
+            Widget("my_courses", "My courses", "course_progress", "table", "course"),
+            Widget("my_time", "My time", "user_engagement", "kpis"),
+        ),
+        filters=("course",),
+    ),
+)
+
+
+def dashboards_for(viewer: Viewer) -> list[Dashboard]:
+    return [d for d in DASHBOARDS if viewer.can(d.capability)]
+
+
+def get_dashboard(role: str) -> Dashboard | None:
+    return next((d for d in DASHBOARDS if d.role == role), None)
+
+
+def widget_reports(dashboard: Dashboard, enabled: Any) -> list[tuple[Widget, Report]]:
+    """The widgets whose report exists and `enabled(report)` allows, with their report."""
+    found = []
+    for widget in dashboard.widgets:
+        report = get_report(widget.report)
+        if report is not None and enabled(report):
+            found.append((widget, report))
+    return found
+
+
+def dashboard_data(
+    dashboard: Dashboard,
+    ctx: RunContext,
+    raw_filters: Mapping[str, str],
+    enabled: Any = lambda report: True,
+) -> dict[str, Any]:
+    """Every widget's figures under the same filters: one run per report, however many
+    widgets show it. A bad filter raises FieldError (400) naming it."""
+    raw = {k: v for k, v in raw_filters.items() if k in dashboard.filters}
+    runs: dict[str, Any] = {}
+    widgets = []
+    filters: dict[str, str] = {}
+    for widget, report in widget_reports(dashboard, enabled):
+        if report.type_name not in runs:
+            params = report.parse_params(raw)
+            runs[report.type_name] = (params, report.run(ctx, params))
+            filters.update(dict(describe_filters(report, ctx, params)))
+        params, data = runs[report.type_name]
+        shown = _shown(widget, report, ctx, params, data)
+        widgets.append({"key": widget.key, "title": widget.title, "report": report.type_name,
+                        "show": widget.show, **shown})  # fmt: skip
+    return {
+        "dashboard": dashboard.role,
+        "title": dashboard.title,
+        "filters": [{"label": k, "value": v} for k, v in filters.items()],
+        "widgets": widgets,
+    }
+
+
+def _shown(
+    widget: Widget, report: Report, ctx: RunContext, params: Any, data: Any
+) -> dict[str, Any]:
+    if widget.show == "kpis":
+        return {"kpis": data.kpis() if data.kpis else []}
+    if widget.show == "chart":
+        return {"chart": (data.chart() if data.chart else None) or {}}
+    raw = {"page_size": str(widget.page_size)}
+    if widget.sort and report.column(widget.sort):
+        raw.update(sort=widget.sort, dir=widget.direction)
+    request = report.page_request(raw)
+    rows, total = data.rows.page(request, report.row_key)
+    page = ReportPage(report=report, params=dict(params), rows=present(report, rows, ctx),
+                      total=total, request=request)  # fmt: skip
+    shown = page.as_json()
+    return {"columns": shown["columns"], "rows": shown["rows"], "total": total,
+            "sort": shown["sort"]}  # fmt: skip
