@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, String, func, select
 from sqlalchemy.engine import Engine
 
 from common.errors import FieldError
@@ -47,7 +47,8 @@ class PageRequest:
         column = report.column(sort)
         if column is None or not column.sortable:
             keys = ", ".join(c.key for c in report.columns if c.sortable)
-            raise FieldError("sort", f"{sort[:40]!r} is not a sortable column ({keys})", 400)
+            reason = f"{sort[:40]!r} is not a sortable column ({keys})"
+            raise FieldError("sort", reason, status=400)
         direction = (raw.get("dir") or "").strip().lower()
         if direction == "":
             direction = report.default_direction if sort == report.default_sort else "asc"
@@ -90,9 +91,13 @@ class SqlRows(RowSource):
 
     def _ordered(self, request: PageRequest, row_key: Sequence[str]) -> Select:  # type: ignore[type-arg]
         columns = self.query.selected_columns
+        # Text sorts without regard to case, as MariaDB's default collation and ListRows do.
+        fold_case = self.engine.dialect.name == "sqlite"
         order = []
         for key in (request.sort, *[k for k in row_key if k != request.sort]):
             column = columns[key]
+            if fold_case and isinstance(column.type, String):
+                column = column.collate("NOCASE")
             order.append(column.desc() if request.direction == "desc" and key == request.sort
                          else column.asc())  # fmt: skip
         return self.query.order_by(None).order_by(*order)
