@@ -44,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     run.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                      help="a report parameter (repeatable), e.g. --param days=90")  # fmt: skip
     run.add_argument("--days", help="shorthand for --param days=N")
-    run.add_argument("--sort", help="a sortable column key; --sort -key sorts descending")
+    run.add_argument("--sort", help="a sortable column key; --sort=-key sorts descending")
     run.set_defaults(func=run_report)
     listing = report_sub.add_parser("list", help="list the reports and their parameters")
     listing.add_argument("--json", action="store_true", help="machine-readable")
