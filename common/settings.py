@@ -68,6 +68,8 @@ class Settings:
     login_max_age_s: int = 43200
     login_auth_plugins: tuple[str, ...] = ("manual", "email")
     trusted_proxies: int = 0
+    # JSON API (issue 9): requests one token may make per minute (0: no limit).
+    api_rate_limit_per_minute: int = 120
 
     @property
     def production(self) -> bool:
@@ -250,4 +252,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         login_max_age_s=_int(env, "LOGIN_MAX_AGE_S", 43200, 300, 30 * 86400),
         login_auth_plugins=_auth_plugins(env.get("LOGIN_AUTH_PLUGINS") or "manual,email"),
         trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, 0, 5),
+        api_rate_limit_per_minute=_int(env, "API_RATE_LIMIT_PER_MINUTE", 120, 0, 1_000_000),
     )

@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import secrets
 import time
 from itertools import count
 from typing import Any, NamedTuple
@@ -457,6 +458,38 @@ class MoodleFactory:
                   "subject": "Welcome", "body": "Hello", "userid": ADMIN_ID, "due": self.now,
                   **overrides}  # fmt: skip
         return self.insert("email", **values)
+
+    # --- web services -------------------------------------------------------------------------
+
+    def enable_web_services(self, enabled: bool = True) -> None:
+        """Site config `enablewebservices` (Moodle refuses every token while it is 0)."""
+        self.config("enablewebservices", "1" if enabled else "0")
+
+    def external_service(self, **overrides: Any) -> int:
+        """An external_services row: enabled and open to every user (`restrictedusers` 0)."""
+        number = next(self._numbers)
+        values = {"name": f"Service {number}", "shortname": f"service{number}", "enabled": 1,
+                  "restrictedusers": 0, "timecreated": self.now, "timemodified": self.now,
+                  **overrides}  # fmt: skip
+        return self.insert("external_services", **values)
+
+    def external_service_user(self, service_id: int, user_id: int, **overrides: Any) -> int:
+        """A user allowed on a restricted service (`validuntil`/`iprestriction` unset)."""
+        values = {"externalserviceid": service_id, "userid": user_id, "timecreated": self.now,
+                  **overrides}  # fmt: skip
+        return self.insert("external_services_users", **values)
+
+    def external_token(self, user_id: int, service_id: int | None = None, **overrides: Any) -> int:
+        """A permanent web-service token (tokentype 0) in the system context, as the admin's
+        "Manage tokens" page creates it: no expiry (`validuntil` 0), no IP restriction. The
+        value defaults to 32 hex characters like Moodle's; pass `token=` to know it. Without
+        `service_id`, a new enabled service is made for it."""
+        if service_id is None:
+            service_id = self.external_service()
+        values = {"token": secrets.token_hex(16), "tokentype": 0, "userid": user_id,
+                  "externalserviceid": service_id, "contextid": 1, "creatorid": ADMIN_ID,
+                  "validuntil": 0, "timecreated": self.now, **overrides}  # fmt: skip
+        return self.insert("external_tokens", **values)
 
     # --- logs ---------------------------------------------------------------------------------
 

@@ -1,8 +1,16 @@
 """Who is calling the API: the bearer token, the Moodle user it acts as, scopes and tenancy.
 
-The token's user is loaded with `load_viewer` on every request, so a Moodle role change (or a
-suspension) applies to their tokens at once. Failed authentication and every refusal are
-audited; a missing header is not, since it is no attempt to authenticate.
+Two kinds of bearer token are accepted: ManiReports' own (`mrt_…`, common/access/api_tokens.py)
+and, for reading, Moodle web-service tokens (common/access/moodle_tokens.py). Either way the
+token's user is loaded with `load_viewer` on every request, so a Moodle role change (or a
+suspension) applies to their tokens at once, and each token is held to the per-minute request
+limit (web/api/rate_limit.py). Failed authentication and every refusal are audited; a missing
+header is not, since it is no attempt to authenticate.
+
+A token in the URL (`?wstoken=`, as Moodle's REST server takes it, or `?access_token=`) is
+refused with 400: URLs are written to access logs, proxies and browser history, so a token
+sent there is as good as published. Audit lines name the path without its query string, and
+a token only by its prefix (`mrt_abcd`) or its Moodle row id, never by its value.
 """
 
 from __future__ import annotations
@@ -14,24 +22,43 @@ from typing import Any, TypeVar
 
 from flask import g, request
 
-from common.access.api_tokens import check, granted_scopes
+from common.access.api_tokens import SCOPE_REPORTS_READ, TOKEN_PREFIX, check, granted_scopes
+from common.access.attempt_counters import AttemptCounters
+from common.access.moodle_tokens import MoodleToken, check_moodle_token
 from common.access.viewer import Viewer, load_viewer
 from common.audit import OUTCOME_FAILED, record_audit
 from common.ids import parse_optional_id
 from common.models.api import ApiToken
-from common.tenancy import VIEW, Action, TenantScope, TenantViolation, scope_for
+from common.tenancy import (
+    VIEW,
+    Action,
+    TenantScope,
+    TenantViolation,
+    require_company,
+    scope_for,
+    sees_every_company,
+)
 from web.api.errors import ApiError
+from web.api.rate_limit import limiter
 from web.auth.guards import Tenancy, audit_denial, web_context
 
 F = TypeVar("F", bound=Callable[..., Any])
 REALM = 'Bearer realm="ManiReports"'
+# A Moodle token reads: it never creates email jobs, whatever its user may do in the UI.
+MOODLE_TOKEN_SCOPES = frozenset({SCOPE_REPORTS_READ})
+URL_TOKEN_PARAMS = ("wstoken", "access_token")
 
 
 @dataclass(frozen=True)
 class ApiCaller:
-    token: ApiToken
+    token: ApiToken | MoodleToken
     viewer: Viewer
     scopes: frozenset[str]
+
+    @property
+    def rate_bucket(self) -> str:
+        kind = "moodle" if isinstance(self.token, MoodleToken) else "token"
+        return f"{kind}:{self.token.id}"
 
 
 def api_caller() -> ApiCaller:
@@ -55,7 +82,15 @@ def _audit_failed_authentication(reason: str, user_id: int | None = None) -> Non
         )  # fmt: skip
 
 
-def _authenticate() -> ApiCaller:
+def _presented_token() -> str:
+    """The bearer token of the Authorization header; 401 (audited) when it is malformed."""
+    for name in URL_TOKEN_PARAMS:
+        if name in request.args:
+            _audit_failed_authentication(f"token sent in the URL (?{name}=)")
+            message = "send the token in the header Authorization: Bearer <token>, not the URL"
+            raise ApiError(400, message, name, headers={
+                "WWW-Authenticate": f'{REALM}, error="invalid_request", '
+                                    f'error_description="{message}"'})  # fmt: skip
     header = request.headers.get("Authorization", "")
     if not header:
         raise _unauthorized("send the header Authorization: Bearer <token>", presented=False)
@@ -63,10 +98,17 @@ def _authenticate() -> ApiCaller:
     if kind.lower() != "bearer" or not presented.strip():
         _audit_failed_authentication("malformed Authorization header")
         raise _unauthorized("the Authorization header must be 'Bearer <token>'", presented=True)
+    return presented.strip()
+
+
+def _authenticate() -> ApiCaller:
+    presented = _presented_token()
+    if not presented.startswith(TOKEN_PREFIX):
+        return _authenticate_moodle(presented)
     ctx = web_context()
     with ctx.appdb.transaction() as session:
         # Expiry is wall-clock time (check's default); ctx.clock only dates report ranges.
-        outcome = check(session, presented.strip())
+        outcome = check(session, presented)
         token = outcome.token
         viewer = load_viewer(ctx.moodle, session, token.userid) if token else None
     if token is None:
@@ -76,6 +118,32 @@ def _authenticate() -> ApiCaller:
         _audit_failed_authentication(f"token {token.prefix}: user cannot sign in", token.userid)
         raise _unauthorized("the token's user can no longer sign in", presented=True)
     return ApiCaller(token=token, viewer=viewer, scopes=granted_scopes(token))
+
+
+def _authenticate_moodle(presented: str) -> ApiCaller:
+    """A Moodle web-service token, checked as Moodle checks it (wall-clock time, the caller's
+    address); the Moodle DB is only read: its `lastaccess` is not updated."""
+    ctx = web_context()
+    outcome = check_moodle_token(ctx.moodle, presented, request.remote_addr)
+    token = outcome.token
+    if token is None:
+        _audit_failed_authentication(outcome.refusal or "refused", outcome.user_id)
+        raise _unauthorized("invalid or expired token, or not allowed from here", presented=True)
+    with ctx.appdb.transaction() as session:
+        viewer = load_viewer(ctx.moodle, session, token.userid)
+    if viewer is None:
+        _audit_failed_authentication(f"token {token.prefix}: user cannot sign in", token.userid)
+        raise _unauthorized("the token's user can no longer sign in", presented=True)
+    return ApiCaller(token=token, viewer=viewer, scopes=MOODLE_TOKEN_SCOPES)
+
+
+def _enforce_rate_limit(caller: ApiCaller) -> None:
+    ctx = web_context()
+    limit = ctx.settings.api_rate_limit_per_minute
+    wait = limiter().admit(AttemptCounters(ctx.appdb.engine), caller.rate_bucket, limit)
+    if wait is not None:
+        message = f"more than {limit} requests a minute with this token; try again in {wait} s"
+        raise ApiError(429, message, headers={"Retry-After": str(wait)})
 
 
 def deny(caller: ApiCaller, message: str, company_id: int | None = None) -> ApiError:
@@ -94,6 +162,7 @@ def require_token(scope: str, *capabilities: str, action: Action = VIEW) -> Call
             caller = _authenticate()
             g.api_caller = caller
             g.api_action = action
+            _enforce_rate_limit(caller)
             if scope not in caller.scopes:
                 error = deny(caller, f"this token lacks the scope {scope}")
                 error.headers["WWW-Authenticate"] = (
@@ -127,4 +196,7 @@ def token_scope(company_id: int | None) -> TenantScope:
         if company_id is not None and company_id != restricted:
             raise TenantViolation(company_id, f"this token is restricted to company {restricted}")
         company_id = restricted
-    return scope_for(caller.viewer, company_id, g.api_action)
+    scope = scope_for(caller.viewer, company_id, g.api_action)
+    if sees_every_company(caller.viewer):  # anyone else's companies come from Moodle itself
+        require_company(web_context().moodle, company_id)
+    return scope

@@ -1,30 +1,47 @@
-"""`/api/v1`: prebuilt reports and email jobs as JSON, for a bearer token.
+"""`/api/v1`: prebuilt reports, their exports, role dashboards and email jobs, for a bearer token.
 
 The same report definitions, tenant scoping and job creation as the pages: a report's rows
-here are the rows of its dashboard for the token's user, and a job created here is queued
-and dispatched exactly as one created in the UI.
+here are the rows of its dashboard for the token's user, an export is the page's export, and a
+job created here is queued and dispatched exactly as one created in the UI. The OpenAPI 3.1
+document (`/api/v1/openapi.json`) and its reference page (`/api/v1/docs`) are public and
+generated from the report registry (web/api/openapi.py).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, jsonify, render_template, request, url_for
 
 from common.access import capabilities as caps
 from common.access.api_tokens import SCOPE_EMAIL_READ, SCOPE_EMAIL_WRITE, SCOPE_REPORTS_READ
+from common.dashboards import DASHBOARDS, dashboard_data, dashboards_for
 from common.mail.monitor import JobProgress, job_progress
 from common.mail.queue import queue_job
 from common.reports.describe import report_description
-from common.tenancy import MANAGE, load_job
+from common.reports.export import FORMATS
+from common.tenancy import MANAGE, NotFound, load_job
+from web.api import rate_limit
 from web.api.auth import api_caller, requested_company, require_token, token_scope
 from web.api.email_schema import body_company, json_object, parse_email_job
 from web.api.errors import ApiError, install_error_handlers
-from web.auth.guards import web_context
-from web.reports.running import ReportRequest, page_json, parse_request, report_for, reports_for
+from web.api.openapi import openapi_document, reference
+from web.auth.guards import Tenancy, open_to, web_context
+from web.reports.routes import export_response
+from web.reports.running import (
+    ReportRequest,
+    page_json,
+    parse_request,
+    report_for,
+    reports_for,
+    run_context,
+    runnable,
+)
 
-bp = Blueprint("api_v1", __name__, url_prefix="/api/v1")
+bp = Blueprint("api_v1", __name__, url_prefix="/api/v1", template_folder="templates")
 install_error_handlers(bp)
+bp.record_once(lambda state: rate_limit.install(state.app))
+DASHBOARD_CAPABILITIES = tuple(d.capability for d in DASHBOARDS)
 
 
 @bp.get("/reports")
@@ -58,6 +75,43 @@ def report(name: str):  # type: ignore[no-untyped-def]
 def report_metadata(name: str):  # type: ignore[no-untyped-def]
     token_scope(requested_company())  # another company is refused here too
     return jsonify(report_description(report_for(name, api_caller().viewer)))
+
+
+@bp.get("/reports/<name>/export.<fmt>")
+@require_token(SCOPE_REPORTS_READ)
+def report_export(name: str, fmt: str):  # type: ignore[no-untyped-def]
+    """The page's own export (every row of the filtered, sorted view), streamed."""
+    if fmt not in FORMATS:
+        raise NotFound(f"No export format {fmt[:16]!r} (try {', '.join(FORMATS)}).")
+    return export_response(_report_request(name), fmt)
+
+
+@bp.get("/dashboard")
+@require_token(SCOPE_REPORTS_READ, *DASHBOARD_CAPABILITIES)
+def dashboard():  # type: ignore[no-untyped-def]
+    """The caller's role dashboard (the first of theirs, or `?role=` another of theirs)."""
+    viewer = api_caller().viewer
+    theirs = dashboards_for(viewer)
+    role = request.args.get("role", "")
+    chosen = next((d for d in theirs if d.role == role), None) if role else theirs[0]
+    if chosen is None:
+        mine = ", ".join(d.role for d in theirs)
+        raise ApiError(404, f"no dashboard {role[:32]!r} for you (yours: {mine})", "role")
+    ctx = run_context(token_scope(requested_company()), viewer)
+    return jsonify(dashboard_data(chosen, ctx, request.args, lambda r: runnable(r, viewer)))
+
+
+@bp.get("/openapi.json")
+@open_to(Tenancy.PUBLIC)
+def openapi():  # type: ignore[no-untyped-def]
+    return jsonify(openapi_document())
+
+
+@bp.get("/docs")
+@open_to(Tenancy.PUBLIC)
+def docs():  # type: ignore[no-untyped-def]
+    doc = openapi_document()
+    return render_template("api/docs.html", doc=doc, operations=reference(doc))
 
 
 @bp.post("/email/jobs")

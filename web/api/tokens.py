@@ -26,6 +26,7 @@ from common.access.api_tokens import (
     usernames,
 )
 from common.access.viewer import Viewer, load_viewer
+from common.dashboards import DASHBOARDS
 from common.errors import FieldError
 from common.ids import parse_id, parse_optional_id
 from common.models.base import utcnow
@@ -34,9 +35,14 @@ from common.tenancy import MANAGE, SITE, VIEW, TenantScope, TenantViolation, loa
 from web.auth.guards import Tenancy, current_viewer, signed_in, web_context
 from web.navigation import add_nav_item
 
-# Whoever holds a capability some API endpoint checks may hold a token.
+# Whoever holds a capability some API endpoint checks may hold a token (a learner too: the
+# API serves them their own progress and dashboard).
 API_CAPABILITIES = tuple(
-    sorted({c for r in registered_reports() for c in r.capabilities} | {caps.MANAGE_EMAIL_OFFLOAD})
+    sorted(
+        {c for r in registered_reports() for c in r.capabilities}
+        | {d.capability for d in DASHBOARDS}
+        | {caps.MANAGE_EMAIL_OFFLOAD}
+    )
 )
 MAX_EXPIRY_DAYS = 3650
 EMAIL_SCOPES = (SCOPE_EMAIL_READ, SCOPE_EMAIL_WRITE)

@@ -8,17 +8,21 @@ from sqlalchemy import func, select
 from common.models.mail import CloudJob
 from tests.services.mailer.conftest import make_job
 from tests.web.api.conftest import audit_rows, bearer
+from web.auth.guards import Tenancy
 
 EXAMPLE_JOB = {"type": "bulk", "subject": "Hi", "html": "<p>Hi</p>",
                "recipients": [{"email": "someone@school.example"}]}  # fmt: skip
 
 
 def api_requests(app, other_company: int, other_job: int):  # type: ignore[no-untyped-def]
-    """(method, path, JSON body) for every /api/v1 route, asking for ``other_company``."""
+    """(method, path, JSON body) for every /api/v1 route that reads or acts on a company (not
+    the public OpenAPI document and reference page), asking for ``other_company``."""
     for rule in app.url_map.iter_rules():
         if not rule.rule.startswith("/api/v1"):
             continue
-        path = rule.rule.replace("<name>", "course_completion")
+        if app.view_functions[rule.endpoint].tenancy == Tenancy.PUBLIC:
+            continue
+        path = rule.rule.replace("<name>", "course_completion").replace("<fmt>", "csv")
         path = path.replace("<id:job_id>", str(other_job))
         assert "<" not in path, f"add an example value for {rule.rule}"
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):

@@ -103,5 +103,8 @@ def test_revoking_stops_the_token_and_only_its_owner_or_an_admin_may(app, site, 
     assert audit.userid == site.users["mgr_a"]
 
 
-def test_learners_have_no_token_page(client_as):
-    assert client_as("ana").get(PAGE).status_code == 403
+def test_only_users_the_api_serves_have_a_token_page(client_as):
+    # No capability any API endpoint checks: nothing a token could read.
+    assert client_as("legacy").get(PAGE).status_code == 403
+    # A learner's token reads their own progress and their dashboard, nothing more.
+    assert client_as("ana").get(PAGE).status_code == 200
