@@ -18,6 +18,7 @@ from common.reports.rows import ListRows, PageRequest, RowSource, SqlRows
 # Importing a report module registers it.
 from common.reports import course_completion  # noqa: E402,F401  isort: skip
 from common.reports import course_progress  # noqa: E402,F401  isort: skip
+from common.reports import quiz_attempts  # noqa: E402,F401  isort: skip
 from common.reports import scorm_summary  # noqa: E402,F401  isort: skip
 from common.reports import user_engagement  # noqa: E402,F401  isort: skip
 from common.reports import company_summary  # noqa: E402,F401  isort: skip
