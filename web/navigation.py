@@ -13,6 +13,15 @@ class NavItem:
     label: str
     endpoint: str
     capabilities: tuple[str, ...] = ()
+    # Every endpoint of this blueprint is "here" (a report page under Reports).
+    section: str | None = None
+
+    def current(self, endpoint: str | None) -> bool:
+        if endpoint is None:
+            return False
+        return endpoint == self.endpoint or (
+            self.section is not None and endpoint.startswith(self.section + ".")
+        )
 
     def visible_to(self, viewer: Viewer) -> bool:
         return not self.capabilities or viewer.can_any(self.capabilities)
@@ -21,8 +30,8 @@ class NavItem:
 NAV_ITEMS: list[NavItem] = []
 
 
-def add_nav_item(label: str, endpoint: str, *capabilities: str) -> None:
-    NAV_ITEMS.append(NavItem(label, endpoint, capabilities))
+def add_nav_item(label: str, endpoint: str, *capabilities: str, section: str | None = None) -> None:
+    NAV_ITEMS.append(NavItem(label, endpoint, capabilities, section))
 
 
 def nav_for(viewer: Viewer | None) -> list[NavItem]:
@@ -31,12 +40,8 @@ def nav_for(viewer: Viewer | None) -> list[NavItem]:
     return [item for item in NAV_ITEMS if item.visible_to(viewer)]
 
 
-add_nav_item("Dashboards", "dashboards.index")
-add_nav_item(
-    "Course completion",
-    "dashboards.completion",
-    caps.VIEW_ADMIN_DASHBOARD,
-    caps.VIEW_MANAGER_DASHBOARD,
-    caps.VIEW_TEACHER_DASHBOARD,
-)
+# Dashboards and reports read their registries (common/dashboards.py, common/reports/): each
+# lists only what the viewer may open, so no report is named here.
+add_nav_item("Dashboards", "dashboards.index", section="dashboards")
+add_nav_item("Reports", "reports.index", section="reports")
 add_nav_item("Audit log", "audit.index", caps.VIEW_AUDIT_LOG)

@@ -1,5 +1,5 @@
-"""In a real browser: sign in, change the range, the chart and table update in place, the CSV
-export holds exactly the rows and columns on screen."""
+"""In a real browser: sign in, change the range, the chart and table update in place (the URL
+holds the range), the CSV export holds exactly the rows and columns on screen."""
 
 import csv
 import io
@@ -37,18 +37,18 @@ def test_manager_changes_range_without_navigation_and_exports_what_is_shown(
     page = browser.new_page(accept_downloads=True)
     login(page, live_server, manager.username, manager.password)
     page.goto(f"{live_server}/dashboards/completion")
-    page.wait_for_selector("#report-table tbody tr")
-    assert page.locator("#report-table").get_attribute("data-days") == "30"
+    page.wait_for_selector("#report-view[data-loaded='']")
+    assert page.input_value("#filter-days") == "30"
     assert page.locator("#report-chart").get_attribute("data-points") == "31"
     before = table_on_screen(page)
     url_before = page.url
 
     page.evaluate("window.__sameDocument = true")
-    page.select_option("#range", "90")
-    page.wait_for_selector("#report-table[data-days='90']")
+    page.select_option("#filter-days", "90")
+    page.wait_for_selector("#report-view[data-loaded='days=90']")
     assert page.locator("#report-chart").get_attribute("data-points") == "91"
     assert page.evaluate("window.__sameDocument") is True, "the page navigated"
-    assert page.url == url_before
+    assert page.url == url_before + "?days=90"
     after = table_on_screen(page)
     assert after[0] == before[0]
     in_range = after[0].index("Completed in range")

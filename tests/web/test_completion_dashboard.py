@@ -89,6 +89,6 @@ def test_a_course_without_learners_is_listed_with_zeros(site, client_as):
 
 def test_dashboard_page_renders_filters_and_export(client_as):
     page = client_as("mgr_a").get("/dashboards/completion").get_data(as_text=True)
-    assert 'id="range"' in page and "Last 90 days" in page
+    assert 'id="filter-days"' in page and "Last 90 days" in page
     assert 'id="export-csv"' in page
     assert 'id="loading"' in page

@@ -9,9 +9,13 @@ from flask import Blueprint, Response, jsonify, render_template, request, stream
 
 from common.reports.export import FORMATS, ExportDocument
 from common.reports.filters import describe_filters
-from common.tenancy import NotFound, company_choices
-from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
+from common.reports.rows import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from common.tenancy import NotFound, sees_every_company
+from web.auth.guards import Tenancy, current_viewer, signed_in, web_context
+from web.reports.filter_bar import company_options, controls_for, view_meta
 from web.reports.running import ReportRequest, page_json, reports_for, request_for_viewer
+
+PAGE_SIZES = tuple(n for n in (25, 50, 100, 200, 500) if n <= MAX_PAGE_SIZE)
 
 bp = Blueprint("reports", __name__, url_prefix="/reports", template_folder="templates")
 
@@ -25,15 +29,21 @@ def index():  # type: ignore[no-untyped-def]
 @bp.get("/<name>")
 @signed_in(tenancy=Tenancy.VIEW)
 def page(name: str):  # type: ignore[no-untyped-def]
+    """The report's shell: its filter bar at the URL's values (a bad one is a 400 naming it),
+    KPI, chart and table places that /data fills, and an export link per format."""
     wanted = request_for_viewer(name, request.args)
+    viewer, source = current_viewer(), web_context().moodle
     return render_template(
         "reports/report.html",
         report=wanted.report,
-        params=wanted.params,
-        page=wanted.page,
-        scope=request_scope(),
-        companies=company_choices(web_context().moodle, current_viewer()),
+        controls=controls_for(wanted.report.params, wanted.params, wanted.ctx.scope, source),
+        scope=wanted.ctx.scope,
+        companies=company_options(viewer, source),
+        every_company=sees_every_company(viewer),
+        meta={"report": wanted.report.type_name, **view_meta([wanted.report], viewer)},
         formats=list(FORMATS),
+        page_sizes=PAGE_SIZES,
+        default_page_size=DEFAULT_PAGE_SIZE,
     )
 
 
