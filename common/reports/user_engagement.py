@@ -170,21 +170,32 @@ def like_escaped(text: str) -> str:
     return text
 
 
-def _daily_in_window(by_course: bool) -> Select:  # type: ignore[type-arg]
-    """(userid, date, seconds) per user, course and UTC date in the window: a heartbeat figure
-    where any beat arrived that day, else the log estimate."""
+def _seconds_per_day(by_course: bool, named: bool) -> Select:  # type: ignore[type-arg]
+    """(userid, date, seconds) per user and UTC date in the window, summed over the courses:
+    of each course and date a heartbeat figure where any beat arrived that day, else the log
+    estimate.
+
+    Grouped in the same SELECT that applies the heartbeat rule: under another derived table
+    MariaDB probes the NOT EXISTS once per row instead of materializing it (twice the time).
+    """
     d, measured = UsertimeDaily, aliased(UsertimeDaily)
     has_beats = exists().where(
         measured.userid == d.userid, measured.courseid == d.courseid,
         measured.date == d.date, measured.estimated == false(),
     )  # fmt: skip
-    query = select(d.userid, d.date, d.seconds).where(
-        d.date >= bindparam("since_30", type_=Date),
-        d.date <= bindparam("today", type_=Date),
-        or_(d.estimated == false(), ~has_beats),
+    query = (
+        select(d.userid, d.date, func.sum(d.seconds).label("seconds"))
+        .where(
+            d.date >= bindparam("since_30", type_=Date),
+            d.date <= bindparam("today", type_=Date),
+            or_(d.estimated == false(), ~has_beats),
+        )
+        .group_by(d.userid, d.date)
     )
     if by_course:
         query = query.where(d.courseid == bindparam("course", type_=BigInteger))
+    if named:
+        query = query.where(d.userid.in_(_learner_ids()))
     return query
 
 
@@ -196,15 +207,7 @@ def _learner_ids() -> Any:
 @functools.cache
 def _figures_query(by_course: bool, named: bool) -> Select:  # type: ignore[type-arg]
     """Per user: active days and seconds over the last 7 and 30 UTC dates, across courses."""
-    daily = _daily_in_window(by_course)
-    if named:
-        daily = daily.where(UsertimeDaily.userid.in_(_learner_ids()))
-    chosen = daily.subquery("chosen")
-    per_day = (
-        select(chosen.c.userid, chosen.c.date, func.sum(chosen.c.seconds).label("seconds"))
-        .group_by(chosen.c.userid, chosen.c.date)
-        .subquery("per_day")
-    )
+    per_day = _seconds_per_day(by_course, named).subquery("per_day")
     in_7 = per_day.c.date >= bindparam("since_7", type_=Date)
     return select(
         per_day.c.userid,
