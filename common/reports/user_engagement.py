@@ -82,6 +82,7 @@ class UserEngagementReport(Report):
             "q": like_escaped(search) if search else None,
             "today": today, "since_30": since_30,
             "since_7": today - timedelta(days=SHORT_DAYS - 1),
+            **{f"day_{i}": since_30 + timedelta(days=i) for i in range(WINDOW_DAYS)},
         }  # fmt: skip
         learners_query = scoped(
             _learners_query(source.prefix, course is not None, cohort is not None, bool(search)),
@@ -110,20 +111,12 @@ class UserEngagementReport(Report):
                 learners = read_learners()
                 figures = grouped.result()
         rows = _rows(learners, figures)
-
-        def chart() -> dict[str, Any]:
-            active = sorted(r["user_id"] for r in rows if r["active_days_30"])
-            per_day: dict[date, int] = {}
-            if active:
-                query = _active_per_day_query(course is not None)
-                with appdb.engine.connect() as conn:
-                    found = conn.execute(
-                        scoped(query, ctx.scope, source), {**values, "learners": active}
-                    )
-                    per_day = {_as_date(r.date): int(r.learners) for r in found}
-            return _chart(per_day, since_30, today)
-
-        return ReportData(rows=ListRows(rows), chart=chart, kpis=lambda: _kpis(rows))
+        listed = [figures[r["user_id"]].active_mask for r in rows if r["user_id"] in figures]
+        return ReportData(
+            rows=ListRows(rows),
+            chart=lambda: _chart(listed, since_30),
+            kpis=lambda: _kpis(rows),
+        )
 
 
 @functools.cache
@@ -206,34 +199,24 @@ def _learner_ids() -> Any:
 
 @functools.cache
 def _figures_query(by_course: bool, named: bool) -> Select:  # type: ignore[type-arg]
-    """Per user: active days and seconds over the last 7 and 30 UTC dates, across courses."""
+    """Per user: active days and seconds over the last 7 and 30 UTC dates, across courses, and
+    which of the 30 dates they were active on (bit i: `day_i`; a user has one row per date,
+    so the sum of the bits is their OR) — the chart's figures without another pass."""
     per_day = _seconds_per_day(by_course, named).subquery("per_day")
     in_7 = per_day.c.date >= bindparam("since_7", type_=Date)
+    day_bit = case(
+        *((per_day.c.date == bindparam(f"day_{i}", type_=Date), 1 << i)
+          for i in range(WINDOW_DAYS)),
+        else_=0,
+    )  # fmt: skip
     return select(
         per_day.c.userid,
         func.sum(case((in_7, 1), else_=0)).label("active_days_7"),
         func.count().label("active_days_30"),
         func.sum(case((in_7, per_day.c.seconds), else_=0)).label("seconds_7"),
         func.sum(per_day.c.seconds).label("seconds_30"),
+        func.sum(day_bit).label("active_mask"),
     ).group_by(per_day.c.userid)
-
-
-@functools.cache
-def _active_per_day_query(by_course: bool) -> Select:  # type: ignore[type-arg]
-    """Learners with any activity per UTC date of the window (estimated or measured alike)."""
-    d = UsertimeDaily
-    query = (
-        select(d.date, func.count(func.distinct(d.userid)).label("learners"))
-        .where(
-            d.date >= bindparam("since_30", type_=Date),
-            d.date <= bindparam("today", type_=Date),
-            d.userid.in_(_learner_ids()),
-        )
-        .group_by(d.date)
-    )
-    if by_course:
-        query = query.where(d.courseid == bindparam("course", type_=BigInteger))
-    return query
 
 
 def _rows(learners: Sequence[Any], figures: Mapping[int, Any]) -> list[dict[str, Any]]:
@@ -253,16 +236,19 @@ def _rows(learners: Sequence[Any], figures: Mapping[int, Any]) -> list[dict[str,
     return rows
 
 
-def _as_date(value: Any) -> date:
-    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
-
-
-def _chart(per_day: Mapping[date, int], since: date, today: date) -> dict[str, Any]:
-    days = [since + timedelta(days=i) for i in range((today - since).days + 1)]
+def _chart(masks: Sequence[int], since: date) -> dict[str, Any]:
+    """Active learners per UTC date of the window, from each listed learner's active dates."""
+    per_day = [0] * WINDOW_DAYS
+    for mask in masks:
+        mask = int(mask or 0)
+        while mask:
+            lowest = mask & -mask
+            per_day[lowest.bit_length() - 1] += 1
+            mask ^= lowest
     return {
         "type": "line",
-        "labels": [d.isoformat() for d in days],
-        "series": [{"label": "Active learners", "data": [per_day.get(d, 0) for d in days]}],
+        "labels": [(since + timedelta(days=i)).isoformat() for i in range(WINDOW_DAYS)],
+        "series": [{"label": "Active learners", "data": per_day}],
     }
 
 
