@@ -74,6 +74,7 @@ def chips(page) -> list[str]:  # type: ignore[no-untyped-def]
 
 def click_bar(page, canvas: str, index: int) -> str:  # type: ignore[no-untyped-def]
     """Click bar `index` of the chart on `canvas` where Chart.js drew it; its label."""
+    page.locator(canvas).scroll_into_view_if_needed()
     spot = page.evaluate(
         """([selector, i]) => {
             const canvas = document.querySelector(selector);
@@ -95,6 +96,8 @@ def test_filter_drill_chip_and_back(live_server, browser, demo_site, drill_repor
     login(page, live_server, "companymanager", logins)
     page.goto(f"{live_server}/reports/{drill_report}")
     loaded(page, "report-view", "")
+    assert not page.is_visible("#loading"), "the loading state did not clear"
+    assert not page.is_visible("#empty")
     every_course = first_column(page)
     assert len(every_course) > 2
     assert not any(c.startswith("Course") for c in chips(page))
@@ -188,6 +191,13 @@ def test_sort_paging_and_exports_follow_the_view(live_server, browser, demo_site
     loaded(page, "report-view", "page_size=25&sort=completion_pct&dir=desc")
     assert page.inner_text("#page-range") == f"Rows 1–{total} of {total}"
     assert page.is_disabled("#page-next")
+
+    # No rows: the empty state says so, in place of an empty table.
+    page.goto(f"{live_server}/reports/{drill_report}?course=999999")
+    loaded(page, "report-view", "course=999999")
+    assert page.is_visible("#empty") and not page.is_visible("#report-table")
+    assert page.inner_text("#empty") == "No rows match these filters."
+    assert page.inner_text("#page-range") == "No rows"
     page.close()
 
 

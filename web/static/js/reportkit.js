@@ -51,6 +51,9 @@ function chartLabel(label) {
   return /^\d{4}-\d{2}-\d{2}$/.test(String(label)) ? wallClock(label, SHORT_DAY) : String(label);
 }
 
+const LABEL_MAX = 22;
+const shortLabel = (label) => (String(label).length > LABEL_MAX ? String(label).slice(0, LABEL_MAX - 1) + "…" : label);
+
 export function el(tag, className, text) {
   const node = document.createElement(tag);
   if (className) node.className = className;
@@ -156,8 +159,8 @@ export function createView(root, render) {
     const params = view.params();
     for (const filter of filters || []) {
       const chip = el("li", "chip");
-      chip.appendChild(el("span", "", filter.label + ": " + filter.value));
       const control = controls.find((c) => c.dataset.label === filter.label);
+      chip.appendChild(el("span", "", filter.label + ": " + chipValue(filter, control)));
       if (control && params.get(control.name) && params.get(control.name) !== defaultOf(control)) {
         chip.appendChild(removeButton(filter.label, () => view.set({ [control.name]: null, page: null })));
       } else if (filter.label === "Company" && company && params.get("company")
@@ -167,6 +170,15 @@ export function createView(root, render) {
       chips.appendChild(chip);
     }
     chips.hidden = chips.children.length === 0;
+  }
+
+  // The server names ids (courses, cohorts); a bare choice or date reads as the bar shows it.
+  function chipValue(filter, control) {
+    const value = String(filter.value);
+    if (!control || control.value !== value) return value;
+    if (control.tagName === "SELECT" && control.selectedIndex >= 0) return control.options[control.selectedIndex].text;
+    if (control.type === "date") return format(value, "date");
+    return value;
   }
 
   function removeButton(label, action) {
@@ -313,10 +325,13 @@ export function drawChart(canvas, spec, onDrill) {
   });
   const drill = spec.drill && Array.isArray(spec.drill.values) ? spec.drill : null;
   canvas.dataset.drill = drill ? drill.param : "";
+  // One series: its name on the value axis (a legend for one entry says less).
+  const axisTitle = { display: !round && datasets.length === 1, text: datasets.length ? datasets[0].label : "" };
   if (old && old.config.type === type) {
     old.data.labels = labels;
     old.data.datasets = datasets;
     old.$drill = drill;
+    if (!round) old.options.scales.y.title = axisTitle;
     old.update();
   } else {
     if (old) old.destroy();
@@ -329,6 +344,11 @@ export function drawChart(canvas, spec, onDrill) {
         animation: false,
         interaction: round ? { mode: "nearest", intersect: true } : { mode: "index", intersect: false },
         plugins: { legend: { display: round || datasets.length > 1 } },
+        scales: round ? {} : {
+          // Long names are cut on the axis (the tooltip has them whole).
+          x: { ticks: { callback(value) { return shortLabel(this.getLabelForValue(value)); } } },
+          y: { beginAtZero: true, title: axisTitle },
+        },
         onClick: (event, elements, c) => {
           if (c.$drill && elements.length) onDrill(c.$drill, elements[0].index);
         },
