@@ -10,6 +10,7 @@ may answer 500. The site admin, who may see Bolt, walks the same requests for 50
 
 from __future__ import annotations
 
+import io
 import itertools
 import re
 from typing import Any
@@ -17,6 +18,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from openpyxl import load_workbook
+from pypdf import PdfReader
 from sqlalchemy import func, select
 
 from common.access.api_tokens import SCOPES, issue
@@ -133,6 +136,20 @@ def call(app, client, token, bearer, method, path, values):  # type: ignore[no-u
                        query_string={"company": values["company"]})  # fmt: skip
 
 
+def readable_text(response: Any) -> str:
+    """What a person would read in the response: the text of a page or CSV, the cells of an
+    XLSX, the text of a PDF (so markers are looked for inside exports too)."""
+    data = response.get_data()
+    kind = response.mimetype
+    if kind == "application/pdf":
+        return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+    if kind.endswith("spreadsheetml.sheet"):
+        book = load_workbook(io.BytesIO(data), read_only=True)
+        return "\n".join(str(cell) for sheet in book for row in sheet.iter_rows(values_only=True)
+                         for cell in row if cell is not None)  # fmt: skip
+    return data.decode("utf-8")
+
+
 def api_token(app: Flask, user_id: int) -> str:
     with app.extensions["manireports"].appdb.transaction() as session:
         plaintext, _ = issue(session, user_id, "walker", tuple(SCOPES), None, None)
@@ -153,7 +170,7 @@ def test_no_role_reaches_another_companys_objects(app, site, role):
         denied_before = denials_for(app, method, path)
         response = call(app, client, token, bearer, method, path, values)
         walked += 1
-        body = response.get_data(as_text=True)
+        body = readable_text(response)
         where = f"{role}: {method} {path} -> {response.status_code}"
         if response.status_code >= 500:
             problems.append(f"{where}: server error")
@@ -174,6 +191,7 @@ def test_the_site_admin_walks_every_route_without_a_server_error(app, site):
     for method, path, values in requests_for(app, bolt):
         client, token = signed_in_client(app, "admin")
         response = call(app, client, token, bearer, method, path, values)
+        readable_text(response)  # a streamed export runs to its end, as a download would
         if response.status_code >= 500:
             errors.append(f"{method} {path} -> {response.status_code}")
     assert errors == []
