@@ -159,13 +159,22 @@ class Report(ABC):
         """The report's rows in scope (a source that pages, sorts and streams them), and its
         chart and headline figures over the same filters."""
 
-    def page(self, ctx: RunContext, params: Mapping[str, Any], request: PageRequest) -> ReportPage:
+    def page(
+        self,
+        ctx: RunContext,
+        params: Mapping[str, Any],
+        request: PageRequest,
+        *,
+        summary: bool = True,
+    ) -> ReportPage:
+        """One page of rows; with `summary`, the chart and KPIs too (a client paging or
+        sorting the same filters already has them, and each can cost a pass over the data)."""
         data = self.run(ctx, params)
         found, total = data.rows.page(request, self.row_key)
         return ReportPage(
             report=self, params=dict(params), rows=present(self, found, ctx), total=total,
-            request=request, chart=data.chart() if data.chart else None,
-            kpis=data.kpis() if data.kpis else [],
+            request=request, chart=data.chart() if summary and data.chart else None,
+            kpis=data.kpis() if summary and data.kpis else [],
         )  # fmt: skip
 
     def stream(

@@ -166,10 +166,15 @@ def test_sort_paging_and_exports_follow_the_view(live_server, browser, demo_site
     assert page.is_disabled("#page-prev")
     first_page = first_column(page)
 
-    page.click("#page-next")
+    kpis = page.inner_text("#kpis")
+    with page.expect_request(lambda r: "/data?" in r.url) as asked:
+        page.click("#page-next")
     loaded(page, "report-view", "page_size=3&page=2")
     assert page.inner_text("#page-range") == f"Rows 4–6 of {total}"
     assert not set(first_column(page)) & set(first_page)
+    # Paging the same filters fetches the rows alone and keeps the figures it has.
+    assert parse_qs(urlsplit(asked.value.url).query)["parts"] == ["rows"]
+    assert page.inner_text("#kpis") == kpis and page.is_visible("#chart-card")
 
     header = page.locator("#report-table th", has_text="Completion %")
     header.locator("button").click()

@@ -50,7 +50,9 @@ def page(name: str):  # type: ignore[no-untyped-def]
 @bp.get("/<name>/data")
 @signed_in(tenancy=Tenancy.VIEW)
 def data(name: str):  # type: ignore[no-untyped-def]
-    return jsonify(page_json(request_for_viewer(name, request.args)))
+    # `parts=rows`: the page alone, for a client paging or sorting filters it has figures for.
+    summary = request.args.get("parts") != "rows"
+    return jsonify(page_json(request_for_viewer(name, request.args), summary=summary))
 
 
 @bp.get("/<name>/export.<fmt>")

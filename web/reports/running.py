@@ -58,10 +58,11 @@ def parse_request(
     return ReportRequest(report, run_context(scope, viewer), params, page)
 
 
-def page_json(wanted: ReportRequest) -> dict[str, Any]:
-    """One page as JSON, for the data endpoint and the API alike: rows, columns, chart, KPIs,
-    pagination, sort and the applied filters by name."""
-    result = wanted.report.page(wanted.ctx, wanted.params, wanted.page).as_json()
+def page_json(wanted: ReportRequest, *, summary: bool = True) -> dict[str, Any]:
+    """One page as JSON, for the data endpoint and the API alike: rows, columns, chart, KPIs
+    (unless `summary` is off), pagination, sort and the applied filters by name."""
+    page = wanted.report.page(wanted.ctx, wanted.params, wanted.page, summary=summary)
+    result = page.as_json()
     described = describe_filters(wanted.report, wanted.ctx, wanted.params)
     result["filters"] = [{"label": label, "value": value} for label, value in described]
     return result
