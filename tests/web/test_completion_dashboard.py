@@ -83,8 +83,15 @@ def test_csv_export_has_exactly_the_rows_and_columns_on_screen(client_as):
 def test_a_course_without_learners_is_listed_with_zeros(site, client_as):
     rows = client_as("mgr_a").get("/reports/course_completion/data").get_json()["rows"]
     empty = next(r for r in rows if r["course"] == "Induction (no learners yet)")
-    assert shown([empty]) == [{"course": "Induction (no learners yet)", "enrolled": 0,
-                               "completed": 0, "completion_pct": 0.0, "completed_in_range": 0}]
+    assert shown([empty]) == [
+        {
+            "course": "Induction (no learners yet)",
+            "enrolled": 0,
+            "completed": 0,
+            "completion_pct": 0.0,
+            "completed_in_range": 0,
+        }
+    ]
 
 
 def test_dashboard_page_renders_filters_and_export(client_as):
