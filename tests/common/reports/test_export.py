@@ -8,6 +8,7 @@ import io
 import logging
 import socket
 import tracemalloc
+import zipfile
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -199,6 +200,16 @@ def test_xlsx_with_no_rows_is_a_header():
     ws = workbook(run("xlsx", []))["Report"]
     assert [c.value for c in ws[1]] == [c.label for c in COLUMNS]
     assert ws.max_row == 1
+
+
+def test_xlsx_lean_row_step_writes_what_openpyxl_would(monkeypatch):
+    rows = [row(i) for i in range(20)] + [{c.key: None for c in COLUMNS}]
+    rows += [row(i, name=f, attempts="x", grade=float("nan")) for i, f in enumerate(FORMULAS)]
+    lean = zipfile.ZipFile(io.BytesIO(run("xlsx", rows)))
+    monkeypatch.setattr(export, "_lean_rows", lambda ws: None)
+    stock = zipfile.ZipFile(io.BytesIO(run("xlsx", rows)))
+    for name in ("xl/worksheets/sheet1.xml", "xl/worksheets/sheet2.xml", "xl/styles.xml"):
+        assert lean.read(name) == stock.read(name), name
 
 
 def test_xlsx_failed_export_leaves_no_temporary_files():
