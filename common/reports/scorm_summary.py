@@ -21,7 +21,7 @@ import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, bindparam, case, func, select
+from sqlalchemy import BigInteger, ColumnElement, Select, bindparam, case, func, select
 
 from common.access import capabilities as caps
 from common.models.analytics import ScormSummary
@@ -116,7 +116,7 @@ def _figures_queries(by_course: bool) -> tuple[Select, Select]:  # type: ignore[
     written into the SQL: there may be more than SQLite binds)."""
     s = ScormSummary
     deleted = bindparam("deleted", expanding=True, literal_execute=True, type_=BigInteger)
-    conditions = [s.userid.not_in(deleted)]
+    conditions: list[ColumnElement[bool]] = [s.userid.not_in(deleted)]
     if by_course:
         conditions.append(s.courseid == bindparam("course", type_=BigInteger))
     grouped = (

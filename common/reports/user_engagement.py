@@ -29,7 +29,19 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Date, Select, bindparam, case, exists, false, func, or_, select
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    Select,
+    String,
+    bindparam,
+    case,
+    exists,
+    false,
+    func,
+    or_,
+    select,
+)
 from sqlalchemy.orm import aliased
 
 from common.access import capabilities as caps
@@ -148,7 +160,7 @@ def _learners_query(prefix: str, by_course: bool, by_cohort: bool, by_search: bo
     ).where(u.c.id.in_(enrolled))  # fmt: skip
     if by_search:
         # Run with `q` escaped by `like_escaped`: a % or _ typed in the search is a character.
-        q = bindparam("q")
+        q = bindparam("q", type_=String)
         query = query.where(
             or_(*(column.icontains(q, escape=LIKE_ESCAPE)
                   for column in (fullname, u.c.username, u.c.email)))
