@@ -30,6 +30,8 @@ class Widget:
     sort: str | None = None  # table widgets: the report column to order by…
     direction: str = "asc"  # …and which way
     page_size: int = 10
+    # Only these of the report's columns (tables) or KPI keys (kpis); None: all of them.
+    only: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.show not in SHOWS:
@@ -102,8 +104,8 @@ DASHBOARDS: tuple[Dashboard, ...] = (
         (
             Widget("completion_kpis", "Completion", "course_completion", "kpis"),
             Widget("progress", "Learners by progress", "course_progress", "chart"),
-            Widget("learners", "Learners' progress", "course_progress", "table", "progress_pct"),
-            Widget("quizzes", "Quizzes", "quiz_attempts", "table", "finished_attempts", "desc"),
+            Widget("learners", "Learners' progress", "course_progress", "table", "progress"),
+            Widget("quizzes", "Quizzes", "quiz_attempts", "table", "attempts", "desc"),
             Widget("quiz_chart", "Quiz grades", "quiz_attempts", "chart"),
         ),
     ),
@@ -112,9 +114,36 @@ DASHBOARDS: tuple[Dashboard, ...] = (
         "My learning",
         caps.VIEW_STUDENT_DASHBOARD,
         (
-            Widget("my_progress_kpis", "My progress", "course_progress", "kpis"),
-            Widget("my_courses", "My courses", "course_progress", "table", "course"),
-            Widget("my_time", "My time", "user_engagement", "kpis"),
+            # A learner's own figures: no "learners" counts, no columns naming themselves.
+            Widget(
+                "my_progress_kpis",
+                "My progress",
+                "course_progress",
+                "kpis",
+                only=("enrolments", "average_progress", "completed"),
+            ),
+            Widget(
+                "my_courses",
+                "My courses",
+                "course_progress",
+                "table",
+                "course",
+                only=(
+                    "course",
+                    "activities_completed",
+                    "activities",
+                    "progress",
+                    "course_completed",
+                    "last_access",
+                ),
+            ),
+            Widget(
+                "my_time",
+                "My time",
+                "user_engagement",
+                "table",
+                only=("active_days_7", "seconds_7", "active_days_30", "seconds_30"),
+            ),
         ),
         filters=("course",),
     ),
@@ -172,16 +201,17 @@ def _shown(
     widget: Widget, report: Report, ctx: RunContext, params: Any, data: Any
 ) -> dict[str, Any]:
     if widget.show == "kpis":
-        return {"kpis": data.kpis() if data.kpis else []}
+        kpis = data.kpis() if data.kpis else []
+        return {"kpis": [k for k in kpis if widget.only is None or k["key"] in widget.only]}
     if widget.show == "chart":
         return {"chart": (data.chart() if data.chart else None) or {}}
     raw = {"page_size": str(widget.page_size)}
-    if widget.sort and report.column(widget.sort):
+    if widget.sort:
         raw.update(sort=widget.sort, dir=widget.direction)
     request = report.page_request(raw)
     rows, total = data.rows.page(request, report.row_key)
     page = ReportPage(report=report, params=dict(params), rows=present(report, rows, ctx),
                       total=total, request=request)  # fmt: skip
     shown = page.as_json()
-    return {"columns": shown["columns"], "rows": shown["rows"], "total": total,
-            "sort": shown["sort"]}  # fmt: skip
+    columns = [c for c in shown["columns"] if widget.only is None or c["key"] in widget.only]
+    return {"columns": columns, "rows": shown["rows"], "total": total, "sort": shown["sort"]}
