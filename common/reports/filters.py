@@ -1,6 +1,8 @@
 """Applied filters as people read them: labels and names, not ids (for chips, the PDF and
 XLSX headers and schedule descriptions). Names are read through the tenant scope, so a
-filter on someone else's course shows its id, never its name."""
+filter on someone else's course shows its id, never its name. Cohorts are site-wide rows
+(the scope does not filter them), so a cohort is named only when it has a member the viewer
+may see — the rule of the filter bar's cohort options — else shown by its id."""
 
 from __future__ import annotations
 
@@ -42,7 +44,11 @@ def _name(ctx: RunContext, kind: str, object_id: int) -> str:
         return str(object_id)
     table_name, column = _NAME_COLUMNS[kind]
     table = getattr(ctx.source.tables, table_name)
-    query = scoped(select(table.c[column]).where(table.c.id == object_id), ctx.scope, ctx.source)
+    query = select(table.c[column]).where(table.c.id == object_id)
+    if kind == "cohort":
+        members = ctx.source.tables.cohort_members
+        query = query.where(table.c.id.in_(select(members.c.cohortid)))
+    query = scoped(query, ctx.scope, ctx.source)
     with ctx.source.engine.connect() as conn:
         found = conn.scalar(query)
     return str(found) if found is not None else f"#{object_id}"
