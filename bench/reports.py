@@ -59,18 +59,20 @@ class StatementRecorder:
     """The statements the databases receive while `page_json` runs in this process."""
 
     def __init__(self, engines: dict[str, Any]):
-        self.capturing = threading.local()
+        # One flag for every thread: a report may query from a worker thread of its own
+        # (user_engagement reads both databases at once), and requests here are sequential.
+        self.capturing = False
         self.recorded: list[tuple[str, str, Any]] = []
         for name, engine in engines.items():
             event.listen(engine, "before_cursor_execute", self._listener(name))
         original = running.page_json
 
         def recorded_page_json(wanted, **options):  # type: ignore[no-untyped-def]
-            self.capturing.on = True
+            self.capturing = True
             try:
                 return original(wanted, **options)
             finally:
-                self.capturing.on = False
+                self.capturing = False
 
         running.page_json = recorded_page_json
         import web.reports.routes as routes
@@ -79,7 +81,7 @@ class StatementRecorder:
 
     def _listener(self, name: str):  # type: ignore[no-untyped-def]
         def listen(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
-            if getattr(self.capturing, "on", False):
+            if self.capturing:
                 self.recorded.append((name, statement, parameters))
 
         return listen
@@ -158,7 +160,9 @@ def a_manager(moodle_url: str) -> str:
     return str(name)
 
 
-def measure(moodle_url: str, app_url: str, scratch: Path, n: int) -> dict[str, Any]:
+def measure(
+    moodle_url: str, app_url: str, scratch: Path, n: int, only: list[str] | None = None
+) -> dict[str, Any]:
     settings = load_settings(
         {"MANIREPORTS_INSTANCE": str(scratch / "instance"), "MOODLE_DATABASE_URL": moodle_url,
          "DATABASE_URL": app_url}
@@ -181,7 +185,7 @@ def measure(moodle_url: str, app_url: str, scratch: Path, n: int) -> dict[str, A
     cases.append(("course_progress", "admin", "sort=progress&dir=desc&page=2&parts=rows"))
     cases.append(("course_progress", "admin", "sort=progress&dir=desc&page=800&parts=rows"))
     results: dict[str, Any] = {"manager_company": company_of(moodle_url, manager)}
-    for name, role, query in cases:
+    for name, role, query in [c for c in cases if only is None or c[0] in only]:
         url = f"{base}/reports/{name}/data?{query}"
         session = viewers[role]
         endpoint_timings(session, url, 3)  # warm-up: pools, caches, plans
@@ -221,6 +225,7 @@ def main() -> None:
     )
     parser.add_argument("--reuse", nargs=2, metavar=("MOODLE_URL", "APP_URL"),
                         help="an already seeded and aggregated site: no seeding")  # fmt: skip
+    parser.add_argument("--only", nargs="+", metavar="REPORT", help="time only these reports")
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="manireports-bench-") as tmp, ExitStack() as stack:
@@ -234,7 +239,7 @@ def main() -> None:
                 moodle_url = f"sqlite:///{scratch / 'moodle.db'}"
                 app_url = f"sqlite:///{scratch / 'app.db'}"
             prepare(size, moodle_url, app_url, scratch)
-        results = measure(moodle_url, app_url, scratch, size["requests"])
+        results = measure(moodle_url, app_url, scratch, size["requests"], args.only)
     ratios = [v["p95_ratio"] for v in results.values() if isinstance(v, dict)]
     figures = {"bench": "reports", "users": size["users"], "requests": size["requests"],
                "worst_p95_ratio": max(ratios), "reports": results}  # fmt: skip

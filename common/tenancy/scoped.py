@@ -86,31 +86,36 @@ def scoped(query: Q, scope: TenantScope, source: MoodleSource | None = None) -> 
     rows belong to users or courses (their ids are looked up in the Moodle DB).
 
     A query built once and run with parameters (`bindparam`) is scoped once per scope: the
-    result is remembered while the query object lives, unless it holds ids looked up now.
+    result is remembered while the query object lives — and, when it holds ids looked up in
+    Moodle, while `visible_ids` still answers with the very same lookup (same site, within
+    its time to live).
     """
     key = (id(query), scope)
     with _memo_lock:
         remembered = _memo.get(key)
-        if remembered is not None and remembered[0] is query:
-            _memo.move_to_end(key)
+    if remembered is not None and remembered[0] is query:
+        looked_up_ids = remembered[2]
+        if looked_up_ids is None or visible_ids(scope, source) is looked_up_ids:
+            with _memo_lock:
+                if key in _memo:
+                    _memo.move_to_end(key)
             return remembered[1]  # type: ignore[no-any-return]
+    looked_up_ids = None
     if scope.unrestricted:
         _check_tables(query)
         result = query
-        looked_up = False
     else:
         scoper = _Scoper(scope, source)
         result = visitors.cloned_traverse(query, {}, {"select": scoper.visit_select})
-        looked_up = scoper.looked_up
-    if not looked_up:
-        with _memo_lock:
-            _memo[key] = (query, result)
-            if len(_memo) > _MEMO_SIZE:
-                _memo.popitem(last=False)
+        looked_up_ids = scoper.looked_up_ids
+    with _memo_lock:
+        _memo[key] = (query, result, looked_up_ids)
+        if len(_memo) > _MEMO_SIZE:
+            _memo.popitem(last=False)
     return result  # type: ignore[no-any-return]
 
 
-_memo: OrderedDict[tuple[int, TenantScope], tuple[Any, Any]] = OrderedDict()
+_memo: OrderedDict[tuple[int, TenantScope], tuple[Any, Any, VisibleIds | None]] = OrderedDict()
 _memo_lock = threading.Lock()
 
 
@@ -154,9 +159,9 @@ class _Scoper:
         self._visible: VisibleIds | None = None
 
     @property
-    def looked_up(self) -> bool:
-        """Whether the conditions hold ids read from the Moodle DB just now."""
-        return self._visible is not None
+    def looked_up_ids(self) -> VisibleIds | None:
+        """The ids read from the Moodle DB that the conditions hold, if any."""
+        return self._visible
 
     def visit_select(self, select_: Select) -> None:  # type: ignore[type-arg]
         """Called on each (cloned) SELECT of the query, innermost first."""
