@@ -77,7 +77,14 @@ class CourseCompletionReport(Report):
         Column("completed_in_range", "Completed in range", "int"),
     )
     params = (
-        choice("days", "Date range", (30, 90), 30, "completions counted over the last N days"),
+        choice(
+            "days",
+            "Date range",
+            (30, 90),
+            30,
+            "completions counted over the last N days",
+            labels=("Last 30 days", "Last 90 days"),
+        ),
         course_filter(),
         cohort_filter(),
     )

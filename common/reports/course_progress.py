@@ -73,7 +73,8 @@ def like_pattern(text: str) -> str:
 def _band_param() -> Param:
     """`band`: no default (every learner); 0, 25, 50, 75 or 100 picks one bar of the chart."""
     help = "only learners whose progress is in the band from this % (100: all done)"
-    return dataclasses.replace(choice("band", "Progress band", BANDS, 0, help), default=None)
+    band = choice("band", "Progress band", BANDS, 0, help, labels=BAND_LABELS)
+    return dataclasses.replace(band, default=None)
 
 
 @register

@@ -27,8 +27,8 @@ def describe_filters(
             continue
         if param.kind == "id":
             shown = _name(ctx, param.name, value)
-        elif param.kind == "choice" and param.name == "days":
-            shown = f"last {value} days"
+        elif param.kind == "choice":
+            shown = param.choice_label(value)
         else:
             shown = str(value)
         described.append((param.label, shown))

@@ -23,6 +23,13 @@ class Param:
     default: Any = None
     choices: tuple[Any, ...] = ()
     help: str = ""
+    # How a person reads each choice (the filter bar, chips, PDF and XLSX headers).
+    choice_labels: tuple[str, ...] = ()
+
+    def choice_label(self, value: Any) -> str:
+        if value in self.choices and len(self.choice_labels) == len(self.choices):
+            return self.choice_labels[self.choices.index(value)]
+        return str(value)
 
     def parse(self, raw: str | None) -> Any:
         if raw is None or str(raw).strip() == "":
@@ -68,8 +75,15 @@ def _text(raw: str, param: Param) -> str:
     return raw
 
 
-def choice(name: str, label: str, choices: tuple[int, ...], default: int, help: str = "") -> Param:
-    return Param(name, label, "choice", _choice, default, choices, help)
+def choice(
+    name: str,
+    label: str,
+    choices: tuple[int, ...],
+    default: int,
+    help: str = "",
+    labels: tuple[str, ...] = (),
+) -> Param:
+    return Param(name, label, "choice", _choice, default, choices, help, labels)
 
 
 def course_filter() -> Param:

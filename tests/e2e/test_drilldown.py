@@ -107,7 +107,7 @@ def test_filter_drill_chip_and_back(live_server, browser, demo_site, drill_repor
     page.select_option("#filter-days", "90")
     loaded(page, "report-view", "days=90")
     assert query(page) == {"days": ["90"]}
-    assert "Date range: last 90 days" in chips(page)
+    assert "Date range: Last 90 days" in chips(page)
     assert first_column(page) == every_course
 
     # A bar drills to its course: the filtered rows, the course by name in a chip.

@@ -79,11 +79,8 @@ def controls_for(
     return controls
 
 
-_CHOICE_LABELS = {"days": "Last {} days", "band": "From {} %"}
-
-
 def _choice_label(param: Param, choice: Any) -> str:
-    return _CHOICE_LABELS.get(param.name, "{}").format(choice)
+    return param.choice_label(choice)
 
 
 def _named_options(kind: str, scope: TenantScope, source: MoodleSource) -> list[tuple[str, str]]:
