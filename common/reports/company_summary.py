@@ -25,7 +25,7 @@ from common.access import capabilities as caps
 from common.models.analytics import UsertimeDaily
 from common.moodle import MoodleTables, SiteFeatures
 from common.reports.base import Column, Report, ReportData, RunContext, register
-from common.reports.course_completion import SITE_COURSE_ID, _active_enrolments
+from common.reports.learners import SITE_COURSE_ID, active_enrolments
 from common.reports.rows import ListRows
 from common.tenancy import scoped
 from common.tenancy.scope import SHARED_OPEN
@@ -127,7 +127,7 @@ def _enrolments_query(prefix: str) -> Select:  # type: ignore[type-arg]
     company is a quarter of the rows of one per enrolment, and reading rows is most of the
     cost on 40,000 enrolments)."""
     t = MoodleTables(prefix)
-    enrolled = _active_enrolments(t, bindparam("now", type_=BigInteger)).subquery("enrolled")
+    enrolled = active_enrolments(t, bindparam("now", type_=BigInteger)).subquery("enrolled")
     cu, cc = t.company_users, t.course_completions
     members = select(cu.c.companyid, cu.c.userid).distinct().subquery("members")
     courses = _company_courses(t)

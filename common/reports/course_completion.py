@@ -14,49 +14,20 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, and_, bindparam, case, func, or_, select
+from sqlalchemy import BigInteger, Select, and_, bindparam, case, func, select
 
 from common.access import capabilities as caps
 from common.moodle import MoodleTables
 from common.reports.base import Column, Report, ReportData, RunContext, register
+from common.reports.learners import SITE_COURSE_ID, filtered_enrolments
 from common.reports.params import choice, cohort_filter, course_filter
 from common.reports.rows import ListRows
 from common.tenancy import scoped
 
 DAY_S = 86400
-SITE_COURSE_ID = 1
-CONTEXT_COURSE = 50
 # Trend buckets that are not a day start (day starts are positive Unix times).
 NOT_COMPLETED = -1
 BEFORE_RANGE = 0
-
-
-def _active_enrolments(t: MoodleTables, now: Any) -> Select:  # type: ignore[type-arg]
-    """(courseid, userid) of every actively enrolled learner at ``now``, once per pair.
-
-    Starts from student role assignments in course contexts and joins the enrolments to them:
-    on MariaDB this plan is about 40% faster than a correlated EXISTS per enrolment.
-    """
-    e, ue, u = t.enrol, t.user_enrolments, t.user
-    ra, ctx, role = t.role_assignments, t.context, t.role
-    return (
-        select(ctx.c.instanceid.label("courseid"), ra.c.userid.label("userid"))
-        .select_from(role)
-        .join(ra, ra.c.roleid == role.c.id)
-        .join(ctx, and_(ctx.c.id == ra.c.contextid, ctx.c.contextlevel == CONTEXT_COURSE))
-        .join(e, and_(e.c.courseid == ctx.c.instanceid, e.c.status == 0))
-        .join(ue, and_(ue.c.enrolid == e.c.id, ue.c.userid == ra.c.userid))
-        .join(u, u.c.id == ue.c.userid)
-        .where(
-            role.c.archetype == "student",
-            ue.c.status == 0,
-            ue.c.timestart <= now,
-            or_(ue.c.timeend == 0, ue.c.timeend > now),
-            u.c.deleted == 0,
-            e.c.courseid != SITE_COURSE_ID,
-        )
-        .distinct()
-    )
 
 
 @register
@@ -140,16 +111,7 @@ def _buckets_query(prefix: str, by_course: bool, by_cohort: bool) -> Select:  # 
     """Learners per course and completion bucket: built once, run with `now`, `since` and
     `tz_offset_s` (and so scoped once per tenant scope, see `scoped`)."""
     t = MoodleTables(prefix)
-    enrolments = _active_enrolments(t, bindparam("now", type_=BigInteger))
-    if by_course:
-        enrolments = enrolments.where(
-            enrolments.selected_columns["courseid"] == bindparam("course", type_=BigInteger)
-        )
-    if by_cohort:
-        cm = t.cohort_members
-        members = select(cm.c.userid).where(cm.c.cohortid == bindparam("cohort", type_=BigInteger))
-        enrolments = enrolments.where(enrolments.selected_columns["userid"].in_(members))
-    enrolled = enrolments.subquery("enrolled")
+    enrolled = filtered_enrolments(t, by_course=by_course, by_cohort=by_cohort).subquery("enrolled")
     cc, course = t.course_completions, t.course
     # One pass over the enrolments gives the table and the trend: each learner falls in a
     # bucket — not completed, completed before the range, or the local day of completion.

@@ -18,7 +18,7 @@ what the Dashboard and "My courses" show), computed in SQL for every learner at 
 - The site-wide `enablecompletion` setting is not read: it lives in `config`, which reports
   may not read.
 
-Learners are counted as in the completion report (`_active_enrolments`): an active enrolment
+Learners are counted as in the completion report (`common.reports.learners`): an active enrolment
 and a student-archetype role in the course, so deleted users, suspended enrolments and
 teachers are not rows. A learner sees only their own rows (their scope). The learner's email
 is searched (`q`) but not shown.
@@ -51,7 +51,7 @@ from sqlalchemy import (
 from common.access import capabilities as caps
 from common.moodle import MoodleTables
 from common.reports.base import Column, Report, ReportData, RunContext, register
-from common.reports.course_completion import _active_enrolments
+from common.reports.learners import LIKE_ESCAPE, filtered_enrolments, like_escaped
 from common.reports.params import Param, choice, cohort_filter, course_filter, user_search
 from common.reports.rows import SqlRows
 from common.tenancy import scoped
@@ -61,13 +61,11 @@ DONE_STATES = (1, 2)
 # Progress bands of the chart, by their lower bound; a band's bar drills to `?band=<bound>`.
 BANDS = (0, 25, 50, 75, 100)
 BAND_LABELS = ("0–24 %", "25–49 %", "50–74 %", "75–99 %", "100 %")
-LIKE_ESCAPE = "!"
 
 
 def like_pattern(text: str) -> str:
-    """`%text%` for LIKE ... ESCAPE '!', with %, _ and ! in `text` matching themselves."""
-    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return f"%{escaped}%"
+    """`%text%` for LIKE ... ESCAPE LIKE_ESCAPE, with wildcards in `text` matching themselves."""
+    return f"%{like_escaped(text)}%"
 
 
 def _band_param() -> Param:
@@ -168,9 +166,7 @@ def _parts(prefix: str, filters: _Filters) -> _Parts:
     in a derived table first: one grouped pass over course_modules_completion, joined once per
     row, instead of a count per row."""
     t = MoodleTables(prefix)
-    enrolments = _active_enrolments(t, bindparam("now", type_=BigInteger))
-    learner_course = enrolments.selected_columns["courseid"]
-    learner_id = enrolments.selected_columns["userid"]
+    enrolments = filtered_enrolments(t, by_course=filters.by_course, by_cohort=filters.by_cohort)
     course_id = bindparam("course", type_=BigInteger)
     cm, cmc = t.course_modules, t.course_modules_completion
     tracked = and_(cm.c.completion > 0, cm.c.deletioninprogress == 0)
@@ -182,15 +178,8 @@ def _parts(prefix: str, filters: _Filters) -> _Parts:
         .where(tracked, cmc.c.completionstate.in_(DONE_STATES))
     )
     if filters.by_course:
-        enrolments = enrolments.where(learner_course == course_id)
         activities = activities.where(cm.c.course == course_id)
         done = done.where(cm.c.course == course_id)
-    if filters.by_cohort:
-        members = t.cohort_members
-        in_cohort = select(members.c.userid).where(
-            members.c.cohortid == bindparam("cohort", type_=BigInteger)
-        )
-        enrolments = enrolments.where(learner_id.in_(in_cohort))
     enrolled = enrolments.subquery("enrolled")
     per_course = activities.group_by(cm.c.course).subquery("activities")
     per_learner = done.group_by(cmc.c.userid, cm.c.course).subquery("done")

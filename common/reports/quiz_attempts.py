@@ -7,7 +7,7 @@ Rules (Moodle's quiz tables, NOTES.md §6):
   range filters on `timefinish`, from the first day's midnight to the end of the last day in
   the viewer's timezone.
 - Only learners' attempts count: people with an active enrolment and a student-archetype role
-  in the quiz's course (`_active_enrolments`, as in the completion report), like the default
+  in the quiz's course (`active_enrolments`, as in the completion report), like the default
   "enrolled users who have attempted" of Moodle's quiz results. Attempts of deleted users,
   suspended or ended enrolments and teachers are left out, so the completion rate
   (learners with a finished attempt / learners enrolled) never passes 100 %.
@@ -34,7 +34,7 @@ from sqlalchemy import BigInteger, Float, Select, and_, bindparam, case, func, s
 from common.access import capabilities as caps
 from common.moodle import MoodleTables
 from common.reports.base import Column, Report, ReportData, RunContext, register
-from common.reports.course_completion import _active_enrolments
+from common.reports.learners import filtered_enrolments
 from common.reports.params import cohort_filter, course_filter, date_from, date_to
 from common.reports.rows import ListRows
 from common.tenancy import scoped
@@ -129,16 +129,7 @@ def _quizzes_query(prefix: str, by_course: bool) -> Select:  # type: ignore[type
 
 
 def _learners(t: MoodleTables, by_course: bool, by_cohort: bool) -> Select:  # type: ignore[type-arg]
-    enrolments = _active_enrolments(t, bindparam("now", type_=BigInteger))
-    if by_course:
-        enrolments = enrolments.where(
-            enrolments.selected_columns["courseid"] == bindparam("course", type_=BigInteger)
-        )
-    if by_cohort:
-        cm = t.cohort_members
-        members = select(cm.c.userid).where(cm.c.cohortid == bindparam("cohort", type_=BigInteger))
-        enrolments = enrolments.where(enrolments.selected_columns["userid"].in_(members))
-    return enrolments
+    return filtered_enrolments(t, by_course=by_course, by_cohort=by_cohort)
 
 
 @functools.cache

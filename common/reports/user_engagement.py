@@ -48,14 +48,13 @@ from common.access import capabilities as caps
 from common.models.analytics import UsertimeDaily
 from common.moodle import MoodleTables
 from common.reports.base import Column, Report, ReportData, RunContext, register
-from common.reports.course_completion import _active_enrolments
+from common.reports.learners import LIKE_ESCAPE, filtered_enrolments, like_escaped
 from common.reports.params import cohort_filter, course_filter, user_search
 from common.reports.rows import ListRows
 from common.tenancy import scoped
 
 WINDOW_DAYS = 30
 SHORT_DAYS = 7
-LIKE_ESCAPE = "/"
 
 
 @register
@@ -141,14 +140,8 @@ def _learners_query(prefix: str, by_course: bool, by_cohort: bool, by_search: bo
     """
     t = MoodleTables(prefix)
     u, la = t.user, t.user_lastaccess
-    enrolments = _active_enrolments(t, bindparam("now", type_=BigInteger))
+    enrolments = filtered_enrolments(t, by_course=by_course, by_cohort=by_cohort)
     course = bindparam("course", type_=BigInteger)
-    if by_course:
-        enrolments = enrolments.where(enrolments.selected_columns["courseid"] == course)
-    if by_cohort:
-        cm = t.cohort_members
-        members = select(cm.c.userid).where(cm.c.cohortid == bindparam("cohort", type_=BigInteger))
-        enrolments = enrolments.where(enrolments.selected_columns["userid"].in_(members))
     enrolled = enrolments.with_only_columns(enrolments.selected_columns["userid"])
     last = select(func.max(la.c.timeaccess)).where(la.c.userid == u.c.id)
     if by_course:
@@ -166,13 +159,6 @@ def _learners_query(prefix: str, by_course: bool, by_cohort: bool, by_search: bo
                   for column in (fullname, u.c.username, u.c.email)))
         )  # fmt: skip
     return query
-
-
-def like_escaped(text: str) -> str:
-    """`text` for a LIKE with ESCAPE LIKE_ESCAPE: its wildcards (and the escape) literal."""
-    for char in (LIKE_ESCAPE, "%", "_"):
-        text = text.replace(char, LIKE_ESCAPE + char)
-    return text
 
 
 def _seconds_per_day(by_course: bool, named: bool) -> Select:  # type: ignore[type-arg]

@@ -21,10 +21,10 @@ from sqlalchemy import select
 from common.access.viewer import Viewer
 from common.moodle import MoodleSource
 from common.reports import Param, Report
+from common.reports.learners import SITE_COURSE_ID
 from common.tenancy import TenantScope, company_choices, scoped, sees_every_company
 from web.reports.running import reports_for
 
-SITE_COURSE_ID = 1
 OPTIONS_MAX = 1000  # a select longer than this is no use; the chip still names the filter
 # The report a drill on this dimension lands on, when the viewer may run it.
 DETAIL_REPORTS = {"course": "course_progress"}
