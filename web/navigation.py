@@ -15,6 +15,8 @@ class NavItem:
     capabilities: tuple[str, ...] = ()
     # Every endpoint of this blueprint is "here" (a report page under Reports).
     section: str | None = None
+    # The menu group it sits in: one of GROUPS.
+    group: str = "Reports"
 
     def current(self, endpoint: str | None) -> bool:
         if endpoint is None:
@@ -29,9 +31,19 @@ class NavItem:
 
 NAV_ITEMS: list[NavItem] = []
 
+GROUPS = ("Dashboards", "Reports", "Analytics", "Email", "Administration")
 
-def add_nav_item(label: str, endpoint: str, *capabilities: str, section: str | None = None) -> None:
-    NAV_ITEMS.append(NavItem(label, endpoint, capabilities, section))
+
+def add_nav_item(
+    label: str,
+    endpoint: str,
+    *capabilities: str,
+    section: str | None = None,
+    group: str = "Reports",
+) -> None:
+    if group not in GROUPS:
+        raise ValueError(f"unknown menu group {group!r}: one of {', '.join(GROUPS)}")
+    NAV_ITEMS.append(NavItem(label, endpoint, capabilities, section, group))
 
 
 def nav_for(viewer: Viewer | None) -> list[NavItem]:
@@ -42,6 +54,6 @@ def nav_for(viewer: Viewer | None) -> list[NavItem]:
 
 # Dashboards and reports read their registries (common/dashboards.py, common/reports/): each
 # lists only what the viewer may open, so no report is named here.
-add_nav_item("Dashboards", "dashboards.index", section="dashboards")
+add_nav_item("Dashboards", "dashboards.index", section="dashboards", group="Dashboards")
 add_nav_item("Reports", "reports.index", section="reports")
-add_nav_item("Audit log", "audit.index", caps.VIEW_AUDIT_LOG)
+add_nav_item("Audit log", "audit.index", caps.VIEW_AUDIT_LOG, group="Administration")

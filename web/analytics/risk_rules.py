@@ -115,4 +115,4 @@ def delete_risk_rule():  # type: ignore[no-untyped-def]
     return _back(company)
 
 
-add_nav_item("At-risk rules", "analytics.risk_rules", *EDITORS)
+add_nav_item("At-risk rules", "analytics.risk_rules", *EDITORS, group="Analytics")

@@ -84,9 +84,9 @@ def acknowledge_learner():  # type: ignore[no-untyped-def]
     return redirect(url_for("analytics.at_risk"))
 
 
-add_nav_item("Analytics", "analytics.overview", *VIEWERS)
-add_nav_item("At-risk learners", "analytics.at_risk", *VIEWERS)
-add_nav_item("Time tracking", "tracking.snippet", caps.VIEW_ADMIN_DASHBOARD)
+add_nav_item("Analytics", "analytics.overview", *VIEWERS, group="Analytics")
+add_nav_item("At-risk learners", "analytics.at_risk", *VIEWERS, group="Analytics")
+add_nav_item("Time tracking", "tracking.snippet", caps.VIEW_ADMIN_DASHBOARD, group="Analytics")
 
 # Their routes join this blueprint; imported last because they import `bp` from here.
 from web.analytics import risk_rules, scorm_attempts  # noqa: E402, F401

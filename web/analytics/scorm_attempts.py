@@ -69,4 +69,4 @@ def scorm_attempt(scormid: int, userid: int, attempt: int):  # type: ignore[no-u
                            course=courses.get(activity.courseid, ""))  # fmt: skip
 
 
-add_nav_item("SCORM analytics", "analytics.scorm_activities", *VIEWERS)
+add_nav_item("SCORM analytics", "analytics.scorm_activities", *VIEWERS, group="Analytics")

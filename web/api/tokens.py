@@ -48,7 +48,7 @@ MAX_EXPIRY_DAYS = 3650
 EMAIL_SCOPES = (SCOPE_EMAIL_READ, SCOPE_EMAIL_WRITE)
 
 bp = Blueprint("api", __name__, url_prefix="/admin/api-tokens", template_folder="templates")
-add_nav_item("API tokens", "api.tokens", *API_CAPABILITIES)
+add_nav_item("API tokens", "api.tokens", *API_CAPABILITIES, group="Administration")
 
 
 class TokenForm(FlaskForm):

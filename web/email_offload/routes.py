@@ -36,7 +36,7 @@ from web.navigation import add_nav_item
 
 bp = Blueprint("email_offload", __name__, url_prefix="/admin/email-offload",
                template_folder="templates")  # fmt: skip
-add_nav_item("Email offload", "email_offload.index", caps.MANAGE_EMAIL_OFFLOAD)
+add_nav_item("Email offload", "email_offload.index", caps.MANAGE_EMAIL_OFFLOAD, group="Email")
 PROVIDER_LABELS = {"ses": "AWS SES", "sendgrid": "SendGrid", "mailgun": "Mailgun", "smtp": "SMTP"}
 CLOUD_FIELDS = ("aws_region", "aws_access_key_id", "callback_url")
 CLOUD_SECRETS = ("aws_secret_access_key", "callback_secret")

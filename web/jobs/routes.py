@@ -28,7 +28,7 @@ from web.auth.guards import (
 from web.navigation import add_nav_item
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs", template_folder="templates")
-add_nav_item("Email jobs", "jobs.index", caps.MANAGE_EMAIL_OFFLOAD)
+add_nav_item("Email jobs", "jobs.index", caps.MANAGE_EMAIL_OFFLOAD, group="Email")
 
 
 class ActionForm(FlaskForm):
