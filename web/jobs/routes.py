@@ -1,4 +1,6 @@
-"""The email job monitor: jobs with status, progress and errors; create, cancel and retry.
+"""The email job monitor: jobs with status, progress and errors; cancel and retry.
+
+New jobs are composed in `compose.py` (same blueprint).
 
 Every action is a POST with a CSRF token; state changes are audited in the same transaction
 (common.mail.job_status), then the mailers are told through the bus (common.mail.queue).
@@ -13,13 +15,11 @@ from common.access import capabilities as caps
 from common.ids import parse_id
 from common.mail.job_status import cancel_job, open_dead_chunks, retry_dead_chunks, retry_failed
 from common.mail.monitor import job_progress, list_jobs, recent_errors
-from common.mail.queue import dispatch, new_retry_tag, queue_job
-from common.mail.recipients import parse_recipient_lines
+from common.mail.queue import dispatch, new_retry_tag
 from common.models.mail import CloudJob
 from common.tenancy import load_job
 from web.auth.guards import (
     Tenancy,
-    chosen_company_id,
     current_viewer,
     request_scope,
     signed_in,
@@ -68,27 +68,6 @@ def view():  # type: ignore[no-untyped-def]
                            form=ActionForm())  # fmt: skip
 
 
-@bp.post("/create")
-@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
-def create():  # type: ignore[no-untyped-def]
-    if not ActionForm().validate_on_submit():
-        abort(400, description="the form expired; reload the page")
-    company_id = chosen_company_id()
-    # Bad input raises FieldError: the app answers 422 listing every field and line.
-    recipients = parse_recipient_lines(request.form.get("recipients", ""))
-    ctx = web_context()
-    queued = queue_job(
-        ctx.appdb, ctx.bus_client.publish, company_id=company_id, job_type="bulk",
-        recipients=recipients, source="ui", subject=request.form.get("subject", ""),
-        html=request.form.get("html", ""), actor_id=current_viewer().user_id,
-    )  # fmt: skip
-    job_id = queued.job_id
-    if not queued.dispatched:
-        flash("Saved, but the mailers cannot be reached now; they will pick it up.", "error")
-    flash(f"Job {job_id} created for {len(recipients)} recipients.", "info")
-    return redirect(url_for("jobs.view", job=job_id))
-
-
 def _action(apply, done: str):  # type: ignore[no-untyped-def]
     if not ActionForm().validate_on_submit():
         abort(400, description="the form expired; reload the page")
@@ -126,3 +105,7 @@ def retry_dead():  # type: ignore[no-untyped-def]
     if ids:
         _dispatch(job_id, retry=new_retry_tag())
     return redirect(url_for("jobs.view", job=job_id))
+
+
+# The "New email job" page registers its views on this blueprint (it needs `bp` first).
+from web.jobs import compose as _compose  # noqa: E402,F401
