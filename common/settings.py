@@ -10,6 +10,7 @@ import os
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -42,6 +43,13 @@ class Settings:
     heartbeat_timeout_s: int = 120
     heartbeat_token_ttl_s: int = 8 * 3600
     tracking_allowed_origins: tuple[str, ...] = ()
+    # Heartbeat tokens from a learner's Moodle session (issue 10): the session cookie's name,
+    # the site's session handler (auto: read from its config table) and, for the Redis
+    # handler, where its store is and the key prefix ($CFG->session_redis_prefix).
+    moodle_session_cookie: str = "MoodleSession"
+    moodle_session_handler: str = "auto"
+    moodle_session_redis_url: str | None = None
+    moodle_session_redis_prefix: str = ""
     cache_ttl_s: int = 3600
     analytics_xapi_enabled: bool = False
     analytics_video_enabled: bool = False
@@ -202,6 +210,41 @@ def _auth_plugins(raw: str) -> tuple[str, ...]:
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = dict(os.environ if environ is None else environ)
     environment = env.get("MANIREPORTS_ENV", "development")
+MOODLE_SESSION_HANDLERS = ("auto", "database", "redis", "file", "memcached")
+
+
+class _MoodleSessionSettings(TypedDict):
+    moodle_session_cookie: str
+    moodle_session_handler: str
+    moodle_session_redis_url: str | None
+    moodle_session_redis_prefix: str
+
+
+def _moodle_session_settings(env: dict[str, str]) -> _MoodleSessionSettings:
+    """MOODLE_SESSION_COOKIE, MOODLE_SESSION_HANDLER, MOODLE_SESSION_REDIS_URL and _PREFIX."""
+    cookie = env.get("MOODLE_SESSION_COOKIE") or "MoodleSession"
+    if not cookie.replace("_", "").isalnum():
+        raise SettingsError(f"MOODLE_SESSION_COOKIE: {cookie!r} is not a cookie name")
+    handler = (env.get("MOODLE_SESSION_HANDLER") or "auto").strip().lower()
+    if handler not in MOODLE_SESSION_HANDLERS:
+        choices = ", ".join(MOODLE_SESSION_HANDLERS)
+        raise SettingsError(f"MOODLE_SESSION_HANDLER: {handler!r} is not one of {choices}")
+    redis_url = env.get("MOODLE_SESSION_REDIS_URL", "").strip() or None
+    if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(
+            f"MOODLE_SESSION_REDIS_URL: {redis_url!r} is not a redis://, rediss:// or unix:// URL"
+        )
+    prefix = env.get("MOODLE_SESSION_REDIS_PREFIX", "")
+    if len(prefix) > 64 or any(c.isspace() for c in prefix):
+        raise SettingsError("MOODLE_SESSION_REDIS_PREFIX: at most 64 characters, no spaces")
+    return _MoodleSessionSettings(
+        moodle_session_cookie=cookie,
+        moodle_session_handler=handler,
+        moodle_session_redis_url=redis_url,
+        moodle_session_redis_prefix=prefix,
+    )
+
+
     if environment not in ENVIRONMENTS:
         raise SettingsError(f"MANIREPORTS_ENV: {environment!r} is not one of {ENVIRONMENTS}")
     instance_dir = Path(env.get("MANIREPORTS_INSTANCE", "instance")).resolve()
@@ -234,6 +277,7 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         cache_ttl_s=_int(env, "CACHE_TTL_S", 3600, 60, 7 * 86400),
         analytics_xapi_enabled=_bool(env, "ANALYTICS_XAPI_ENABLED", False),
         analytics_video_enabled=_bool(env, "ANALYTICS_VIDEO_ENABLED", False),
+        **_moodle_session_settings(env),
         risk_flag_score=_int(env, "RISK_FLAG_SCORE", 50, 1, 100),
         risk_notify_managers=_bool(env, "RISK_NOTIFY_MANAGERS", False),
         bus_ack_wait_s=_int(env, "BUS_ACK_WAIT_S", 60, 1, 3600),
