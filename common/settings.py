@@ -207,9 +207,6 @@ def _auth_plugins(raw: str) -> tuple[str, ...]:
     return plugins
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
-    env = dict(os.environ if environ is None else environ)
-    environment = env.get("MANIREPORTS_ENV", "development")
 MOODLE_SESSION_HANDLERS = ("auto", "database", "redis", "file", "memcached")
 
 
@@ -245,6 +242,9 @@ def _moodle_session_settings(env: dict[str, str]) -> _MoodleSessionSettings:
     )
 
 
+def load_settings(environ: dict[str, str] | None = None) -> Settings:
+    env = dict(os.environ if environ is None else environ)
+    environment = env.get("MANIREPORTS_ENV", "development")
     if environment not in ENVIRONMENTS:
         raise SettingsError(f"MANIREPORTS_ENV: {environment!r} is not one of {ENVIRONMENTS}")
     instance_dir = Path(env.get("MANIREPORTS_INSTANCE", "instance")).resolve()
@@ -274,10 +274,10 @@ def _moodle_session_settings(env: dict[str, str]) -> _MoodleSessionSettings:
         heartbeat_timeout_s=_int(env, "HEARTBEAT_TIMEOUT", 120, 40, 3600),
         heartbeat_token_ttl_s=_int(env, "HEARTBEAT_TOKEN_TTL_S", 8 * 3600, 300, 7 * 86400),
         tracking_allowed_origins=_origins(env.get("TRACKING_ALLOWED_ORIGINS", "")),
+        **_moodle_session_settings(env),
         cache_ttl_s=_int(env, "CACHE_TTL_S", 3600, 60, 7 * 86400),
         analytics_xapi_enabled=_bool(env, "ANALYTICS_XAPI_ENABLED", False),
         analytics_video_enabled=_bool(env, "ANALYTICS_VIDEO_ENABLED", False),
-        **_moodle_session_settings(env),
         risk_flag_score=_int(env, "RISK_FLAG_SCORE", 50, 1, 100),
         risk_notify_managers=_bool(env, "RISK_NOTIFY_MANAGERS", False),
         bus_ack_wait_s=_int(env, "BUS_ACK_WAIT_S", 60, 1, 3600),
