@@ -1,8 +1,11 @@
 """The signed-in person as ManiReports sees them: roles, companies and capabilities.
 
-Derived on each request from the Moodle DB (site admins from `config.siteadmins`, IOMAD
-`company_users.managertype`, course role assignments) plus grants in the app DB, so a role
-change in Moodle takes effect at once.
+Derived from the Moodle DB (site admins from `config.siteadmins`, IOMAD
+`company_users.managertype`, course role assignments) plus grants in the app DB. The account
+itself (deleted, suspended, name, timezone) is read on every request, so a suspension ends
+access at once; what the person may do — roles, companies, grants — is remembered for
+ACCESS_TTL_S, the time a change of membership already takes to reach `visible_ids`: those
+lookups were most of the fixed cost of every page and API call.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from common.models.access import CapabilityGrant
 from common.moodle import MoodleSource
 
 CONTEXT_COURSE = 50
+ACCESS_TTL_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -81,18 +85,57 @@ class Viewer:
         return next((m for m in self.memberships if m.company_id == company_id), None)
 
 
+@dataclass(frozen=True)
+class _Access:
+    """What a person may do: the part of a Viewer remembered for ACCESS_TTL_S."""
+
+    is_site_admin: bool
+    roles: frozenset[str]
+    capabilities: frozenset[str]
+    memberships: tuple[Membership, ...]
+    teacher_course_ids: frozenset[int]
+
+
 def load_viewer(source: MoodleSource, session: Session, user_id: int) -> Viewer | None:
     """The viewer for a signed-in Moodle user, or None if the account can no longer sign in."""
     t = source.tables
-    features = source.features()
     with source.engine.connect() as conn:
         user = conn.execute(
             select(t.user.c.id, t.user.c.username, t.user.c.firstname, t.user.c.lastname,
                    t.user.c.timezone)
             .where(t.user.c.id == user_id, t.user.c.deleted == 0, t.user.c.suspended == 0)
         ).first()  # fmt: skip
-        if user is None:
-            return None
+    if user is None:
+        forget_access(source, user_id)
+        return None
+    access = _remembered_access(source, session, user_id)
+    return Viewer(
+        user_id=user.id,
+        username=user.username,
+        fullname=f"{user.firstname} {user.lastname}".strip(),
+        timezone=user.timezone,
+        is_site_admin=access.is_site_admin,
+        has_iomad=source.features().has_iomad,
+        roles=access.roles,
+        capabilities=access.capabilities,
+        memberships=access.memberships,
+        teacher_course_ids=access.teacher_course_ids,
+    )
+
+
+def forget_access(source: MoodleSource, user_id: int) -> None:
+    """Read `user_id`'s roles and companies afresh next time (at sign-in, after revoking)."""
+    source.forget(("viewer_access", user_id))
+
+
+def _remembered_access(source: MoodleSource, session: Session, user_id: int) -> _Access:
+    return source.remembered(("viewer_access", user_id), ACCESS_TTL_S,
+                             lambda: _load_access(source, session, user_id))  # fmt: skip
+
+
+def _load_access(source: MoodleSource, session: Session, user_id: int) -> _Access:
+    features = source.features()
+    with source.engine.connect() as conn:
         course_roles = _course_roles(conn, source, user_id)
         memberships = _company_memberships(conn, source, user_id) if features.has_iomad else []
         departments = _department_tree(conn, source, memberships) if memberships else {}
@@ -110,13 +153,8 @@ def load_viewer(source: MoodleSource, session: Session, user_id: int) -> Viewer 
     capabilities.update(
         session.scalars(select(CapabilityGrant.capability).where(CapabilityGrant.userid == user_id))
     )
-    return Viewer(
-        user_id=user.id,
-        username=user.username,
-        fullname=f"{user.firstname} {user.lastname}".strip(),
-        timezone=user.timezone,
+    return _Access(
         is_site_admin=is_admin,
-        has_iomad=features.has_iomad,
         roles=frozenset(roles),
         capabilities=frozenset(capabilities),
         memberships=_memberships(memberships, departments),

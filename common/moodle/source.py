@@ -7,8 +7,9 @@ absent, and the SCORM tracking layout changed inside the 4.3 upgrade (NOTES.md Â
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from sqlalchemy import inspect, select
 
@@ -16,6 +17,8 @@ from common.db import make_engine
 from common.moodle.tables import DEFAULT_PREFIX, SCORM_LAYOUT_TABLES, MoodleTables
 
 FEATURES_TTL_S = 60.0
+MEMO_SIZE = 4096
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,25 @@ class MoodleSource:
         self.engine = make_engine(url, read_only=True)
         self.tables = MoodleTables(prefix)
         self._features: tuple[float, SiteFeatures] | None = None
-        # Short-lived answers derived from this site (e.g. the ids a tenant scope resolves
-        # to), keyed by their owner; each owner decides how long an entry is good for.
+        # Short-lived answers derived from this site (the ids a tenant scope resolves to, a
+        # viewer's roles), keyed by their owner; each owner decides how long one is good for.
         self.memo: dict[object, tuple[float, object]] = {}
+
+    def remembered(self, key: object, ttl_s: float, compute: Callable[[], T]) -> T:
+        """`compute()`, or its answer from the last `ttl_s` seconds. Bounded: when MEMO_SIZE
+        answers are held, all are dropped (they are cheap to recompute, and rarely that many)."""
+        now = time.monotonic()
+        cached = self.memo.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]  # type: ignore[return-value]
+        value = compute()
+        if len(self.memo) >= MEMO_SIZE:
+            self.memo.clear()
+        self.memo[key] = (now + ttl_s, value)
+        return value
+
+    def forget(self, key: object) -> None:
+        self.memo.pop(key, None)
 
     def features(self) -> SiteFeatures:
         """What the site has, re-read at most every FEATURES_TTL_S: every web request asks, and

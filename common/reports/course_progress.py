@@ -53,7 +53,7 @@ from common.moodle import MoodleTables
 from common.reports.base import Column, Report, ReportData, RunContext, register
 from common.reports.learners import LIKE_ESCAPE, filtered_enrolments, like_escaped
 from common.reports.params import Param, choice, cohort_filter, course_filter, user_search
-from common.reports.rows import SqlRows
+from common.reports.rows import KeyedPaging, SqlRows
 from common.tenancy import scoped
 
 # course_modules_completion.completionstate values that count as done (1 complete, 2 pass).
@@ -115,6 +115,11 @@ class CourseProgressReport(Report):
                   "band": params.get("band")}  # fmt: skip
         by_band = params.get("band") is not None
         rows_query = scoped(_rows_query(source.prefix, filters, by_band), ctx.scope, source)
+        keyed = None
+        if not by_band:  # the band is a figure: picking one needs every row's figures
+            keys = scoped(_keys_query(source.prefix, filters), ctx.scope, source)
+            page_rows = scoped(_rows_query(source.prefix, filters, False, True), ctx.scope, source)
+            keyed = KeyedPaging(keys, lambda found: (page_rows, _page_values(found)))
 
         def chart() -> dict[str, Any]:
             query = scoped(_bands_query(source.prefix, filters), ctx.scope, source)
@@ -142,7 +147,8 @@ class CourseProgressReport(Report):
                  "kind": "int"},
             ]  # fmt: skip
 
-        return ReportData(rows=SqlRows(source.engine, rows_query, values), chart=chart, kpis=kpis)
+        rows = SqlRows(source.engine, rows_query, values, keyed)
+        return ReportData(rows=rows, chart=chart, kpis=kpis)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,10 +167,15 @@ class _Parts:
 
 
 @functools.cache
-def _parts(prefix: str, filters: _Filters) -> _Parts:
+def _parts(prefix: str, filters: _Filters, figures: str = "all") -> _Parts:
     """Learners per course joined to their figures. Completions are counted per (user, course)
     in a derived table first: one grouped pass over course_modules_completion, joined once per
-    row, instead of a count per row."""
+    row, instead of a count per row.
+
+    `figures`: "all" for every row's; "page" for the learners and courses of one page only
+    (bind parameters `page_users`, `page_courses`), which costs a few index lookups; "none"
+    for the rows without them (what a page sorted by name is ordered and counted on).
+    """
     t = MoodleTables(prefix)
     enrolments = filtered_enrolments(t, by_course=filters.by_course, by_cohort=filters.by_cohort)
     course_id = bindparam("course", type_=BigInteger)
@@ -180,6 +191,13 @@ def _parts(prefix: str, filters: _Filters) -> _Parts:
     if filters.by_course:
         activities = activities.where(cm.c.course == course_id)
         done = done.where(cm.c.course == course_id)
+    if figures == "page":
+        users = bindparam("page_users", expanding=True, type_=BigInteger)
+        courses = bindparam("page_courses", expanding=True, type_=BigInteger)
+        pair = enrolments.selected_columns
+        enrolments = enrolments.where(pair["userid"].in_(users), pair["courseid"].in_(courses))
+        activities = activities.where(cm.c.course.in_(courses))
+        done = done.where(cmc.c.userid.in_(users), cm.c.course.in_(courses))
     enrolled = enrolments.subquery("enrolled")
     per_course = activities.group_by(cm.c.course).subquery("activities")
     per_learner = done.group_by(cmc.c.userid, cm.c.course).subquery("done")
@@ -190,19 +208,21 @@ def _parts(prefix: str, filters: _Filters) -> _Parts:
         .select_from(enrolled)
         .join(u, u.c.id == enrolled.c.userid)
         .join(course, course.c.id == enrolled.c.courseid)
-        .outerjoin(per_course, per_course.c.course == enrolled.c.courseid)
+        .outerjoin(cc, and_(cc.c.userid == enrolled.c.userid, cc.c.course == enrolled.c.courseid))
         .outerjoin(
+            last, and_(last.c.userid == enrolled.c.userid, last.c.courseid == enrolled.c.courseid)
+        )
+    )
+    if figures != "none":
+        query = query.outerjoin(
+            per_course, per_course.c.course == enrolled.c.courseid
+        ).outerjoin(
             per_learner,
             and_(
                 per_learner.c.userid == enrolled.c.userid,
                 per_learner.c.course == enrolled.c.courseid,
             ),
         )  # fmt: skip
-        .outerjoin(cc, and_(cc.c.userid == enrolled.c.userid, cc.c.course == enrolled.c.courseid))
-        .outerjoin(
-            last, and_(last.c.userid == enrolled.c.userid, last.c.courseid == enrolled.c.courseid)
-        )
-    )
     full_name = u.c.firstname + literal(" ", String) + u.c.lastname
     if filters.by_search:
         pattern = bindparam("q", type_=String)
@@ -251,16 +271,33 @@ def _band(progress: ColumnElement[Any]) -> ColumnElement[Any]:
     )
 
 
+# The columns that need no figures: what a page is ordered and counted on when it can be.
+_PLAIN = ("learner", "username", "course", "course_completed", "last_access", "user_id",
+          "course_id")  # fmt: skip
+_FIGURES = ("activities", "activities_completed", "progress")
+
+
 @functools.cache
-def _rows_query(prefix: str, filters: _Filters, by_band: bool) -> Select:  # type: ignore[type-arg]
-    parts = _parts(prefix, filters)
+def _rows_query(prefix: str, filters: _Filters, by_band: bool, page: bool = False) -> Select:  # type: ignore[type-arg]
+    """Every row with its figures; with `page`, only the rows of the page's learners and
+    courses (`_page_values`)."""
+    parts = _parts(prefix, filters, "page" if page else "all")
     c = parts.columns
-    keys = ("learner", "username", "course", "activities", "activities_completed", "progress",
-            "course_completed", "last_access", "user_id", "course_id")  # fmt: skip
-    query = parts.query.add_columns(*(c[key].label(key) for key in keys))
+    query = parts.query.add_columns(*(c[key].label(key) for key in (*_PLAIN, *_FIGURES)))
     if by_band:
         query = query.where(_band(c["progress"]) == bindparam("band", type_=BigInteger))
     return query
+
+
+@functools.cache
+def _keys_query(prefix: str, filters: _Filters) -> Select:  # type: ignore[type-arg]
+    parts = _parts(prefix, filters, "none")
+    return parts.query.add_columns(*(parts.columns[key].label(key) for key in _PLAIN))
+
+
+def _page_values(keys: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"page_users": sorted({k["user_id"] for k in keys}),
+            "page_courses": sorted({k["course_id"] for k in keys})}  # fmt: skip
 
 
 @functools.cache

@@ -12,7 +12,6 @@ skipped by reading a table nobody mapped.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,11 +60,11 @@ def visible_ids(scope: TenantScope, source: MoodleSource | None) -> VisibleIds:
         return VisibleIds(scope.user_ids, None)  # everything, or exactly these users
     if source is None:
         raise TypeError("visible_ids(): this scope needs the MoodleSource to resolve its ids")
-    key = ("visible_ids", scope)
-    now = time.monotonic()
-    cached = source.memo.get(key)
-    if cached is not None and cached[0] > now:
-        return cached[1]  # type: ignore[return-value]
+    return source.remembered(("visible_ids", scope), VISIBLE_TTL_S,
+                             lambda: _look_up_visible_ids(scope, source))  # fmt: skip
+
+
+def _look_up_visible_ids(scope: TenantScope, source: MoodleSource) -> VisibleIds:
     t = source.tables
     with source.engine.connect() as conn:
         users = frozenset(int(u) for u in conn.scalars(scoped(select(t.user.c.id), scope, source)))
@@ -74,11 +73,7 @@ def visible_ids(scope: TenantScope, source: MoodleSource | None) -> VisibleIds:
             courses = frozenset(
                 int(c) for c in conn.scalars(scoped(select(t.course.c.id), scope, source))
             )
-    found = VisibleIds(users, courses)
-    if len(source.memo) >= _MEMO_SIZE:
-        source.memo.clear()
-    source.memo[key] = (now + VISIBLE_TTL_S, found)
-    return found
+    return VisibleIds(users, courses)
 
 
 def scoped(query: Q, scope: TenantScope, source: MoodleSource | None = None) -> Q:

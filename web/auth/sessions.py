@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from flask import current_app, g, has_request_context, request, session
 
+from common.access.viewer import forget_access
 from common.access.web_sessions import (
     create_web_session,
     end_web_session,
@@ -49,6 +50,7 @@ def start_session(user_id: int) -> None:
         )  # fmt: skip
     with ctx.appdb.transaction() as db:
         purge_web_sessions(db, now)
+    forget_access(ctx.moodle, user_id)  # a new sign-in reads roles and companies afresh
     session.clear()
     session[SESSION_ID] = session_id
     session.permanent = False
@@ -95,6 +97,7 @@ def revoke_user_sessions(user_id: int, *, actor_id: int | None, reason: str) -> 
             ip=request.remote_addr if has_request_context() else None,
             details={"reason": reason, "sessions": ended},
         )
+    forget_access(ctx.moodle, user_id)
     if has_request_context() and g.get("session_user_id") == user_id:
         g.session_user_id = None
         g.pop("viewer", None)
