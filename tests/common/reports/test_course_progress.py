@@ -409,3 +409,29 @@ def test_data_endpoint_for_a_manager_and_a_learner(app, world, client_as):  # no
     assert {r["username"] for r in mine["rows"]} == {"ana"}
     bad = client.get("/reports/course_progress/data?band=30")
     assert bad.status_code == 400 and bad.get_json()["field"] == "band"
+
+
+@pytest.mark.parametrize("sort", ["learner", "course", "last_access"])
+def test_keyed_pages_carry_the_figures_of_the_full_query(world, source, sort):
+    """Sorted by a plain column, a page is cut without figures and only its rows get them:
+    page by page, the rows must equal what the full query gives (the export's stream)."""
+    ctx = RunContext(source=source, scope=SITE, now=NOW)
+    data = REPORT.run(ctx, REPORT.parse_params({}))
+    assert isinstance(data.rows, SqlRows) and data.rows.keyed is not None
+    assert data.rows.keyed.sorts_by(sort) and not data.rows.keyed.sorts_by("progress")
+    for direction in ("asc", "desc"):
+        whole = [row for part in data.rows.batches(PageRequest(1, 3, sort, direction),
+                                                   REPORT.row_key) for row in part]  # fmt: skip
+        paged: list[dict[str, Any]] = []
+        for number in range(1, len(whole) // 3 + 2):
+            rows, total = data.rows.page(PageRequest(number, 3, sort, direction), REPORT.row_key)
+            assert total == len(whole)
+            paged += rows
+        assert paged == whole
+        assert any(r["progress"] not in (None, 0.0) for r in paged)
+
+
+def test_a_band_is_not_keyed(world, source):
+    ctx = RunContext(source=source, scope=SITE, now=NOW)
+    data = REPORT.run(ctx, REPORT.parse_params({"band": "25"}))
+    assert isinstance(data.rows, SqlRows) and data.rows.keyed is None
