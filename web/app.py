@@ -27,9 +27,10 @@ def create_app(settings: Settings | None = None, context: WebContext | None = No
     )
     if settings.trusted_proxies:
         # Behind N proxies the client is the Nth address from the right of X-Forwarded-For;
-        # without proxies the header is anyone's to forge, so it is ignored.
+        # without proxies the header is anyone's to forge, so it is ignored. X-Forwarded-Prefix
+        # serves the app under a path of Moodle's host (deploy/nginx-moodle-path.conf).
         n = settings.trusted_proxies
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)  # type: ignore[method-assign]
     app.url_map.converters["id"] = IdConverter
     app.extensions["manireports"] = context or WebContext.build(settings)
     csrf.init_app(app)
