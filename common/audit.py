@@ -7,10 +7,12 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from common.analytics.tables import TableSpec
 from common.models.access import AuditLog
+from common.reports.base import Column
 from common.tenancy import TenantScope, scoped
 
 OUTCOME_SUCCESS = "success"
@@ -44,6 +46,47 @@ def record_audit(
     return entry
 
 
+AUDIT_TABLE = TableSpec(
+    columns=(
+        Column("timecreated", "When", "datetime"),
+        Column("user", "User", sortable=False),
+        Column("action", "Action"),
+        Column("object", "Object", sortable=False),
+        Column("outcome", "Outcome"),
+        Column("companyid", "Company", "int"),
+        Column("ip", "Address"),
+        Column("details", "Details", sortable=False),
+    ),
+    default_sort="timecreated",
+    default_direction="desc",
+    row_key=("id",),
+)
+
+
+def audit_query(
+    scope: TenantScope,
+    *,
+    user_id: int | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Select:  # type: ignore[type-arg]
+    """Entries filtered by actor, action and a [since, until) time range; a company's viewer
+    sees only entries about their company. Its columns are `AUDIT_TABLE`'s sort keys."""
+    a = AuditLog
+    query = select(a.id, a.timecreated, a.userid, a.action, a.object_type, a.object_id,
+                   a.outcome, a.companyid, a.ip, a.details)  # fmt: skip
+    if user_id is not None:
+        query = query.where(a.userid == user_id)
+    if action:
+        query = query.where(a.action == action)
+    if since is not None:
+        query = query.where(a.timecreated >= since)
+    if until is not None:
+        query = query.where(a.timecreated < until)
+    return scoped(query, scope)
+
+
 def search_audit(
     session: Session,
     scope: TenantScope,
@@ -54,19 +97,11 @@ def search_audit(
     until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
-) -> list[AuditLog]:
-    """Newest first, filtered by actor, action and a [since, until) time range; a company's
-    viewer sees only entries about their company."""
-    query = select(AuditLog).order_by(AuditLog.timecreated.desc(), AuditLog.id.desc())
-    if user_id is not None:
-        query = query.where(AuditLog.userid == user_id)
-    if action:
-        query = query.where(AuditLog.action == action)
-    if since is not None:
-        query = query.where(AuditLog.timecreated >= since)
-    if until is not None:
-        query = query.where(AuditLog.timecreated < until)
-    return list(session.scalars(scoped(query.limit(limit).offset(offset), scope)))
+) -> list[Any]:
+    """Newest first (see `audit_query`)."""
+    query = audit_query(scope, user_id=user_id, action=action, since=since, until=until)
+    ordered = query.order_by(AuditLog.timecreated.desc(), AuditLog.id.desc())
+    return list(session.execute(ordered.limit(limit).offset(offset)))
 
 
 def audit_actions(session: Session) -> list[str]:

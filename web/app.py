@@ -9,6 +9,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from common.settings import Settings, load_settings
 from web.context import WebContext
 from web.converters import IdConverter
+from web.humanize import install_filters
 from web.security import install_security_headers
 
 csrf = CSRFProtect()
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, context: WebContext | None = No
     install_security_headers(app)
     _register_blueprints(app)
     _register_template_context(app)
+    install_filters(app)
     _register_error_pages(app)
     return app
 

@@ -24,6 +24,7 @@ from common.analytics.activity_months import (
     save_months,
     update_months,
 )
+from common.analytics.risk import flagged_by_course, last_scored
 from common.analytics.trends import (
     SITE,
     Scope,
@@ -42,6 +43,9 @@ from common.moodle import MoodleSource
 from common.tenancy import TenantScope, scoped
 
 PREFIX = "dashboard:"
+# A course's figures when none of its learners was active in 30 days.
+NO_ENGAGEMENT = {"active_7": 0, "active_30": 0, "seconds_30": 0, "estimated": False,
+                 "xapi_statements_30": None, "video_seconds_30": None}  # fmt: skip
 
 
 def cache_key(company_id: int | None) -> str:
@@ -119,11 +123,30 @@ def read_cache(session: Session, company_id: int | None, now: datetime) -> Cache
 @dataclass(frozen=True)
 class Overview:
     """What the analytics overview shows a scope. ``trend`` is None for a scope narrower than
-    a company: the cached trend counts the whole company, which such a viewer may not see."""
+    a company: the cached trend counts the whole company, which such a viewer may not see.
+
+    ``flagged`` (per course) is counted when the page is read, from the very rows and scope
+    the at-risk list pages through, so the two always agree; it is None until the first
+    at-risk scoring has run (the page then says so rather than showing 0)."""
 
     figures: CachedFigures
     trend: dict[str, Any] | None
     engagement: dict[str, Any]
+    flagged: dict[int, int] | None
+
+    @property
+    def flagged_total(self) -> int | None:
+        return None if self.flagged is None else sum(self.flagged.values())
+
+    def course_rows(self) -> list[dict[str, Any]]:
+        """One row per course with engagement or flagged learners (a flagged learner who has
+        not been active for 30 days still counts in their course)."""
+        rows = {r["course"]: dict(r) for r in self.engagement["courses"]}
+        for course in self.flagged or {}:
+            rows.setdefault(course, {**NO_ENGAGEMENT, "course": course})
+        for row in rows.values():
+            row["flagged"] = None if self.flagged is None else self.flagged.get(row["course"], 0)
+        return [rows[c] for c in sorted(rows)]
 
 
 def read_overview(
@@ -137,10 +160,11 @@ def read_overview(
     cached = read_cache(session, scope.company_id, now)
     if cached is None:
         return None
+    flagged = flagged_by_course(session, scope, source) if last_scored(session) else None
     if scope.whole:
-        return Overview(cached, cached.payload["trend"], cached.payload["engagement"])
+        return Overview(cached, cached.payload["trend"], cached.payload["engagement"], flagged)
     engagement = engagement_by_course(session, lambda query: scoped(query, scope, source))
-    return Overview(cached, None, engagement)
+    return Overview(cached, None, engagement, flagged)
 
 
 def invalidate_all(session: Session) -> None:

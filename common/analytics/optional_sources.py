@@ -10,6 +10,7 @@ is simply absent (None), never an error.
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, func, inspect, select
 
@@ -74,3 +75,28 @@ def video_seconds(
         for user, course, seconds in conn.execute(query):
             watched[(int(user), int(course))] += int(seconds or 0)
     return dict(watched)
+
+
+@dataclass(frozen=True)
+class OptionalSources:
+    """Which optional figures this site has: pages show their columns only then."""
+
+    xapi: bool
+    video: bool
+
+
+SOURCES_TTL_S = 60.0
+
+
+def optional_sources(source: MoodleSource, settings: Settings) -> OptionalSources:
+    """Whether xAPI statements and video time are tracked here (setting on, table present).
+    Remembered for a minute per site: a page asks on every view, a plugin is rarely added."""
+    xapi_on, video_on = settings.analytics_xapi_enabled, settings.analytics_video_enabled
+    return source.remembered(
+        ("optional_sources", xapi_on, video_on),
+        SOURCES_TTL_S,
+        lambda: OptionalSources(
+            xapi=xapi_on and _present(source, xapi_table(source.prefix)),
+            video=video_on and _present(source, video_table(source.prefix)),
+        ),
+    )

@@ -8,10 +8,12 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, tuple_
+from sqlalchemy import Select, and_, delete, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from common.analytics.risk_rules import effective_rules, score
+from common.analytics.state import read_mark, write_mark
+from common.analytics.tables import TablePage, TableSpec
 from common.analytics.upsert import table_of, upsert
 from common.appdb import AppDB
 from common.audit import record_audit
@@ -19,10 +21,14 @@ from common.errors import FieldError
 from common.models.analytics import Engagement, RiskAck, RiskScore
 from common.models.base import utcnow
 from common.moodle import MoodleSource
+from common.reports.base import Column
+from common.reports.rows import PageRequest, SqlRows
 from common.tenancy import NotFound, TenantScope, load_scoped, scoped
 
 DAY_S = 86_400
 MAX_NOTE = 2000
+NEVER = None  # a figure of days since something that never happened (no login, no visit)
+SCORED_MARK = "risk_scores.computed_at"
 
 
 def _learners(source: MoodleSource, now: int) -> list[tuple[int, int]]:
@@ -128,14 +134,14 @@ def compute_risk_scores(
         modules = figures["modules"].get(course, 0)
         done = figures["completed"].get((user, course), 0)
         active = engagement.get((user, course))
-        values = {
+        values: dict[str, float | None] = {
             "min_time_7d_minutes": (active.seconds_7 if active else 0) / 60,
-            "max_days_since_login": (now - last_login) / DAY_S if last_login else 9999,
+            "max_days_since_login": (now - last_login) / DAY_S if last_login else NEVER,
             "min_completion_pct": 100 * done / modules if modules else 100,
             "min_active_days_30d": active.active_days_30 if active else 0,
             "max_days_since_course_access": (now - course_access) / DAY_S
             if course_access
-            else 9999,
+            else NEVER,
         }
         company = figures["company"].get(user)
         value, factors = score(rules.get(company, rules[None]), values)
@@ -153,7 +159,14 @@ def compute_risk_scores(
                update=("score", "flagged", "factors", "lastactivity", "computed_at",
                        "flagged_at"))  # fmt: skip
         session.execute(delete(RiskScore).where(RiskScore.computed_at < computed))
+        write_mark(session, SCORED_MARK, now)
     return newly
+
+
+def last_scored(session: Session) -> int | None:
+    """When the scores were last computed (Unix time), None before the first run: until
+    then no page may say "0 flagged"."""
+    return read_mark(session, SCORED_MARK) or None
 
 
 @dataclass(frozen=True)
@@ -163,36 +176,79 @@ class FlaggedLearner:
     score: int
     factors: list[dict[str, Any]]
     lastactivity: int | None
+    seconds_30: int
+    xapi_statements_30: int | None
+    video_seconds_30: int | None
     acked_at: Any
     acked_note: str | None
 
 
-def flagged_learners(
-    session: Session, scope: TenantScope, source: MoodleSource
-) -> list[FlaggedLearner]:
-    """Flagged learners in scope, highest score first, with their latest acknowledgement."""
+AT_RISK_TABLE = TableSpec(
+    columns=(
+        Column("learner", "Learner", sortable=False),
+        Column("course", "Course", sortable=False),
+        Column("score", "Score", "int"),
+        Column("factors", "Factors", sortable=False),
+        Column("seconds_30", "Time, 30 days", "duration"),
+        Column("xapi_statements_30", "xAPI statements, 30 days", "int"),
+        Column("video_seconds_30", "Video, 30 days", "duration"),
+        Column("lastactivity", "Last activity", "datetime"),
+        Column("acknowledged", "Acknowledged", sortable=False),
+    ),
+    default_sort="score",
+    default_direction="desc",
+    row_key=("userid", "courseid"),
+)
+
+# What "flagged" means, for the at-risk list and for every count of it: one condition.
+IS_FLAGGED = RiskScore.flagged.is_(True)
+
+
+def flagged_query(scope: TenantScope, source: MoodleSource) -> Select:  # type: ignore[type-arg]
+    """The flagged (learner, course) rows ``scope`` may see, with their 30-day engagement."""
+    e = Engagement
     query = (
         select(RiskScore.userid, RiskScore.courseid, RiskScore.score, RiskScore.factors,
-               RiskScore.lastactivity)
-        .where(RiskScore.flagged.is_(True))
-        .order_by(RiskScore.score.desc(), RiskScore.userid)
+               RiskScore.lastactivity, func.coalesce(e.seconds_30, 0).label("seconds_30"),
+               e.xapi_statements_30, e.video_seconds_30)
+        .outerjoin(e, and_(e.userid == RiskScore.userid, e.courseid == RiskScore.courseid))
+        .where(IS_FLAGGED)
     )  # fmt: skip
-    rows = session.execute(scoped(query, scope, source)).all()
+    return scoped(query, scope, source)
+
+
+def flagged_by_course(session: Session, scope: TenantScope, source: MoodleSource) -> dict[int, int]:
+    """How many learners are flagged per course, over exactly the rows `flagged_page` lists
+    for the same scope (the overview's counts add up to the at-risk list's total)."""
+    query = select(RiskScore.courseid, func.count()).where(IS_FLAGGED).group_by(RiskScore.courseid)
+    return {int(c): int(n) for c, n in session.execute(scoped(query, scope, source))}
+
+
+def flagged_page(
+    appdb: AppDB, scope: TenantScope, source: MoodleSource, request: PageRequest
+) -> TablePage:
+    """One page of the flagged learners in scope (highest score first by default), each with
+    their latest acknowledgement."""
+    found, total = SqlRows(appdb.engine, flagged_query(scope, source)).page(
+        request, AT_RISK_TABLE.row_key
+    )
+    keys = [(r["userid"], r["courseid"]) for r in found]
     acks: dict[tuple[int, int], tuple[Any, str]] = {}
-    keys = [(r.userid, r.courseid) for r in rows]
-    for offset in range(0, len(keys), 500):
-        chunk = keys[offset : offset + 500]
-        for ack in session.execute(
-            select(RiskAck.userid, RiskAck.courseid, RiskAck.timecreated, RiskAck.note)
-            .where(tuple_(RiskAck.userid, RiskAck.courseid).in_(chunk))
-            .order_by(RiskAck.timecreated)
-        ):
-            acks[(ack.userid, ack.courseid)] = (ack.timecreated, ack.note)
-    return [
-        FlaggedLearner(r.userid, r.courseid, r.score, json.loads(r.factors), r.lastactivity,
-                       *acks.get((r.userid, r.courseid), (None, None)))
-        for r in rows
+    if keys:
+        with appdb.transaction() as session:
+            for ack in session.execute(
+                select(RiskAck.userid, RiskAck.courseid, RiskAck.timecreated, RiskAck.note)
+                .where(tuple_(RiskAck.userid, RiskAck.courseid).in_(keys))
+                .order_by(RiskAck.timecreated, RiskAck.id)
+            ):
+                acks[(ack.userid, ack.courseid)] = (ack.timecreated, ack.note)
+    rows = [
+        FlaggedLearner(r["userid"], r["courseid"], r["score"], json.loads(r["factors"]),
+                       r["lastactivity"], int(r["seconds_30"] or 0), r["xapi_statements_30"],
+                       r["video_seconds_30"], *acks.get((r["userid"], r["courseid"]), (None, None)))
+        for r in found
     ]  # fmt: skip
+    return TablePage(AT_RISK_TABLE, rows, total, request)
 
 
 def acknowledge(

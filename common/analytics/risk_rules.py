@@ -51,9 +51,13 @@ class Rule:
     weight: int
 
 
-def points(rule: Rule, value: float) -> float:
-    """What breaking `rule` with `value` adds: 0, or from half to all of its weight."""
+def points(rule: Rule, value: float | None) -> float:
+    """What breaking `rule` with `value` adds: 0, or from half to all of its weight.
+
+    None is "never" (no login, course never opened): as far past a "max" rule as can be."""
     limit = rule.threshold
+    if value is None:
+        return rule.weight if rule.kind.direction == "max" else 0.0
     if rule.kind.direction == "min":
         if value >= limit:
             return 0.0
@@ -65,8 +69,11 @@ def points(rule: Rule, value: float) -> float:
     return rule.weight * (0.5 + 0.5 * min(1.0, severity))
 
 
-def score(rules: Iterable[Rule], values: Mapping[str, float]) -> tuple[int, list[dict[str, Any]]]:
-    """(0-100 score, the factors that added points) for one learner in one course."""
+def score(
+    rules: Iterable[Rule], values: Mapping[str, float | None]
+) -> tuple[int, list[dict[str, Any]]]:
+    """(0-100 score, the factors that added points) for one learner in one course. A factor's
+    value None means "never" and is stored as null: pages say "never", not a number."""
     rules = [r for r in rules if r.weight > 0]
     total = sum(r.weight for r in rules)
     factors = []
@@ -77,7 +84,8 @@ def score(rules: Iterable[Rule], values: Mapping[str, float]) -> tuple[int, list
         if added:
             earned += added
             factors.append({"rule": rule.kind.name, "label": rule.kind.label,
-                            "value": round(value, 1), "threshold": rule.threshold,
+                            "value": None if value is None else round(value, 1),
+                            "threshold": rule.threshold,
                             "points": round(100 * added / total, 1)})  # fmt: skip
     return (round(100 * earned / total) if total else 0), factors
 

@@ -43,8 +43,14 @@ _ISO_DURATION = re.compile(
 
 def duration_seconds(value: str | None) -> float:
     """A SCORM 1.2 `HH:MM:SS.ss` or SCORM 2004 `PT1H2M3.5S` time in seconds (0 if unparsable)."""
+    return parse_duration(value) or 0.0
+
+
+def parse_duration(value: str | None) -> float | None:
+    """A SCORM 1.2 `HH:MM:SS.ss` or SCORM 2004 `PT1H2M3.5S` time in seconds; None if it is
+    neither."""
     if not value:
-        return 0.0
+        return None
     value = value.strip()
     match = _SCORM12_TIME.match(value)
     if match:
@@ -54,7 +60,7 @@ def duration_seconds(value: str | None) -> float:
     if match and value not in ("P", "PT"):
         parts = {k: float(v) if v else 0.0 for k, v in match.groupdict().items()}
         return parts["d"] * 86400 + parts["h"] * 3600 + parts["m"] * 60 + parts["s"]
-    return 0.0
+    return None
 
 
 def _statuses(elements: dict[str, str]) -> tuple[str, str]:

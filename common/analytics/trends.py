@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Select, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from common.models.analytics import Engagement, RiskScore
+from common.models.analytics import Engagement
 from common.moodle import MoodleSource
 
 SITE = None  # the scope key of site-wide figures
@@ -95,17 +95,17 @@ def company_members(source: MoodleSource) -> dict[int, set[int]]:
 def engagement_rollup(
     session: Session, members: dict[int, set[int]]
 ) -> dict[Scope, dict[str, Any]]:
-    """Per course: learners active in 7 and 30 days, their time and flagged learners — for the
-    site and for each company."""
+    """Per course: learners active in 7 and 30 days, their time, xAPI statements and video
+    time — for the site and for each company. (Flagged learners are not cached: the overview
+    counts them from the risk scores when it is read, as the at-risk list does.)"""
     user_scopes: dict[int, list[Scope]] = defaultdict(lambda: [SITE])
     for company, users in members.items():
         for user in users:
             user_scopes[user].append(company)
-    rows, flagged = _engagement_rows(session, select)
     courses: dict[Scope, dict[int, dict[str, Any]]] = defaultdict(dict)
-    for row in rows:
+    for row in _engagement_rows(session, select):
         for scope in user_scopes[row.userid]:
-            _add_learner(courses[scope], row, flagged)
+            _add_learner(courses[scope], row)
     return {scope: _by_course(by_course) for scope, by_course in courses.items()}
 
 
@@ -115,37 +115,40 @@ def engagement_by_course(
 ) -> dict[str, Any]:
     """The same per-course figures over the learners and courses ``restrict`` lets through
     (a tenant scope narrower than a company: a teacher's courses, a department)."""
-    rows, flagged = _engagement_rows(session, lambda *cols: restrict(select(*cols)))
     by_course: dict[int, dict[str, Any]] = {}
-    for row in rows:
-        _add_learner(by_course, row, flagged)
+    for row in _engagement_rows(session, lambda *cols: restrict(select(*cols))):
+        _add_learner(by_course, row)
     return _by_course(by_course)
 
 
-def _engagement_rows(session: Session, query: Callable[..., Select]) -> tuple[list[Any], set[Any]]:  # type: ignore[type-arg]
+def _engagement_rows(session: Session, query: Callable[..., Select]) -> list[Any]:  # type: ignore[type-arg]
     e = Engagement
-    flagged = {
-        (u, c) for u, c in session.execute(
-            query(RiskScore.userid, RiskScore.courseid).where(RiskScore.flagged.is_(True))
+    return list(
+        session.execute(
+            query(e.userid, e.courseid, e.active_days_7, e.active_days_30, e.seconds_30,
+                  e.estimated, e.xapi_statements_30, e.video_seconds_30)
         )
-    }  # fmt: skip
-    rows = session.execute(
-        query(e.userid, e.courseid, e.active_days_7, e.active_days_30, e.seconds_30, e.estimated)
-    ).all()
-    return list(rows), flagged
+    )  # fmt: skip
 
 
-def _add_learner(by_course: dict[int, dict[str, Any]], row: Any, flagged: set[Any]) -> None:
+def _add_optional(figures: dict[str, Any], key: str, value: int | None) -> None:
+    # None: the source is not tracked on this site; the sum stays None until a value comes.
+    if value is not None:
+        figures[key] = (figures[key] or 0) + value
+
+
+def _add_learner(by_course: dict[int, dict[str, Any]], row: Any) -> None:
     figures = by_course.setdefault(
         row.courseid,
         {"course": row.courseid, "active_7": 0, "active_30": 0, "seconds_30": 0,
-         "estimated": False, "flagged": 0},
+         "estimated": False, "xapi_statements_30": None, "video_seconds_30": None},
     )  # fmt: skip
     figures["active_7"] += row.active_days_7 > 0
     figures["active_30"] += row.active_days_30 > 0
     figures["seconds_30"] += row.seconds_30
     figures["estimated"] = figures["estimated"] or row.estimated
-    figures["flagged"] += (row.userid, row.courseid) in flagged
+    _add_optional(figures, "xapi_statements_30", row.xapi_statements_30)
+    _add_optional(figures, "video_seconds_30", row.video_seconds_30)
 
 
 def _by_course(by_course: dict[int, dict[str, Any]]) -> dict[str, Any]:

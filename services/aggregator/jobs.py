@@ -15,7 +15,7 @@ from typing import Any
 from common.analytics.caches import refresh_caches
 from common.analytics.engagement import refresh_engagement
 from common.analytics.log_estimate import estimate_time_from_log
-from common.analytics.risk import compute_risk_scores
+from common.analytics.risk import compute_risk_scores, last_scored
 from common.analytics.scorm import update_scorm_summary
 from common.appdb import AppDB
 from common.moodle import MoodleSource
@@ -59,6 +59,11 @@ class Jobs:
         newly = compute_risk_scores(self.appdb, self.source, now=int(now or time.time()),
                                     flag_score=self.settings.risk_flag_score)  # fmt: skip
         return self._timed("risk_scores", {"newly_flagged": len(newly)}, started)
+
+    def scored(self) -> bool:
+        """Whether at-risk scores have been computed at least once."""
+        with self.appdb.transaction() as session:
+            return last_scored(session) is not None
 
     def refresh_caches(self, now: float | None = None) -> dict[str, Any]:
         started = time.perf_counter()

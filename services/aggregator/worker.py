@@ -50,6 +50,8 @@ class AggregatorWorker(CommandWorker):
         self.beats_applied = 0
         self._jobs: Jobs | None = None
         self._source: MoodleSource | None = None
+        # One scoring run at a time: the scheduled one and the one a first cache build starts.
+        self._scoring = asyncio.Lock()
 
     def consumptions(self) -> list[Consumption]:
         beats = Consumption(
@@ -83,7 +85,7 @@ class AggregatorWorker(CommandWorker):
             "scorm_summary": self._job(lambda p: self.jobs.scorm_summary(bool(p.get("full")))),
             "engagement": self._job(lambda p: self.jobs.engagement(p.get("now"))),
             "risk_scores": self.risk_scores,
-            "refresh_caches": self._job(lambda p: self.jobs.refresh_caches(p.get("now"))),
+            "refresh_caches": self.refresh_caches,
             "preaggregate": self._job(lambda p: self.jobs.preaggregate(p.get("now"))),
         }
 
@@ -107,9 +109,23 @@ class AggregatorWorker(CommandWorker):
         return handle
 
     async def risk_scores(self, payload: dict[str, Any], msg: Msg) -> None:
+        async with self._scoring:
+            await self._score(payload, msg)
+
+    async def _score(self, payload: dict[str, Any], msg: Msg) -> None:
         await self._job(lambda p: self.jobs.risk_scores(p.get("now")))(payload, msg)
         jobs = self.jobs
         await notify_after_scoring(self.bus, self.appdb, jobs.source, self.settings)
+
+    async def refresh_caches(self, payload: dict[str, Any], msg: Msg) -> None:
+        """The caches, after the first scoring run: the scheduler fires both at start, and a
+        dashboard built before any score exists would read as "0 flagged" until its next
+        refresh. So the first build scores first (or waits for the scoring under way)."""
+        if not await asyncio.to_thread(self.jobs.scored):
+            async with self._scoring:
+                if not await asyncio.to_thread(self.jobs.scored):
+                    await self._score({"now": payload.get("now")}, msg)
+        await self._job(lambda p: self.jobs.refresh_caches(p.get("now")))(payload, msg)
 
     async def apply_heartbeats(self, batch: list[tuple[dict[str, Any], Msg]]) -> None:
         beats: list[Beat] = []

@@ -8,15 +8,19 @@ viewer's tenant scope: an activity or learner outside it answers 403 and is audi
 
 from __future__ import annotations
 
-from flask import render_template
+from flask import render_template, request
 
 from common.analytics.scorm import attempt_tracking
 from common.analytics.scorm_browse import (
-    ActivityFigures,
+    ACTIVITY_TABLE,
+    LEARNER_TABLE,
+    activity_rows,
+    learner_rows,
     load_scorm,
-    scorm_activities,
     scorm_summaries,
 )
+from common.analytics.scorm_values import element_value
+from common.analytics.tables import PAGE_SIZES, TablePage
 from common.tenancy import load_learner
 from web.analytics.routes import VIEWERS, bp, display_names
 from web.auth.guards import Tenancy, request_scope, signed_in, web_context
@@ -27,19 +31,11 @@ from web.navigation import add_nav_item
 @signed_in(*VIEWERS, tenancy=Tenancy.VIEW)
 def scorm_activities_page():  # type: ignore[no-untyped-def]
     ctx, scope = web_context(), request_scope()
-    activities = scorm_activities(ctx.moodle, scope)
-    figures = {a.scormid: ActivityFigures() for a in activities}
-    for row in scorm_summaries(ctx.appdb, ctx.moodle, scope, sorted(figures)):
-        f = figures[row.scormid]
-        f.learners += 1
-        f.completed += row.completion_status == "completed"
-        f.passed += row.success_status == "passed"
-        if row.best_score is not None:
-            f.best_scores += row.best_score
-            f.scored += 1
-    _, course_names = display_names(set(), {a.courseid for a in activities})
-    return render_template("analytics/scorm_activities.html", activities=activities,
-                           figures=figures, courses=course_names)  # fmt: skip
+    request_ = ACTIVITY_TABLE.page_request(request.args)
+    rows = activity_rows(ctx.appdb, ctx.moodle, scope, lambda ids: display_names(set(), ids)[1])
+    found, total = rows.page(request_, ACTIVITY_TABLE.row_key)
+    return render_template("analytics/scorm_activities.html", page_sizes=PAGE_SIZES,
+                           table=TablePage(ACTIVITY_TABLE, found, total, request_))  # fmt: skip
 
 
 @bp.get("/scorm/<id:scormid>")
@@ -47,10 +43,14 @@ def scorm_activities_page():  # type: ignore[no-untyped-def]
 def scorm_activity(scormid: int):  # type: ignore[no-untyped-def]
     ctx, scope = web_context(), request_scope()
     activity = load_scorm(ctx.moodle, scormid, scope)
-    summaries = scorm_summaries(ctx.appdb, ctx.moodle, scope, [scormid])
-    people, courses = display_names({s.userid for s in summaries}, {activity.courseid})
+    request_ = LEARNER_TABLE.page_request(request.args)
+    found, total = learner_rows(ctx.appdb, ctx.moodle, scope, scormid).page(
+        request_, LEARNER_TABLE.row_key
+    )
+    people, courses = display_names({r["userid"] for r in found}, {activity.courseid})
     return render_template("analytics/scorm_activity.html", activity=activity,
-                           summaries=summaries, people=people,
+                           table=TablePage(LEARNER_TABLE, found, total, request_),
+                           people=people, page_sizes=PAGE_SIZES,
                            course=courses.get(activity.courseid, ""))  # fmt: skip
 
 
@@ -65,6 +65,7 @@ def scorm_attempt(scormid: int, userid: int, attempt: int):  # type: ignore[no-u
     people, courses = display_names({userid}, {activity.courseid})
     return render_template("analytics/scorm_attempt.html", activity=activity, userid=userid,
                            attempt=attempt, scos=scos, learner=people.get(userid, userid),
+                           element_value=element_value, summary=summary[0] if summary else None,
                            attempts=summary[0].attempts if summary else 0,
                            course=courses.get(activity.courseid, ""))  # fmt: skip
 
