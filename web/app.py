@@ -57,6 +57,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.health.routes import bp as health_bp
     from web.home.routes import bp as home_bp
     from web.jobs.routes import bp as jobs_bp
+    from web.people.routes import bp as people_bp
     from web.reports.routes import bp as reports_bp
     from web.tracking.routes import bp as tracking_bp
 
@@ -71,6 +72,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(analytics_bp)
     app.register_blueprint(callbacks_bp)
     app.register_blueprint(jobs_bp)
+    app.register_blueprint(people_bp)
     app.register_blueprint(email_offload_bp)
     app.register_blueprint(email_templates_bp)
     app.register_blueprint(api_tokens_bp)

@@ -4,8 +4,11 @@
 - `NotFound` (no such object anywhere): 404.
 - `FieldError` (bad input that a view did not render itself): its status with every field
   and reason.
-- HTTP errors (`abort`): their status.
-Browsers get the page in the app's layout; AJAX and API callers get JSON
+- HTTP errors (`abort`, unknown paths, wrong methods): their status, with their headers
+  (`Allow` on a 405, `Retry-After` on a 429).
+- Anything else: Flask logs it and hands it over as a 500; the caller sees no internals.
+Browsers get the page in the app's layout; AJAX and API callers (a path under /api/ or ending
+in /data, `Accept: application/json`, or `X-Requested-With: XMLHttpRequest`) get JSON
 (`{"error": reason, "field"?: name, "errors"?: [{field, error}, …]}`) with the status.
 """
 
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g, jsonify, render_template, request
+from flask import Flask, current_app, g, jsonify, render_template, render_template_string, request
 from werkzeug.exceptions import HTTPException
 
 from common.errors import FieldError
@@ -28,7 +31,12 @@ TITLES = {
     405: "Method not allowed",
     413: "Too large",
     422: "Please check your input",
+    429: "Too many requests",
+    500: "Something went wrong",
+    503: "Service unavailable",
 }
+# Headers of an HTTP error that its answer must keep.
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
 
 
 def wants_json() -> bool:
@@ -36,22 +44,46 @@ def wants_json() -> bool:
     best = request.accept_mimetypes.best_match(["application/json", "text/html"])
     return (
         best == "application/json"
+        or request.headers.get("X-Requested-With", "").lower() == "xmlhttprequest"
         or request.path.endswith("/data")
+        or request.path == "/api"
         or request.path.startswith("/api/")
     )
 
 
-def error_response(status: int, message: str, fields: list[FieldError] | None = None) -> Any:
+def error_response(
+    status: int,
+    message: str,
+    fields: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Any:
     if wants_json():
         body: dict[str, Any] = {"error": message}
         if fields:
             body.update(fields[0].as_dict())
             if len(fields) > 1:
                 body["errors"] = [f.as_dict() for f in fields]
-        return jsonify(body), status
-    page = render_template("error.html", status=status, title=TITLES.get(status, "Error"),
-                           message=message, fields=fields or [])  # fmt: skip
-    return page, status
+        return jsonify(body), status, headers or {}
+    try:
+        page = render_template("error.html", status=status, title=TITLES.get(status, "Error"),
+                               message=message, fields=fields or [])  # fmt: skip
+    except Exception:  # noqa: BLE001  the layout itself failed (its database is down): plain
+        current_app.logger.exception("error page could not render")
+        title = TITLES.get(status, "Error")
+        page = render_template_string(PLAIN_PAGE, status=status, title=title, message=message)
+    return page, status, headers or {}
+
+
+# The last resort when the layout cannot render: still styled by the app's stylesheet.
+PLAIN_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ status }} · {{ title }} · ManiReports</title>
+<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/static/css/app.css"></head>
+<body><main class="container"><section class="card error-page">
+<p class="error-status">{{ status }}</p><h1>{{ title }}</h1><p>{{ message }}</p>
+<p><a href="/">Go to the start page</a></p>
+</section></main></body></html>"""
 
 
 def install_error_handlers(app: Flask) -> None:
@@ -74,4 +106,12 @@ def install_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
         status = exc.code or 500
-        return error_response(status, exc.description or TITLES.get(status, exc.name))
+        if status < 400:  # a redirect raised as an exception (RequestRedirect): not an error
+            return exc
+        kept = {k: v for k, v in exc.get_headers() if k in KEPT_HEADERS}
+        if exc.response is not None:
+            kept.update({k: v for k, v in exc.response.headers.items() if k in KEPT_HEADERS})
+        message = exc.description or TITLES.get(status, exc.name)
+        if status == 500:  # an unhandled exception (Flask hands it over as a 500): no internals
+            message = "The server failed to answer this request; it has been logged."
+        return error_response(status, message, headers=kept)

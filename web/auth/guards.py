@@ -16,15 +16,18 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from flask import abort, current_app, g, redirect, request, session, url_for
+from sqlalchemy import select
 
 from common.access.viewer import Viewer, load_viewer
 from common.audit import OUTCOME_DENIED, record_audit
+from common.errors import FieldError
 from common.ids import parse_id
 from common.tenancy import (
     MANAGE,
     VIEW,
     TenantScope,
     TenantViolation,
+    default_company,
     require_company,
     scope_for,
     sees_every_company,
@@ -168,8 +171,57 @@ def request_scope() -> TenantScope:
 
 
 def chosen_company_id() -> int:
-    """The one company a MANAGE (or VIEW) view works on; 400 naming the field if none."""
+    """The one company a MANAGE (or VIEW) view works on. Asked for none (a site admin on "All
+    companies", a manager of several who never switched), the page works on the company the
+    header's switcher shows for it — the first company of the site for a site admin, the
+    viewer's own default otherwise — rather than refusing; 400 only when there is none."""
     scope = request_scope()
-    if scope.company_id is None:
-        abort(400, description="company: choose one company")
-    return scope.company_id
+    if scope.company_id is not None:
+        return scope.company_id
+    viewer = current_viewer()
+    fallback = fallback_company_id(viewer)
+    if fallback is None:
+        abort(400, description="company: there is no company to work on; choose one first")
+    action = MANAGE if g.get("tenancy") is Tenancy.MANAGE else VIEW
+    g.scope = scope_for(viewer, fallback, action)
+    g.chosen_company = fallback
+    return fallback
+
+
+def fallback_company_id(viewer: Viewer) -> int | None:
+    """The company a one-company page falls back to when none is asked for."""
+    if not viewer.has_iomad:
+        return None
+    if viewer.is_site_admin:
+        company = web_context().moodle.tables.company
+        first = select(company.c.id).order_by(company.c.name, company.c.id).limit(1)
+        with web_context().moodle.engine.connect() as conn:
+            found = conn.scalar(first)
+        return None if found is None else int(found)
+    default = default_company(viewer)
+    managed = viewer.managed_company_ids
+    if g.get("tenancy") is Tenancy.MANAGE and managed and default not in managed:
+        return managed[0]
+    return default
+
+
+def current_company_id(viewer: Viewer) -> int | None:
+    """The company the header shows as chosen for this request: the one a one-company page
+    fell back to, else `?company=` or the session's, else the viewer's default (None: a site
+    admin on "All companies", or a site without IOMAD). Never raises: the header renders on
+    error pages too."""
+    if not viewer.has_iomad:
+        return None
+    chosen = g.get("chosen_company")
+    if chosen is not None:
+        return int(chosen)
+    try:
+        asked = requested_company_id()
+    except FieldError:
+        asked = None
+    if asked is not None and asked != 0:
+        if viewer.is_site_admin or viewer.membership(asked) is not None:
+            return asked
+    if viewer.is_site_admin:
+        return None
+    return default_company(viewer)
