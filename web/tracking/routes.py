@@ -1,8 +1,10 @@
 """Time tracking: the heartbeat endpoint, heartbeat tokens and the admin snippet page.
 
 Moodle pages load `static/js/heartbeat.js` (the snippet an admin pastes into Moodle's
-additional HTML). The script fetches a token for the signed-in user from `/tracking/token`
-(same-site, with cookies) and posts a beat every 20-30 s while the page is visible. A beat is
+additional HTML). The script gets a token for the page's learner — first by proving their
+Moodle session (`POST /tracking/moodle-token`, web/tracking/exchange.py: ManiReports served
+under Moodle's host so the `MoodleSession` cookie arrives), else from a ManiReports sign-in
+(`/tracking/token`) — and posts a beat every 20-30 s while the page is visible. A beat is
 checked (its token, and that the token's user is enrolled in the course and the activity is
 of that course, answered from a short in-process cache) and published to JetStream; nothing
 is written to a database here.
@@ -17,16 +19,33 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 
 from common.access import capabilities as caps
+from common.access.attempt_counters import AttemptCounters
 from common.analytics.beat_scope import BeatScope
 from common.analytics.heartbeats import SUBJECT, Beat, InvalidBeat, positive_id
+from common.moodle.sessions import MoodleSessions, RedisSessionStore
 from web.app import csrf
-from web.auth.guards import Tenancy, open_to, signed_in, web_context
+from web.auth.guards import (
+    Tenancy,
+    open_to,
+    optional_viewer,
+    request_scope,
+    signed_in,
+    web_context,
+)
 from web.auth.sessions import session_user_id
 from web.bus_client import BusUnavailable
+from web.tracking.exchange import TokenExchange
 from web.tracking.publisher import BeatPublisher
+from web.tracking.status import TrackingStatus, local_time, recent_beats, redis_address
 from web.tracking.tokens import HeartbeatTokens, TokenRejected
 
-bp = Blueprint("tracking", __name__, url_prefix="/tracking", template_folder="templates")
+bp = Blueprint(
+    "tracking",
+    __name__,
+    url_prefix="/tracking",
+    template_folder="templates",
+    static_folder="static",
+)
 
 BEAT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_BEAT_BYTES = 1024
@@ -42,6 +61,16 @@ class Tracking:
         self.tokens = HeartbeatTokens(ctx.settings.secret_key, ctx.settings.heartbeat_token_ttl_s)
         self.scope = BeatScope(ctx.moodle)
         self.publisher = BeatPublisher(ctx.bus_client, SUBJECT)
+        settings = ctx.settings
+        self.redis_store = None
+        if settings.moodle_session_redis_url:
+            self.redis_store = RedisSessionStore(
+                settings.moodle_session_redis_url, settings.moodle_session_redis_prefix
+            )
+        self.sessions = MoodleSessions(
+            ctx.moodle, handler=settings.moodle_session_handler, redis_store=self.redis_store
+        )
+        self.exchange = TokenExchange(self.sessions, AttemptCounters(ctx.appdb.engine))
 
 
 def tracking() -> Tracking:
@@ -161,11 +190,56 @@ def token():  # type: ignore[no-untyped-def]
     user_id = session_user_id()
     if user_id is None:
         return _cors(_problem(401, "sign in to ManiReports first"), credentials=True)
-    issued, expires = tracking().tokens.issue(user_id, ctx.clock())
+    return _cors(_token_response(user_id, ctx.clock()), credentials=True)
+
+
+def _token_response(user_id: int, now: float) -> Response:
+    issued, expires = tracking().tokens.issue(user_id, now)
     interval = {"min_s": 20, "max_s": 30}
     response = jsonify(token=issued, expires=expires, tracking=True, interval=interval)
     response.headers["Cache-Control"] = "no-store"
-    return _cors(response, credentials=True)
+    return response
+
+
+NO_MOODLE_SESSION = "sign in to Moodle first"
+
+
+@bp.post("/moodle-token")
+@csrf.exempt  # proven by the Moodle session cookie (and the Origin check), not a form
+@open_to(Tenancy.SIGNED)  # the Moodle session names the user
+def moodle_token():  # type: ignore[no-untyped-def]
+    """A heartbeat token for the learner whose live Moodle session cookie came with the call."""
+    ctx = web_context()
+    if _origin_refused():
+        return _problem(403, "this origin may not request heartbeat tokens", "Origin")
+    if not ctx.settings.time_tracking_enabled:
+        return _cors(_problem(403, "time tracking is disabled", tracking=False), credentials=True)
+    claimed = []
+    body = request.get_json(silent=True) if request.content_length else None
+    if isinstance(body, dict) and body.get("user") is not None:
+        named = body.get("user")
+        # A page may say whose it is; a session of anyone else then counts for nothing.
+        claimed.append(named if isinstance(named, int) and not isinstance(named, bool) else -1)
+    if request.cookies.get(current_app.config["SESSION_COOKIE_NAME"]):  # a ManiReports sign-in
+        signed = session_user_id()
+        if signed is not None:
+            claimed.append(signed)
+    now = ctx.clock()
+    sid = request.cookies.get(ctx.settings.moodle_session_cookie)
+    try:
+        result = tracking().exchange.exchange(sid, request.remote_addr or "", now, claimed=claimed)
+    except Exception:  # noqa: BLE001 - the Moodle DB is away: no token, and say so plainly
+        current_app.logger.exception("Moodle session check failed")
+        return _cors(_problem(503, "try again later"), credentials=True)
+    if result.reason == "throttled":
+        response = _problem(429, "too many attempts; try again later")
+        response.headers["Retry-After"] = str(result.retry_after_s)
+        return _cors(response, credentials=True)
+    if result.reason == "store_unavailable":
+        return _cors(_problem(503, "try again later"), credentials=True)
+    if result.user_id is None:
+        return _cors(_problem(401, NO_MOODLE_SESSION), credentials=True)
+    return _cors(_token_response(result.user_id, now), credentials=True)
 
 
 @bp.get("/")
@@ -175,5 +249,35 @@ def snippet():  # type: ignore[no-untyped-def]
     return render_template(
         "tracking/snippet.html",
         settings=ctx.settings,
-        script_url=request.host_url.rstrip("/") + "/static/js/heartbeat.js",
+        status=_status(),
+        script_url=request.host_url.rstrip("/") + request.script_root + "/static/js/heartbeat.js",
+    )
+
+
+def _status() -> TrackingStatus:
+    ctx, state = web_context(), tracking()
+    now = ctx.clock()
+    try:
+        site = state.sessions.site()
+    except Exception:  # noqa: BLE001 - the page still shows the snippet and what it can
+        current_app.logger.exception("Moodle session settings could not be read")
+        site = None
+    sid = request.cookies.get(ctx.settings.moodle_session_cookie)
+    verdict = state.sessions.verify(sid, now) if sid and site else None
+    count, learners, last_beat = recent_beats(ctx.appdb, ctx.moodle, request_scope(), now)
+    viewer = optional_viewer()
+    return TrackingStatus(
+        site=site,
+        redis_address=redis_address(ctx.settings.moodle_session_redis_url),
+        redis_reachable=state.redis_store.ping() if state.redis_store else None,
+        script_root=request.script_root,
+        cookie_name=ctx.settings.moodle_session_cookie,
+        cookie_arrived=sid is not None,
+        cookie_verdict=verdict,
+        sessions_24h=count,
+        learners_24h=learners,
+        last_beat=last_beat,
+        last_beat_text=local_time(last_beat, viewer.timezone if viewer else None),
+        outcomes=dict(state.exchange.outcomes),
+        last_issued=state.exchange.last_issued,
     )

@@ -1,18 +1,22 @@
 /* ManiReports time tracking for Moodle pages.
  *
  * Paste into Moodle's "Additional HTML" (before BODY is closed):
- *   <script src="https://reports.example/static/js/heartbeat.js" defer></script>
+ *   <script src="https://moodle.example/manireports/static/js/heartbeat.js" defer></script>
  *
  * While the page is visible and the user is not idle, posts a heartbeat every 20-30 s to the
- * ManiReports that served this script. The user is named only by a signed token fetched from
- * ManiReports (with the user's ManiReports session). Stops for good when ManiReports says
- * time tracking is disabled.
+ * ManiReports that served this script (under whatever path it is served). The user is named
+ * only by a signed token fetched from ManiReports: first with the learner's Moodle session
+ * (the MoodleSession cookie arrives when ManiReports is served under Moodle's host), else with
+ * a ManiReports sign-in. Stops for good when there is neither, or when ManiReports says time
+ * tracking is disabled.
  */
 (function () {
   "use strict";
   var script = document.currentScript;
   if (!script || !window.fetch) { return; }
-  var base = new URL(script.src).origin;
+  // Where ManiReports is: the script's own URL without /static/js/heartbeat.js (a proxy
+  // path such as https://moodle.example/manireports is kept).
+  var base = script.src.replace(/\/static\/js\/heartbeat\.js(?:[?#].*)?$/, "");
   var IDLE_MS = 5 * 60 * 1000;
   var minMs = 20000, maxMs = 30000;
   var token = null, expiresMs = 0, timer = null, stopped = false, lastInput = Date.now();
@@ -44,7 +48,13 @@
   function fetchToken() {
     if (token && expiresMs - Date.now() > 60000) { return Promise.resolve(token); }
     if (pendingToken) { return pendingToken; }
-    pendingToken = fetch(base + "/tracking/token", { credentials: "include", cache: "no-store" })
+    var options = { credentials: "include", cache: "no-store" };
+    // The Moodle session first (a learner who never signs in to ManiReports), then a
+    // ManiReports sign-in; 401 from both: nobody to track on this page.
+    pendingToken = fetch(base + "/tracking/moodle-token", { method: "POST", credentials: "include", cache: "no-store" })
+      .then(function (response) {
+        return response.status === 401 ? fetch(base + "/tracking/token", options) : response;
+      }, function () { return fetch(base + "/tracking/token", options); })
       .then(function (response) {
         if (response.status === 403 || response.status === 401) { stop(); }
         if (!response.ok) { throw new Error("no heartbeat token (" + response.status + ")"); }

@@ -1,0 +1,94 @@
+"""Heartbeat tokens for learners who use only Moodle: their `MoodleSession` cookie is the proof.
+
+ManiReports is served under the Moodle site's own host (a reverse-proxy path such as
+`/manireports/`, deploy/nginx-moodle-path.conf), so the browser sends Moodle's session cookie
+with the snippet's call. The session is checked read-only (common/moodle/sessions.py) and a
+token is issued for the session's own user — never for a user the request names, and never
+when the browser also holds a ManiReports sign-in of someone else.
+
+Every refusal reads the same to the caller ("no live Moodle session"), so a guesser learns
+nothing about a session id; the reason is only counted, per process, for the Time tracking
+page. Session ids that match no session are what guessing looks like: an address that sends
+`GUESS_LIMIT` of them within `GUESS_WINDOW` is answered 429 until the window ends (counted in
+the app DB, shared by every web process). Visitors who are simply not logged in, guests and
+old cookies are not counted: a school behind one address must not lock itself out.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+
+from common.access.attempt_counters import COUNTERS, AttemptCounters, bucket_key
+from common.moodle.sessions import MoodleSessions, Verdict
+
+GUESS_LIMIT = 30
+GUESS_WINDOW = timedelta(minutes=5)
+GUESSING = frozenset({"malformed", "unknown"})
+
+
+@dataclass(frozen=True)
+class Exchange:
+    user_id: int | None  # the token's user, or None when refused
+    reason: str  # "ok", a common.moodle.sessions reason, "no_cookie", "other_user", "throttled"
+    retry_after_s: int = 0
+
+
+class TokenExchange:
+    def __init__(self, sessions: MoodleSessions, counters: AttemptCounters) -> None:
+        self.sessions = sessions
+        self.counters = counters
+        self._lock = threading.Lock()
+        self.outcomes: Counter[str] = Counter()  # since this process started
+        self.last_issued: float | None = None
+
+    def exchange(
+        self, sid: str | None, client: str, now: float, *, claimed: Iterable[int] = ()
+    ) -> Exchange:
+        """A token's user for this Moodle session id, asked from address `client`; `claimed`
+        are users the request itself names (the page's user, a ManiReports sign-in)."""
+        if not sid:
+            return self._count(Exchange(None, "no_cookie"))
+        bucket = f"moodle-token:{client}"
+        wait = self._throttled(bucket, now)
+        if wait:
+            return self._count(Exchange(None, "throttled", wait))
+        verdict: Verdict = self.sessions.verify(sid, now)
+        if verdict.user_id is None:
+            if verdict.reason in GUESSING:
+                when = datetime.fromtimestamp(now, UTC)
+                self.counters.reserve(bucket, GUESS_LIMIT, GUESS_WINDOW, when)
+            return self._count(Exchange(None, verdict.reason))
+        if any(user != verdict.user_id for user in claimed):
+            # Two people's sessions in one browser: whose time would this be? Neither's.
+            return self._count(Exchange(None, "other_user"))
+        with self._lock:
+            self.last_issued = now
+        return self._count(Exchange(verdict.user_id, "ok"))
+
+    def _throttled(self, bucket: str, now: float) -> int:
+        """Seconds until `bucket`'s window ends if it is full, else 0 (one indexed read)."""
+        with self.counters.engine.connect() as conn:
+            row = conn.execute(
+                select(COUNTERS.c.attempts, COUNTERS.c.window_start).where(
+                    COUNTERS.c.bucket == bucket_key(bucket)
+                )
+            ).first()
+        if row is None or row.attempts < GUESS_LIMIT:
+            return 0
+        started = row.window_start
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        remaining = (started + GUESS_WINDOW - datetime.fromtimestamp(now, UTC)).total_seconds()
+        return max(0, math.ceil(remaining))
+
+    def _count(self, result: Exchange) -> Exchange:
+        with self._lock:
+            self.outcomes[result.reason] += 1
+        return result
