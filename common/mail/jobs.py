@@ -80,11 +80,10 @@ def create_job(
     first = next(pending, None)
     if first is None:
         errors.append(FieldError("recipients", "a job needs at least one recipient"))
-    else:
-        variables = dict((payload or {}).get("variables") or {})
-        errors += job_template_problems(
-            subject, html, text, {**variables, **first.data, "email": first.email}
-        )
+    variables = dict((payload or {}).get("variables") or {})
+    if first is not None:
+        variables.update({**first.data, "email": first.email})
+    errors += job_content_problems(subject, html, text, variables)
     raise_all(errors)
     assert first is not None
     job = CloudJob(
@@ -114,6 +113,18 @@ def create_job(
         details={"type": job_type, "source": source, "recipients": count},
     )
     return job
+
+
+def job_content_problems(
+    subject: str, html: str, text: str | None, variables: Mapping[str, Any]
+) -> list[FieldError]:
+    """What is wrong with a job's subject and bodies: empty, too long, a syntax error (with
+    its line and column) or a render that breaks a limit with these variables. The one
+    check of job content: `create_job` runs it, and the compose page before it, to name every
+    problem of the form at once."""
+    errors = [FieldError(name, "required") for name, value in (("subject", subject), ("html", html))
+              if not value.strip()]  # fmt: skip
+    return errors + job_template_problems(subject, html, text, variables)
 
 
 def _insert_recipients(

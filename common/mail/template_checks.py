@@ -9,6 +9,7 @@ limit is refused with the field named instead of failing every recipient later.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,8 @@ from common.templating import (
 MAX_SUBJECT_CHARS = 1000
 # The template columns are TEXT, which MariaDB caps at 65,535 bytes (not characters).
 MAX_BODY_BYTES = 65_535
+# Syntax problems named in one field's error; the editor's live check lists them all.
+MAX_ISSUES_SHOWN = 5
 
 # What a mailer hands a template: the recipient's Moodle fields, and for intercepted IOMAD
 # emails the subject and body Moodle rendered; certificates add the course and a link.
@@ -38,6 +41,39 @@ SAMPLE_VARIABLES: dict[str, Any] = {
     "certificate_url": "https://lms.example.com/certificates/123",
     "subject": "Your new account",
     "body": "<p>Your account is ready. Your temporary password is <b>Tmp-1234</b>.</p>",
+}
+
+# The variables a template of each job type can use, as the mailers fill them (listed in the
+# template editor). Every recipient has `email`; the rest depends on where the job came from.
+_PERSON = (
+    ("email", "the recipient's address"),
+    ("firstname", "first name"),
+    ("lastname", "last name"),
+)
+_MOODLE_EMAIL = (
+    *_PERSON,
+    ("username", "Moodle username"),
+    ("subject", "the subject Moodle wrote (HTML-free)"),
+    ("body", "the body Moodle wrote, as HTML: use {{{body}}} so it is not escaped"),
+)
+JOB_VARIABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "license_allocation": _MOODLE_EMAIL,
+    "user_created": _MOODLE_EMAIL,
+    "bulk": (
+        *_PERSON,
+        ("username", "Moodle username (recipients chosen from Moodle)"),
+        ("course", "the course's name (recipients: a course's learners)"),
+        ("cohort", "the cohort's name (recipients: a cohort)"),
+        ("department", "the department's name (recipients: a department)"),
+        ("company", "the company's name (recipients from Moodle)"),
+        ("…", "any other column of an uploaded CSV, by its header"),
+    ),
+    "scheduled_report": (*_PERSON, ("…", "the variables the schedule passes")),
+    "certificate": (
+        *_PERSON,
+        ("course", "the completed course's name"),
+        ("certificate_url", "a link to the certificate (empty: it is attached instead)"),
+    ),
 }
 
 
@@ -63,6 +99,11 @@ def template_problem(field_name: str, template: str | None) -> str | None:
         return f"at most {MAX_SUBJECT_CHARS} characters"
     if len(template.encode()) > MAX_BODY_BYTES:
         return f"at most {MAX_BODY_BYTES} bytes"
+    issues = syntax_issues(template)
+    if issues:
+        shown = "; ".join(str(issue) for issue in issues[:MAX_ISSUES_SHOWN])
+        more = len(issues) - MAX_ISSUES_SHOWN
+        return shown + (f"; and {more} more" if more > 0 else "")
     try:
         validate(template)
     except TemplateError as exc:
@@ -133,3 +174,107 @@ def job_template_problems(
     except FieldError as exc:
         return exc.errors
     return []
+
+
+# -- syntax, with positions -----------------------------------------------------------------
+# chevron accepts some broken templates without a word: in `<p>Hi {{firstname}</p> {{#x}}`
+# it reads `firstname}</p> {{#x` as one variable name, renders `<p>Hi ` and drops the rest.
+# This scanner reads the tags as a person would and names each problem with its line and
+# column, before chevron's own parse (which still checks nesting depth and the rest).
+_NAME = re.compile(r"[\w.\-]+|\.")
+_SNIPPET_CHARS = 24
+
+
+@dataclass(frozen=True)
+class SyntaxIssue:
+    line: int
+    column: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}, column {self.column}: {self.message}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "column": self.column, "message": self.message}
+
+
+def syntax_issues(template: str) -> list[SyntaxIssue]:
+    """Every tag problem of ``template`` in order: unclosed or malformed tags, bad names,
+    sections closed in the wrong order or never closed, unsupported partials."""
+    issues: list[SyntaxIssue] = []
+    sections: list[tuple[str, int]] = []  # open sections: name, offset of their tag
+    opener, closer = "{{", "}}"
+    pos = 0
+
+    def issue(offset: int, message: str) -> None:
+        line = template.count("\n", 0, offset) + 1
+        column = offset - (template.rfind("\n", 0, offset) + 1) + 1
+        issues.append(SyntaxIssue(line, column, message))
+
+    def snippet(offset: int, end: int) -> str:
+        text = template[offset:end].splitlines()[0] if template[offset:end] else ""
+        return text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS] + "…"
+
+    while (start := template.find(opener, pos)) >= 0:
+        triple = opener == "{{" and template.startswith("{{{", start)
+        inner = start + len(opener) + (1 if triple else 0)
+        end_mark = "}}}" if triple else closer
+        end = template.find(end_mark, inner)
+        following = template.find(opener, inner)
+        if end < 0 or 0 <= following < end:
+            shown = snippet(start, following if following >= 0 else len(template))
+            where = "before the next tag" if following >= 0 else "before the end"
+            issue(start, f"the tag '{shown.rstrip()}' is not closed with '{end_mark}' {where}")
+            if following < 0:
+                break
+            pos = following
+            continue
+        pos = end + len(end_mark)
+        content = template[inner:end].strip()
+        tag = template[start:pos]
+        if triple:
+            kind, name = "variable", content
+        elif not content:
+            issue(start, f"empty tag '{tag}'")
+            continue
+        elif content[0] == "!":
+            continue  # a comment
+        elif content[0] == "=":
+            delimiters = content[1:-1].split() if content.endswith("=") else []
+            if len(delimiters) != 2 or any("=" in d for d in delimiters):
+                issue(start, f"'{tag}' should set two delimiters, as in '{{{{=<% %>=}}}}'")
+            else:
+                opener, closer = delimiters
+            continue
+        elif content[0] == ">":
+            issue(start, f"partials ('{tag}') are not supported")
+            continue
+        elif content[0] in "#^/&":
+            kind, name = content[0], content[1:].strip()
+        else:
+            kind, name = "variable", content
+        if not _NAME.fullmatch(name):
+            shown = name if len(name) <= _SNIPPET_CHARS else name[:_SNIPPET_CHARS] + "…"
+            issue(start, f"'{shown}' in '{snippet(start, pos)}' is not a variable name"
+                  if name else f"'{tag}' needs a name")  # fmt: skip
+            continue
+        if kind in "#^":
+            sections.append((name, start))
+        elif kind == "/":
+            if not sections:
+                issue(start, f"'{tag}' closes a section that was not opened")
+            elif sections[-1][0] != name:
+                open_name, open_at = sections[-1]
+                line = template.count("\n", 0, open_at) + 1
+                issue(start, f"'{tag}' closes a section that was not opened here: "
+                      f"'{open_name}' (line {line}) is the one open")  # fmt: skip
+                if any(n == name for n, _ in sections):  # closes an outer one: unwind to it
+                    while sections and sections[-1][0] != name:
+                        sections.pop()
+                    sections.pop()
+            else:
+                sections.pop()
+    for name, open_at in sections:
+        issue(open_at, f"the section '{name}' was never closed (add '{{{{/{name}}}}}')")
+    issues.sort(key=lambda i: (i.line, i.column))
+    return issues

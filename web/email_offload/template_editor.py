@@ -1,9 +1,12 @@
 """The email template editor: each job type's Mustache subject, HTML and text for a company.
 
 Site admins also edit the site-wide templates (`?company=0`), which apply to companies that
-have none of their own. Saving and previewing check the templates (422 naming the field and
-the template error); a preview renders with sample variables and is shown escaped or in a
-sandboxed frame, never as markup of this page. Create, update and delete are audited.
+have none of their own. Saving and previewing check the templates with the same code as job
+creation and the JSON API (`template_checks.template_problem`: syntax errors with their line
+and column, sizes, render limits): 422 naming the field and the error. The page previews as
+one types (`POST …/preview`, JSON, debounced by template-editor.js); a preview renders with
+sample variables and is shown escaped or in a sandboxed frame, never as markup of this page.
+Create, update and delete are audited.
 """
 
 from __future__ import annotations
@@ -11,13 +14,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 
 from common.access import capabilities as caps
 from common.errors import FieldError
-from common.mail.template_checks import SAMPLE_VARIABLES, Preview, TemplateFields, render_preview
+from common.mail.template_checks import (
+    JOB_VARIABLES,
+    SAMPLE_VARIABLES,
+    Preview,
+    TemplateFields,
+    render_preview,
+    syntax_issues,
+)
 from common.mail.templates import (
     SITE_WIDE,
     delete_template,
@@ -95,6 +105,7 @@ def _editor(
         "email_offload/template_edit.html", company_id=company_id, job_type=job_type,
         fields=fields, origin=origin, sample=sample, errors=errors or [], preview=preview,
         site_wide=company_id == SITE_WIDE, form=TemplateForm(),
+        variables=JOB_VARIABLES.get(job_type, ()),
     ), status  # fmt: skip
 
 
@@ -149,6 +160,30 @@ def save():  # type: ignore[no-untyped-def]
         abort(409, description="the template was created meanwhile; reload and save again")
     flash(f"Template for {job_type} {'created' if created else 'saved'}. New jobs use it.", "info")
     return redirect(url_for("email_templates.index", company=company_id))
+
+
+@bp.post("/preview")
+@signed_in(caps.MANAGE_EMAIL_OFFLOAD, tenancy=Tenancy.MANAGE)
+def live_preview():  # type: ignore[no-untyped-def]
+    """The live preview (JSON): the rendered parts, or every problem with its position.
+
+    `issues` lists each part's syntax problems with line and column, so the editor can point
+    at them; `errors` is what saving would answer. Nothing is written.
+    """
+    _company_id()
+    _job_type()
+    if not TemplateForm().validate_on_submit():
+        abort(400, description="the form expired; reload the page")
+    fields = _form_fields()
+    issues = {name: [i.as_dict() for i in syntax_issues(getattr(fields, name) or "")]
+              for name in ("subject", "html", "text")}  # fmt: skip
+    try:
+        preview = render_preview(fields, _sample_variables(request.form.get("sample", "")))
+    except FieldError as exc:
+        errors = [e.as_dict() for e in exc.errors]
+        return jsonify(ok=False, errors=errors, issues=issues), 422
+    return jsonify(ok=True, subject=preview.subject, html=preview.html, text=preview.text,
+                   issues=issues)  # fmt: skip
 
 
 @bp.post("/delete")

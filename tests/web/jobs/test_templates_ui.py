@@ -143,3 +143,59 @@ def test_template_forms_need_csrf_and_the_capability(app, site, client_as):
     response = client_as("mgr_a").post(edit_url(site.companies["A"]), data=form)
     assert response.status_code == 400 and stored(app) == []
     assert client_as("ana").get(BASE).status_code == 403
+
+
+BROKEN = "<p>Hi {{firstname}</p> {{#license}}"
+
+
+def test_the_broken_template_is_refused_in_preview_and_save_with_line_and_column(
+    app, site, client_as
+):
+    client = client_as("mgr_a")
+    for action in ("preview", "save"):
+        response = post_template(client, site.companies["A"], action=action, html=BROKEN)
+        body = html.unescape(response.get_data(as_text=True))
+        assert response.status_code == 422, action
+        assert "html: line 1, column 7: the tag '{{firstname}</p>' is not closed" in body, action
+        assert "line 1, column 24: the section 'license' was never closed" in body, action
+        assert "<p>Hi </p>" not in body  # no truncated preview
+    assert stored(app) == [] and audit(app) == []
+
+
+def live(client, company: int, **fields):  # type: ignore[no-untyped-def]
+    form = {"csrf_token": csrf_token(client, f"{BASE}?company={company}"),
+            "subject": "Welcome {{firstname}}", "html": "<p>Hello {{firstname}}</p>",
+            "text": "", "sample": json.dumps({"firstname": "Ana"}), **fields}  # fmt: skip
+    return client.post(f"{BASE}preview?company={company}&type=bulk", data=form,
+                       headers={"Accept": "application/json"})  # fmt: skip
+
+
+def test_live_preview_renders_or_lists_every_problem_with_its_position(app, site, client_as):
+    client = client_as("mgr_a")
+    company = site.companies["A"]
+    good = live(client, company)
+    assert good.status_code == 200
+    no_issues = {"subject": [], "html": [], "text": []}
+    assert good.get_json() == {"ok": True, "subject": "Welcome Ana", "html": "<p>Hello Ana</p>",
+                               "text": None, "issues": no_issues}  # fmt: skip
+    bad = live(client, company, html=BROKEN, subject="Hi {{/x}}")
+    result = bad.get_json()
+    assert bad.status_code == 422 and result["ok"] is False
+    assert [(i["line"], i["column"]) for i in result["issues"]["html"]] == [(1, 7), (1, 24)]
+    assert (
+        result["issues"]["subject"][0]["message"] == "'{{/x}}' closes a section that was not opened"
+    )
+    assert {e["field"] for e in result["errors"]} == {"subject", "html"}
+    escaped = live(client, company, sample=json.dumps({"firstname": "<b>x</b>"}))
+    assert escaped.get_json()["html"] == "<p>Hello &lt;b&gt;x&lt;/b&gt;</p>"
+    assert live(client, site.companies["B"]).status_code == 403
+    assert client.post(f"{BASE}preview?company={company}&type=bulk", data={}).status_code == 400
+    assert stored(app) == [] and audit(app) == []
+
+
+def test_the_editor_lists_the_variables_of_its_job_type(site, client_as):
+    client = client_as("mgr_a")
+    page = client.get(edit_url(site.companies["A"], "certificate")).get_data(as_text=True)
+    assert "{{certificate_url}}" in page and "{{course}}" in page
+    page = client.get(edit_url(site.companies["A"], "user_created")).get_data(as_text=True)
+    assert "{{body}}" in page and "{{certificate_url}}" not in page
