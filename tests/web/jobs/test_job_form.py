@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 from sqlalchemy import func, select
 
 from common.models.mail import CloudJob, CloudRecipient
@@ -52,3 +54,15 @@ def test_a_good_list_becomes_one_queued_job(app, site, client_as):
     with app.extensions["manireports"].appdb.transaction() as session:
         [job] = session.scalars(select(CloudJob)).all()
         assert (job.companyid, job.recipients_total, job.source) == (site.companies["A"], 2, "ui")
+
+
+def test_the_broken_template_is_refused_with_its_position_and_nothing_is_written(app, client_as):
+    client = client_as("mgr_a")
+
+    response = post_job(client, "ana@acme.example", html="<p>Hi {{firstname}</p> {{#license}}")
+
+    page = html.unescape(response.get_data(as_text=True))
+    assert response.status_code == 422
+    assert "line 1, column 7: the tag '{{firstname}</p>' is not closed" in page
+    assert "line 1, column 24: the section 'license' was never closed" in page
+    assert counts(app) == (0, 0)
