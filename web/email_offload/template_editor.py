@@ -118,7 +118,8 @@ def index():  # type: ignore[no-untyped-def]
         templates = effective_templates(session, company_id)
     return render_template("email_offload/templates.html", company_id=company_id,
                            templates=templates, site_wide=company_id == SITE_WIDE,
-                           is_site_admin=viewer.is_site_admin, form=TemplateForm())  # fmt: skip
+                           is_site_admin=viewer.is_site_admin, form=TemplateForm(),
+                           variables=JOB_VARIABLES)  # fmt: skip
 
 
 @bp.get("/edit")

@@ -51,6 +51,9 @@ from web.errors import wants_json
 from web.jobs.routes import ActionForm, bp
 
 TEST_PREFIX = "[Test] "
+_FIELD_ORDER = {name: i for i, name in enumerate(
+    ("subject", "html", "text", "source", "recipients", "csv", "course", "cohort",
+     "department", "company", "test_to"))}  # fmt: skip
 
 
 @dataclass
@@ -143,14 +146,16 @@ def _page(composed: Composed, *, errors: list[FieldError] | None = None, status:
           notice: str | None = None):  # type: ignore[no-untyped-def]  # fmt: skip
     scope = request_scope()
     choices = moodle_choices(web_context().moodle, scope) if scope.company_id else {}
+    # Listed in the order of the page: the message first, then its recipients.
+    errors = sorted(errors or [], key=lambda e: _FIELD_ORDER.get(e.field, len(_FIELD_ORDER)))
     by_field: dict[str, list[str]] = {}
-    for error in errors or []:
+    for error in errors:
         by_field.setdefault(error.field, []).append(error.reason)
     if not composed.test_to:
         composed.test_to = _viewer_email()
     return render_template(
         "jobs/new.html", form=ActionForm(), company_id=scope.company_id, c=composed,
-        sources=SOURCES, choices=choices, errors=errors or [], by_field=by_field,
+        sources=SOURCES, choices=choices, errors=errors, by_field=by_field,
         variables=JOB_VARIABLES["bulk"], max_csv_mb=MAX_CSV_BYTES // 1024 // 1024, notice=notice,
     ), status  # fmt: skip
 

@@ -90,6 +90,16 @@
     if (["source", "csv", "course", "cohort", "department"].indexOf(name) >= 0) countSoon();
   });
   document.getElementById("recipients").addEventListener("input", countSoon);
+  // A field's error from the last submit goes once the field is changed.
+  form.addEventListener("input", function (event) {
+    var field = event.target;
+    if (field.getAttribute("aria-invalid") !== "true") return;
+    (field.getAttribute("aria-describedby") || "").split(/\s+/).forEach(function (id) {
+      var said = id && document.getElementById(id);
+      if (said) said.hidden = true;
+    });
+    field.removeAttribute("aria-invalid");
+  });
   document.getElementById("count-button").addEventListener("click", count);
 
   document.getElementById("test-button").addEventListener("click", function (event) {

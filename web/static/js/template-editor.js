@@ -8,6 +8,7 @@
   var url = form.getAttribute("data-preview-url");
   var status = document.getElementById("preview-status");
   var frame = document.getElementById("preview-frame");
+  var card = frame.closest(".preview");
   var timer = null;
   var seq = 0;
 
@@ -45,12 +46,14 @@
       showIssues(result.issues);
       if (!result.ok) {
         status.classList.add("bad");
+        card.classList.add("stale"); // the last good preview stays, dimmed
         var errors = result.errors || [{ field: result.field, error: result.error }];
         status.textContent = "Not saved as it is: " + errors.map(function (e) {
           return (e.field ? e.field + ": " : "") + e.error;
         }).join("; ");
         return;
       }
+      card.classList.remove("stale");
       status.textContent = "Preview with the sample variables.";
       put("preview-subject", result.subject);
       frame.srcdoc = result.html; // sandboxed: no scripts, no access to this page
