@@ -32,7 +32,10 @@ def run_web(args: argparse.Namespace) -> int:
     configure_logging()
     settings = load_settings()
     app = create_app(settings)
-    waitress.serve(app, host=settings.web_host, port=settings.web_port, threads=args.threads)
+    # Waitress would drop X-Forwarded-* before the app sees them; whether to believe them is
+    # the app's decision (TRUSTED_PROXIES, ProxyFix), and without it the app ignores them.
+    waitress.serve(app, host=settings.web_host, port=settings.web_port, threads=args.threads,
+                   clear_untrusted_proxy_headers=False)  # fmt: skip
     return 0
 
 
