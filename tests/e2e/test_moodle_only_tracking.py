@@ -1,0 +1,148 @@
+"""A learner signed in to the demo Moodle only — never to ManiReports — is tracked: ManiReports
+is served under the Moodle host's /manireports/ path (tests/fakes/moodle_web.py, as
+deploy/nginx-moodle-path.conf does it), the snippet's token comes from the learner's
+MoodleSession cookie, and the beats reach the aggregator's daily time. A visitor who is not
+signed in, and a browser with a forged cookie, send nothing."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from sqlalchemy import select
+from waitress.server import create_server
+
+from common.appdb import AppDB
+from common.migrate import upgrade
+from common.models.analytics import UsertimeDaily
+from common.moodle import MoodleSource
+from common.moodle.demo.sessions import new_sid
+from common.nats_server import EmbeddedNatsServer, free_port
+from tests.e2e.test_heartbeat_snippet import a_course_of
+from tests.fakes.moodle_web import PROXY_PATH, DemoMoodleWeb
+from tests.support import ServiceProcess, make_settings, service_env, wait_for
+from web.app import create_app
+
+SNIPPET = f'<script src="{PROXY_PATH}/static/js/heartbeat.js" defer></script>'
+
+
+@pytest.fixture(scope="module")
+def moodle_host(demo_site, tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Demo Moodle on one host, ManiReports under its /manireports/, an aggregator behind."""
+    root, logins = demo_site
+    tmp = tmp_path_factory.mktemp("moodle-only")
+    nats = EmbeddedNatsServer(tmp / "nats").start()
+    moodle_url = f"sqlite:///{root / 'moodle.db'}"
+    env = {"MOODLE_DATABASE_URL": moodle_url, "TRUSTED_PROXIES": "1"}
+    settings = make_settings(tmp, NATS_URL=nats.url, **env)
+    upgrade(settings.database_url)
+    app = create_app(settings)
+    port = free_port()
+    # As `manireports web` serves it: the app, not waitress, decides which proxy it believes.
+    server = create_server(app, host="127.0.0.1", port=port, threads=4,
+                           clear_untrusted_proxy_headers=False)  # fmt: skip
+    threading.Thread(target=server.run, daemon=True).start()
+    aggregator = ServiceProcess("aggregator", service_env(tmp, nats.url, **env), tmp / "agg.log")
+    moodle = DemoMoodleWeb(moodle_url, f"http://127.0.0.1:{port}", SNIPPET).start()
+    yield moodle, logins, moodle_url, AppDB(settings.database_url), aggregator
+    moodle.stop()
+    aggregator.stop()
+    server.close()
+    app.extensions["manireports"].close()
+    nats.stop()
+
+
+def daily_seconds(appdb: AppDB) -> dict[tuple[int, int], int]:
+    d = UsertimeDaily
+    with appdb.transaction() as db:
+        rows = db.execute(select(d.userid, d.courseid, d.seconds).where(d.estimated.is_(False)))
+        return {(r.userid, r.courseid): r.seconds for r in rows}
+
+
+def user_id_of(moodle_url: str, username: str) -> int:
+    source = MoodleSource(moodle_url)
+    try:
+        with source.engine.connect() as conn:
+            u = source.tables.user
+            return int(conn.scalar(select(u.c.id).where(u.c.username == username)))
+    finally:
+        source.dispose()
+
+
+def watch(page) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
+    seen: dict[str, list[int]] = {"token": [], "beat": []}
+
+    def record(response) -> None:  # type: ignore[no-untyped-def]
+        for name, path in (("token", "/tracking/moodle-token"), ("beat", "/tracking/beat")):
+            if response.url.endswith(path):
+                seen[name].append(response.status)
+
+    page.on("response", record)
+    return seen
+
+
+def until(page, predicate, message: str, timeout_s: float = 10) -> None:  # type: ignore[no-untyped-def]
+    """Wait for `predicate` while letting Playwright deliver its events (time.sleep would not)."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {message}")
+        page.wait_for_timeout(100)
+
+
+def test_a_learner_signed_in_to_moodle_only_is_tracked(moodle_host, browser):
+    moodle, logins, moodle_url, appdb, _ = moodle_host
+    student = next(login for login in logins if login.role == "student")
+    course = a_course_of(moodle_url, student.username)
+    learner = user_id_of(moodle_url, student.username)
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{moodle.base_url}/login/index.php")
+    page.fill("#username", student.username)
+    page.fill("#password", student.password)
+    page.click("#loginbtn")
+    cookies = {c["name"]: c for c in context.cookies()}
+    assert "MoodleSession" in cookies and cookies["MoodleSession"]["path"] == "/"
+    assert "session" not in cookies, "never signed in to ManiReports"
+
+    seen = watch(page)
+    page.clock.install()
+    page.goto(f"{moodle.base_url}/course/view.php?id={course}")
+    page.clock.run_for(1000)
+    until(page, lambda: seen["beat"] == [204], "the first beat")
+    assert seen["token"] == [200], "the token came from the Moodle session"
+    page.wait_for_timeout(2200)  # beats are timed by the server's clock: let real seconds pass
+    page.clock.run_for(31_000)
+    until(page, lambda: seen["beat"] == [204, 204], "the second beat")
+
+    def tracked() -> int:
+        return daily_seconds(appdb).get((learner, course), 0)
+
+    assert wait_for(tracked, timeout_s=30, message="the learner's daily time") >= 2
+    assert set(daily_seconds(appdb)) == {(learner, course)}, "nobody else was tracked"
+    context.close()
+
+
+def test_visitors_and_forged_cookies_send_nothing(moodle_host, browser):
+    moodle, logins, moodle_url, appdb, _ = moodle_host
+    student = next(login for login in logins if login.role == "student")
+    course = a_course_of(moodle_url, student.username)
+    before = daily_seconds(appdb)
+    host = moodle.base_url.split("//", 1)[1].split(":")[0]
+    for cookie in (None, new_sid()):
+        context = browser.new_context()
+        if cookie:
+            context.add_cookies([{"name": "MoodleSession", "value": cookie, "domain": host,
+                                  "path": "/"}])  # fmt: skip
+        page = context.new_page()
+        seen = watch(page)
+        page.clock.install()
+        page.goto(f"{moodle.base_url}/course/view.php?id={course}")
+        page.clock.run_for(1000)
+        until(page, lambda seen=seen: seen["token"] == [401], "the refusal")
+        page.clock.run_for(120_000)
+        page.wait_for_timeout(300)
+        assert seen["beat"] == [] and seen["token"] == [401], "the snippet stopped"
+        context.close()
+    assert daily_seconds(appdb) == before
