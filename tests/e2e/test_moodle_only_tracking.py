@@ -6,10 +6,14 @@ signed in, and a browser with a forged cookie, send nothing."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import pytest
+import requests
 from sqlalchemy import select
 from waitress.server import create_server
 
@@ -146,3 +150,66 @@ def test_visitors_and_forged_cookies_send_nothing(moodle_host, browser):
         assert seen["beat"] == [] and seen["token"] == [401], "the snippet stopped"
         context.close()
     assert daily_seconds(appdb) == before
+
+
+NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if Path(p).exists()), None)
+
+
+def nginx_config(example: str, port: int, app_port: int, moodle_port: int, root: Path) -> str:
+    """deploy/nginx-moodle-path.conf as it is, on plain HTTP and local ports, with Moodle's own
+    location in front of the stand-in."""
+    server = (
+        example.replace("listen 443 ssl http2;", f"listen 127.0.0.1:{port};")
+        .replace("server 127.0.0.1:8000;", f"server 127.0.0.1:{app_port};")
+        .replace("server_name moodle.example.com;", "server_name localhost;\n"
+                 f"    location / {{ proxy_pass http://127.0.0.1:{moodle_port}; }}")
+    )  # fmt: skip
+    temp = " ".join(f"{kind}_temp_path {root / kind};" for kind in
+                    ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))  # fmt: skip
+    return (f"pid {root / 'nginx.pid'}; error_log {root / 'error.log'};\n"
+            f"events {{}}\nhttp {{ access_log off; {temp}\n{server}\n}}\n")  # fmt: skip
+
+
+def test_the_nginx_example_serves_manireports_under_moodles_host(moodle_host, tmp_path):
+    """The deploy example itself, in a real nginx: the app's links keep /manireports, the
+    cookie of the Moodle host reaches the token exchange, a forged one gets nothing."""
+    if not NGINX:
+        pytest.skip("nginx is not installed")
+    moodle, logins, moodle_url, _, _ = moodle_host
+    app_port = int(moodle.upstream.port)
+    moodle_port = int(moodle.base_url.rsplit(":", 1)[1])
+    port = free_port()
+    example = (Path(__file__).resolve().parents[2] / "deploy/nginx-moodle-path.conf").read_text()
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(nginx_config(example, port, app_port, moodle_port, tmp_path))
+    proc = subprocess.Popen([NGINX, "-c", str(conf), "-p", str(tmp_path), "-g", "daemon off;"],
+                            stderr=subprocess.PIPE)  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(f"{base}/login/index.php"), message="nginx up")
+        student = next(login for login in logins if login.role == "student")
+        session = requests.Session()
+        session.post(f"{base}/login/index.php", allow_redirects=False,
+                     data={"username": student.username, "password": student.password})  # fmt: skip
+        assert session.cookies.get("MoodleSession")
+        token = session.post(f"{base}/manireports/tracking/moodle-token")
+        assert token.status_code == 200, token.text
+        learner = user_id_of(moodle_url, student.username)
+        assert token.json()["token"].split(".")[1] == str(learner)
+        bare = requests.get(f"{base}/manireports", allow_redirects=False)
+        assert bare.status_code == 301 and bare.headers["Location"].endswith("/manireports/")
+        login_page = requests.get(f"{base}/manireports/login")
+        assert 'href="/manireports/static/css/app.css"' in login_page.text  # SCRIPT_NAME
+        refused = requests.post(f"{base}/manireports/tracking/moodle-token",
+                                cookies={"MoodleSession": new_sid()})  # fmt: skip
+        assert refused.status_code == 401
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=1).status_code == 200
+    except requests.RequestException:
+        return False
