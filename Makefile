@@ -23,12 +23,14 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e '.[dev]'
 	touch $(STAMP)
 
-vendor: $(VENDOR)/chart.umd.min.js
+# axe-core is for the browser tests only (tests/e2e/test_walk.py injects it); no page loads it.
+vendor: $(VENDOR)/chart.umd.min.js $(VENDOR)/axe.min.js
 
-$(VENDOR)/chart.umd.min.js: package.json package-lock.json
+$(VENDOR)/chart.umd.min.js $(VENDOR)/axe.min.js &: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)
 	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/
+	cp node_modules/axe-core/axe.min.js $(VENDOR)/
 
 migrate: install
 	$(VENV)/bin/manireports db upgrade

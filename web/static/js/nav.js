@@ -81,3 +81,38 @@ document.addEventListener("DOMContentLoaded", () => {
     }
   });
 });
+
+// A table wider than the screen scrolls inside its .table-wrap; keyboard users can scroll it
+// only if the region takes focus, so every such region gets tabindex=0 and a name (its
+// section's heading). Pages that render tables later (report pages) are caught as they do.
+(() => {
+  function label(region) {
+    const section = region.closest("section, .card");
+    const heading = section && section.querySelector("h1, h2, h3");
+    return heading ? heading.textContent.trim() : "Table";
+  }
+  function reachable(root) {
+    root.querySelectorAll(".table-wrap").forEach((region) => {
+      if (region.hasAttribute("tabindex") || region.scrollWidth <= region.clientWidth) return;
+      region.setAttribute("tabindex", "0");
+      region.setAttribute("role", "region");
+      if (!region.hasAttribute("aria-label") && !region.hasAttribute("aria-labelledby")) {
+        region.setAttribute("aria-label", label(region));
+      }
+    });
+  }
+  document.addEventListener("DOMContentLoaded", () => {
+    reachable(document);
+    window.addEventListener("resize", () => reachable(document));
+    const main = document.getElementById("main");
+    if (main && window.MutationObserver) {
+      let queued = false;
+      new MutationObserver(() => {
+        if (queued) return;
+        queued = true;
+        requestAnimationFrame(() => { queued = false; reachable(document); });
+      }).observe(main, { childList: true, subtree: true });
+    }
+  });
+})();
+
