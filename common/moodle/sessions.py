@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 
 from common.moodle.php_session import (
@@ -155,6 +155,18 @@ class MoodleSessions:
         self.redis_store = redis_store
         self.clock = clock
         self._site: tuple[float, SiteSessions] | None = None
+        # Built once (every token exchange runs them): the session row with its user's flags
+        # in one query, and a user's flags alone (for sessions found in Redis).
+        s, u = source.tables.sessions, source.tables.user
+        self._session_query = (
+            select(s.c.userid, s.c.state, s.c.timemodified, u.c.id.label("uid"), u.c.deleted,
+                   u.c.suspended, u.c.auth)
+            .select_from(s.outerjoin(u, u.c.id == s.c.userid))
+            .where(s.c.sid == bindparam("sid"))
+        )  # fmt: skip
+        self._user_query = select(u.c.deleted, u.c.suspended, u.c.auth).where(
+            u.c.id == bindparam("uid")
+        )
 
     def site(self) -> SiteSessions:
         """The site's session settings, re-read at most every CONFIG_TTL_S."""
@@ -216,15 +228,8 @@ class MoodleSessions:
 
     def _from_table(self, sid: str) -> tuple[StoredSession, dict[str, Any] | None] | None:
         """The row for `sid` and its user's flags, in one query."""
-        s, u = self.source.tables.sessions, self.source.tables.user
-        query = (
-            select(s.c.userid, s.c.state, s.c.timemodified, u.c.id.label("uid"), u.c.deleted,
-                   u.c.suspended, u.c.auth)
-            .select_from(s.outerjoin(u, u.c.id == s.c.userid))
-            .where(s.c.sid == sid)
-        )  # fmt: skip
         with self.source.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(self._session_query, {"sid": sid}).first()
         if row is None:
             return None
         stored = StoredSession(int(row.userid), int(row.state), int(row.timemodified))
@@ -232,10 +237,8 @@ class MoodleSessions:
         return stored, user
 
     def _user_state(self, user_id: int) -> dict[str, Any] | None:
-        u = self.source.tables.user
-        query = select(u.c.deleted, u.c.suspended, u.c.auth).where(u.c.id == user_id)
         with self.source.engine.connect() as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(self._user_query, {"uid": user_id}).first()
         return None if row is None else dict(row._mapping)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from common.access.attempt_counters import COUNTERS, AttemptCounters, bucket_key
 from common.moodle.sessions import MoodleSessions, Verdict
@@ -31,6 +31,10 @@ from common.moodle.sessions import MoodleSessions, Verdict
 GUESS_LIMIT = 30
 GUESS_WINDOW = timedelta(minutes=5)
 GUESSING = frozenset({"malformed", "unknown"})
+# Built once: this read runs on every exchange.
+_BUCKET = select(COUNTERS.c.attempts, COUNTERS.c.window_start).where(
+    COUNTERS.c.bucket == bindparam("bucket")
+)
 
 
 @dataclass(frozen=True)
@@ -75,11 +79,7 @@ class TokenExchange:
     def _throttled(self, bucket: str, now: float) -> int:
         """Seconds until `bucket`'s window ends if it is full, else 0 (one indexed read)."""
         with self.counters.engine.connect() as conn:
-            row = conn.execute(
-                select(COUNTERS.c.attempts, COUNTERS.c.window_start).where(
-                    COUNTERS.c.bucket == bucket_key(bucket)
-                )
-            ).first()
+            row = conn.execute(_BUCKET, {"bucket": bucket_key(bucket)}).first()
         if row is None or row.attempts < GUESS_LIMIT:
             return 0
         started = row.window_start
