@@ -162,3 +162,50 @@ def test_walk(browser, live_server, demo_site, axe_source, role: str, width: int
     assert not findings.problems(), f"{role} at {width}px walked {walked}:\n" + "\n".join(
         findings.problems()
     )
+
+
+def focused(page: Any) -> str:  # type: ignore[no-untyped-def]
+    return page.evaluate(
+        "() => { const e = document.activeElement;"
+        " return (e.getAttribute('href') || e.className || e.tagName); }"
+    )
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_menu_works_from_the_keyboard(browser, live_server, demo_site, width: int):  # type: ignore[no-untyped-def]
+    _, logins = demo_site
+    context = browser.new_context(viewport={"width": width, "height": 800})
+    page = context.new_page()
+    try:
+        login(page, live_server, "admin", logins)
+        if width < SMALL:
+            menu = page.locator(".menu-button")
+            assert not page.locator("#site-menu").is_visible()
+            menu.focus()
+            page.keyboard.press("Enter")
+            assert menu.get_attribute("aria-expanded") == "true"
+            assert page.locator("#site-menu").is_visible()
+        toggle = page.locator(".nav-toggle").first
+        links = toggle.locator("xpath=following-sibling::ul//a")
+        assert not links.first.is_visible()
+        toggle.focus()
+        page.keyboard.press("Enter")
+        assert toggle.get_attribute("aria-expanded") == "true" and links.first.is_visible()
+        page.keyboard.press("ArrowDown")
+        assert focused(page) == links.nth(0).get_attribute("href")
+        page.keyboard.press("ArrowDown")
+        assert focused(page) == links.nth(1).get_attribute("href")
+        page.keyboard.press("Escape")
+        assert toggle.get_attribute("aria-expanded") == "false"
+        assert "nav-toggle" in focused(page) and not links.first.is_visible()
+        # Tab walks into an open group's links, in order.
+        page.keyboard.press("Space")
+        page.keyboard.press("Tab")
+        assert focused(page) == links.nth(0).get_attribute("href")
+        if width < SMALL:
+            page.keyboard.press("Escape")  # closes the group
+            page.keyboard.press("Escape")  # then the menu
+            assert page.locator(".menu-button").get_attribute("aria-expanded") == "false"
+            assert not page.locator("#site-menu").is_visible()
+    finally:
+        context.close()
