@@ -23,8 +23,10 @@ from web.app import create_app
 
 
 @pytest.fixture(scope="module")
-def own_nats(tmp_path_factory) -> Iterator[EmbeddedNatsServer]:  # type: ignore[no-untyped-def]
-    # A bus of this module's own: a mailer on the shared one could take other tests' jobs.
+def own_nats(composed_site, tmp_path_factory) -> Iterator[EmbeddedNatsServer]:  # type: ignore[no-untyped-def]
+    # A bus of this module's own, and one per site (SQLite, MariaDB): a mailer on a shared
+    # one could take other tests' jobs, and a second app DB's `dispatch:1` would be dropped
+    # by JetStream as a duplicate of the first's.
     server = EmbeddedNatsServer(tmp_path_factory.mktemp("compose-nats")).start()
     yield server
     server.stop()
@@ -43,7 +45,8 @@ def compose_app(composed_site, tmp_path_factory, own_nats) -> Iterator[Flask]:  
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[SmtpSink]:
+def sink(composed_site) -> Iterator[SmtpSink]:  # type: ignore[no-untyped-def]
+    # One per site, like the bus: each run counts exactly what it sent.
     server = SmtpSink()
     server.start()
     yield server
