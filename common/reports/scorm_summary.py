@@ -29,7 +29,7 @@ from common.moodle import MoodleTables
 from common.reports.base import Column, Report, ReportData, RunContext, register
 from common.reports.params import course_filter
 from common.reports.rows import ListRows
-from common.tenancy import scoped
+from common.tenancy import id_list, scoped
 
 CHART_ACTIVITIES = 25  # the chart shows the activities with most learners; the table all
 
@@ -71,9 +71,11 @@ class ScormSummaryReport(Report):
         figures: dict[int, Any] = {}
         distinct_learners = 0
         if activities:
-            grouped, learners = _figures_queries(course is not None)
-            values["deleted"] = sorted(int(u) for u in deleted)
-            values["scorms"] = sorted(int(a.id) for a in activities)
+            grouped, learners = _figures_queries(
+                course is not None,
+                tuple(sorted(int(u) for u in deleted)),
+                tuple(sorted(int(a.id) for a in activities)),
+            )
             with appdb.engine.connect() as conn:
                 figures = {
                     int(r.scormid): r
@@ -109,14 +111,16 @@ def _deleted_query(prefix: str) -> Select:  # type: ignore[type-arg]
     return select(user.c.id).where(user.c.deleted != 0)
 
 
-@functools.cache
-def _figures_queries(by_course: bool) -> tuple[Select, Select]:  # type: ignore[type-arg]
+@functools.lru_cache(maxsize=64)
+def _figures_queries(
+    by_course: bool, deleted: tuple[int, ...], scorms: tuple[int, ...]
+) -> tuple[Select, Select]:  # type: ignore[type-arg]
     """Per activity figures, and the distinct learners over the activities listed, in the app
-    DB; run with `deleted`, the ids of deleted users, and `scorms`, the activities' ids (both
-    written into the SQL: there may be more than SQLite binds)."""
+    DB, leaving out the `deleted` users (ids written into the SQL: there may be more than
+    SQLite binds). The same lists give the same query objects, so the tenancy layer scopes
+    them once rather than on every request."""
     s = ScormSummary
-    deleted = bindparam("deleted", expanding=True, literal_execute=True, type_=BigInteger)
-    conditions: list[ColumnElement[bool]] = [s.userid.not_in(deleted)]
+    conditions: list[ColumnElement[bool]] = [~id_list(s.userid, deleted)]
     if by_course:
         conditions.append(s.courseid == bindparam("course", type_=BigInteger))
     grouped = (
@@ -136,8 +140,9 @@ def _figures_queries(by_course: bool) -> tuple[Select, Select]:  # type: ignore[
         .where(*conditions)
         .group_by(s.scormid)
     )
-    scorms = bindparam("scorms", expanding=True, literal_execute=True, type_=BigInteger)
-    learners = select(func.count(func.distinct(s.userid))).where(*conditions, s.scormid.in_(scorms))
+    learners = select(func.count(func.distinct(s.userid))).where(
+        *conditions, id_list(s.scormid, scorms)
+    )
     return grouped, learners
 
 

@@ -11,7 +11,16 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, false, select, true, union
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    false,
+    literal_column,
+    select,
+    true,
+    union,
+)
 
 from common.moodle import MoodleTables
 
@@ -32,11 +41,14 @@ class NotFound(LookupError):
 
 def id_list(column: ColumnElement, ids: Collection[int]) -> ColumnElement[bool]:
     """`column IN (ids)` with the integers written into the SQL: a company can have more
-    members than SQLite allows bound parameters, and integers cannot inject anything."""
+    members than SQLite allows bound parameters, and integers cannot inject anything. Written
+    as one piece of SQL text rather than a literal per id: rendering thousands of literals on
+    every execution was a third of a small report's time; as text, the statement is compiled
+    once and found in SQLAlchemy's cache while the list stays the same."""
     if not ids:
         return false()
-    values = sorted(int(i) for i in ids)
-    return column.in_(bindparam(None, values, expanding=True, literal_execute=True))
+    joined = ",".join(str(int(i)) for i in sorted(ids))
+    return column.op("IN", is_comparison=True)(literal_column(f"({joined})"))
 
 
 @dataclass(frozen=True)
