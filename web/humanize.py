@@ -1,6 +1,7 @@
 """Jinja filters that write times and durations as people read them, in the viewer's timezone.
 
-- `value|duration` — seconds as "45 s", "12 min", "3 h 20 min", "2 days 4 h"; None as "–".
+- `value|duration` — seconds as "45 s", "12 min", "3 h 20 min", "2 days 4 h", from a week
+  on "1,627 h"; None as "–".
 - `value|when` — a moment (Unix seconds, or an aware datetime) as a `<time>` element reading
   "just now", "25 min ago", "3 h ago", "yesterday", "5 days ago" (beyond 30 days: the date),
   with the exact time in the viewer's Moodle timezone as its title; nothing (None, 0) as
@@ -21,7 +22,7 @@ from markupsafe import Markup
 
 from common.timezones import SITE_DEFAULT
 
-MINUTE, HOUR, DAY = 60, 3600, 86_400
+MINUTE, HOUR, DAY, WEEK = 60, 3600, 86_400, 7 * 86_400
 RELATIVE_DAYS = 30
 
 
@@ -57,6 +58,8 @@ def duration_text(seconds: float | None) -> str:
     if total < DAY:
         hours, minutes = divmod(total // MINUTE, 60)
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    if total >= WEEK:
+        return f"{total // HOUR:,} h"  # totals over a course or a month read best in hours
     days, hours = divmod(total // HOUR, 24)
     unit = "day" if days == 1 else "days"
     return f"{days} {unit} {hours} h" if hours else f"{days} {unit}"

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -25,6 +25,7 @@ from common.analytics.activity_months import (
     update_months,
 )
 from common.analytics.risk import flagged_by_course, last_scored
+from common.analytics.time_trend import daily_series, empty_series, series_by_scope
 from common.analytics.trends import (
     SITE,
     Scope,
@@ -72,8 +73,10 @@ def refresh_caches(appdb: AppDB, source: MoodleSource, *, ttl_s: int, now: int) 
     months = update_months(stored, source, now)
     activity = activity_trend(months, members, starts)
     completions = completion_trend(source, now)
+    today = datetime.fromtimestamp(now, UTC).date()
     with appdb.transaction() as session:
         rollup = engagement_rollup(session, members)
+        daily = series_by_scope(session, members, today)
     scopes: list[Scope] = [SITE, *sorted(members)]
     computed = utcnow()
     elapsed_ms = int((time.perf_counter() - started) * 1000)
@@ -84,7 +87,7 @@ def refresh_caches(appdb: AppDB, source: MoodleSource, *, ttl_s: int, now: int) 
         trend["active_users"] = activity.get(scope, trend)["active_users"]
         trend["completions"] = completions.get(scope, trend)["completions"]
         payload = {"trend": trend, "engagement": rollup.get(scope, {"courses": []}),
-                   "as_of": now}  # fmt: skip
+                   "daily_time": daily.get(scope, empty_series(today)), "as_of": now}  # fmt: skip
         rows.append(
             {"cachekey": cache_key(scope), "companyid": scope,
              "payload": json.dumps(payload, separators=(",", ":")), "computed_at": computed,
@@ -133,6 +136,7 @@ class Overview:
     trend: dict[str, Any] | None
     engagement: dict[str, Any]
     flagged: dict[int, int] | None
+    daily_time: dict[str, Any]  # time on task and active learners per day, 30 days
 
     @property
     def flagged_total(self) -> int | None:
@@ -161,10 +165,15 @@ def read_overview(
     if cached is None:
         return None
     flagged = flagged_by_course(session, scope, source) if last_scored(session) else None
+    today = datetime.fromtimestamp(int(cached.payload["as_of"]), UTC).date()
     if scope.whole:
-        return Overview(cached, cached.payload["trend"], cached.payload["engagement"], flagged)
+        payload = cached.payload
+        # A document cached before the daily series existed: read it live once.
+        daily = payload.get("daily_time") or daily_series(session, scope, source, today)
+        return Overview(cached, payload["trend"], payload["engagement"], flagged, daily)
     engagement = engagement_by_course(session, lambda query: scoped(query, scope, source))
-    return Overview(cached, None, engagement, flagged)
+    daily = daily_series(session, scope, source, today)
+    return Overview(cached, None, engagement, flagged, daily)
 
 
 def invalidate_all(session: Session) -> None:

@@ -1,18 +1,22 @@
 """Time on task and active learners per day over the last 30 days, for the overview's charts.
 
-Read from the daily time table within the viewer's tenant scope, one grouped query: a day's
-heartbeat figure of a learner in a course beats the log estimate of the same day (the rule
-`usertime.daily_time` and the engagement table follow).
+A (learner, course, date) has at most two daily rows, a heartbeat figure and a log estimate;
+the heartbeat figure wins (the rule `usertime.daily_time` and the engagement table follow).
+One grouped pass picks it per key; the cache refresh folds the result into every company's
+series at once (`series_by_scope`), and a viewer narrower than a company gets theirs read
+within their tenant scope (`daily_series`).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import case, distinct, exists, func, or_, select
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import case, distinct, func, select
+from sqlalchemy.orm import Session
 
+from common.analytics.trends import SITE, Scope
 from common.models.analytics import UsertimeDaily
 from common.moodle import MoodleSource
 from common.tenancy import TenantScope, scoped
@@ -20,30 +24,76 @@ from common.tenancy import TenantScope, scoped
 DAYS = 30
 
 
-def daily_time(
+def _chosen(since: date, today: date) -> Any:
+    """Per (user, course, date): the measured seconds if any beat came, else the estimate."""
+    d = UsertimeDaily
+    per_key = (
+        select(d.userid, d.courseid, d.date,
+               func.max(case((d.estimated.is_(False), d.seconds))).label("measured"),
+               func.max(case((d.estimated.is_(True), d.seconds))).label("estimate"))
+        .where(d.date >= since, d.date <= today)
+        .group_by(d.userid, d.courseid, d.date)
+        .subquery()
+    )  # fmt: skip
+    return per_key
+
+
+def _empty(since: date, days: int) -> dict[str, Any]:
+    labels = [(since + timedelta(days=n)).isoformat() for n in range(days)]
+    return {"days": labels, "seconds": [0] * days, "learners": [0] * days, "estimated": False}
+
+
+def daily_series(
     session: Session, scope: TenantScope, source: MoodleSource, today: date, days: int = DAYS
 ) -> dict[str, Any]:
     """{days: ISO dates oldest first, seconds: per day, learners: active per day, estimated:
-    whether any figure of the window is a log estimate}; every day present, zeros included."""
+    whether any figure is a log estimate} for the learners and courses ``scope`` sees."""
     since = today - timedelta(days=days - 1)
-    d, measured = UsertimeDaily, aliased(UsertimeDaily)
-    has_beats = exists().where(
-        measured.userid == d.userid, measured.courseid == d.courseid,
-        measured.date == d.date, measured.estimated.is_(False),
-    )  # fmt: skip
-    query = (
-        select(d.date, func.sum(d.seconds), func.count(distinct(d.userid)),
-               func.max(case((d.estimated.is_(True), 1), else_=0)))
-        .where(d.date >= since, d.date <= today, or_(d.estimated.is_(False), ~has_beats))
-        .group_by(d.date)
-    )  # fmt: skip
-    found = {row[0]: row for row in session.execute(scoped(query, scope, source))}
-    labels, seconds, learners, estimated = [], [], [], False
-    for offset in range(days):
-        day = since + timedelta(days=offset)
-        row = found.get(day)
-        labels.append(day.isoformat())
-        seconds.append(int(row[1] or 0) if row else 0)
-        learners.append(int(row[2] or 0) if row else 0)
-        estimated = estimated or bool(row and row[3])
-    return {"days": labels, "seconds": seconds, "learners": learners, "estimated": estimated}
+    k = _chosen(since, today)
+    seconds = func.coalesce(k.c.measured, k.c.estimate)
+    query = select(
+        k.c.date, func.sum(seconds), func.count(distinct(k.c.userid)),
+        func.max(case((k.c.measured.is_(None), 1), else_=0)),
+    ).group_by(k.c.date)  # fmt: skip
+    series = _empty(since, days)
+    for day, total, learners, estimated in session.execute(scoped(query, scope, source)):
+        index = (_as_date(day) - since).days
+        series["seconds"][index] = int(total or 0)
+        series["learners"][index] = int(learners or 0)
+        series["estimated"] = series["estimated"] or bool(estimated)
+    return series
+
+
+def series_by_scope(
+    session: Session, members: dict[int, set[int]], today: date, days: int = DAYS
+) -> dict[Scope, dict[str, Any]]:
+    """The same series for the site and for each company (its members' time), in one pass."""
+    since = today - timedelta(days=days - 1)
+    k = _chosen(since, today)
+    query = select(
+        k.c.userid, k.c.date, func.sum(func.coalesce(k.c.measured, k.c.estimate)),
+        func.max(case((k.c.measured.is_(None), 1), else_=0)),
+    ).group_by(k.c.userid, k.c.date)  # fmt: skip
+    user_scopes: dict[int, list[Scope]] = defaultdict(lambda: [SITE])
+    for company, users in members.items():
+        for user in users:
+            user_scopes[user].append(company)
+    found: dict[Scope, dict[str, Any]] = defaultdict(lambda: _empty(since, days))
+    found[SITE] = _empty(since, days)
+    for user, day, total, estimated in session.execute(query):
+        index = (_as_date(day) - since).days
+        for scope in user_scopes[user]:
+            series = found[scope]
+            series["seconds"][index] += int(total or 0)
+            series["learners"][index] += 1
+            series["estimated"] = series["estimated"] or bool(estimated)
+    return dict(found)
+
+
+def empty_series(today: date, days: int = DAYS) -> dict[str, Any]:
+    return _empty(today - timedelta(days=days - 1), days)
+
+
+def _as_date(value: Any) -> date:
+    # SQLite hands a grouped DATE back as text.
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])

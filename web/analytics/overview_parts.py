@@ -51,14 +51,13 @@ def overview_kpis(
     return kpis
 
 
-def overview_charts(
-    shown: Overview | None, time_trend: dict[str, Any] | None
-) -> list[dict[str, Any]]:
+def overview_charts(shown: Overview | None) -> list[dict[str, Any]]:
     """{key, title, note?, spec} per chart: time on task and active learners per day over 30
     days (the viewer's scope), and the 12-month engagement trend (whole companies only)."""
     charts: list[dict[str, Any]] = []
-    if shown is None or time_trend is None:
+    if shown is None:
         return charts
+    time_trend = shown.daily_time
     hours = [round(s / 3600, 2) for s in time_trend["seconds"]]
     note = "Includes time estimated from the Moodle log." if time_trend["estimated"] else None
     charts.append({

@@ -20,7 +20,6 @@ from common.analytics.caches import read_overview
 from common.analytics.optional_sources import optional_sources
 from common.analytics.risk import AT_RISK_TABLE, MAX_NOTE, acknowledge, flagged_page, last_scored
 from common.analytics.tables import PAGE_SIZES, TablePage
-from common.analytics.time_trend import daily_time
 from common.ids import parse_id
 from common.moodle.names import display_names as moodle_display_names
 from common.reports.rows import ListRows
@@ -66,7 +65,6 @@ def overview():  # type: ignore[no-untyped-def]
     request_ = COURSE_TABLE.page_request(request.args)
     with ctx.appdb.transaction() as db:
         shown = read_overview(db, scope, ctx.moodle, now)
-        time_trend = daily_time(db, scope, ctx.moodle, now.date()) if shown else None
     sources = optional_sources(ctx.moodle, ctx.settings)
     table = kpis = None
     if shown is not None:
@@ -77,7 +75,7 @@ def overview():  # type: ignore[no-untyped-def]
         found, total = ListRows(rows).page(request_, COURSE_TABLE.row_key)
         table = TablePage(COURSE_TABLE, found, total, request_)
         kpis = overview_kpis(rows, shown.flagged_total, sources)
-    charts = overview_charts(shown, time_trend)
+    charts = overview_charts(shown)
     return render_template("analytics/overview.html", shown=shown, now=now, table=table,
                            kpis=kpis, charts=charts, sources=sources, page_sizes=PAGE_SIZES,
                            ttl_s=ctx.settings.cache_ttl_s)  # fmt: skip
