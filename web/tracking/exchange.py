@@ -12,6 +12,10 @@ page. Session ids that match no session are what guessing looks like: an address
 `GUESS_LIMIT` of them within `GUESS_WINDOW` is answered 429 until the window ends (counted in
 the app DB, shared by every web process). Visitors who are simply not logged in, guests and
 old cookies are not counted: a school behind one address must not lock itself out.
+
+The count is read only for addresses this process has seen guess within the window, so a
+learner's exchange costs no app DB read at all; a guesser's first miss on each web process
+marks it there, and from then on every request of theirs is checked against the shared count.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from common.moodle.sessions import MoodleSessions, Verdict
 
 GUESS_LIMIT = 30
 GUESS_WINDOW = timedelta(minutes=5)
+MAX_SUSPECTS = 100_000  # addresses remembered per process (then the expired ones are dropped)
 GUESSING = frozenset({"malformed", "unknown"})
 # Built once: this read runs on every exchange.
 _BUCKET = select(COUNTERS.c.attempts, COUNTERS.c.window_start).where(
@@ -51,6 +56,7 @@ class TokenExchange:
         self._lock = threading.Lock()
         self.outcomes: Counter[str] = Counter()  # since this process started
         self.last_issued: float | None = None
+        self._suspects: dict[str, float] = {}  # address -> until when its count is read
 
     def exchange(
         self, sid: str | None, client: str, now: float, *, claimed: Iterable[int] = ()
@@ -60,12 +66,14 @@ class TokenExchange:
         if not sid:
             return self._count(Exchange(None, "no_cookie"))
         bucket = f"moodle-token:{client}"
-        wait = self._throttled(bucket, now)
-        if wait:
-            return self._count(Exchange(None, "throttled", wait))
+        if self._suspect(client, now):
+            wait = self._throttled(bucket, now)
+            if wait:
+                return self._count(Exchange(None, "throttled", wait))
         verdict: Verdict = self.sessions.verify(sid, now)
         if verdict.user_id is None:
             if verdict.reason in GUESSING:
+                self._mark_suspect(client, now)
                 when = datetime.fromtimestamp(now, UTC)
                 self.counters.reserve(bucket, GUESS_LIMIT, GUESS_WINDOW, when)
             return self._count(Exchange(None, verdict.reason))
@@ -75,6 +83,22 @@ class TokenExchange:
         with self._lock:
             self.last_issued = now
         return self._count(Exchange(verdict.user_id, "ok"))
+
+    def _suspect(self, client: str, now: float) -> bool:
+        with self._lock:
+            until = self._suspects.get(client)
+            if until is not None and until <= now:
+                del self._suspects[client]
+                return False
+            return until is not None
+
+    def _mark_suspect(self, client: str, now: float) -> None:
+        with self._lock:
+            if len(self._suspects) >= MAX_SUSPECTS:
+                self._suspects = {a: t for a, t in self._suspects.items() if t > now}
+                if len(self._suspects) >= MAX_SUSPECTS:
+                    self._suspects.clear()  # their counts stay in the app DB; misses re-mark
+            self._suspects[client] = now + GUESS_WINDOW.total_seconds()
 
     def _throttled(self, bucket: str, now: float) -> int:
         """Seconds until `bucket`'s window ends if it is full, else 0 (one indexed read)."""

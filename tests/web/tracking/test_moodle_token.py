@@ -10,6 +10,7 @@ from sqlalchemy import select
 from common.moodle.demo.sessions import new_sid, sign_in
 from tests.factories.sites import DAY, NOW
 from tests.web.tracking.conftest import stored_beats
+from web.app import create_app
 from web.tracking.exchange import GUESS_LIMIT
 from web.tracking.routes import NO_MOODLE_SESSION
 
@@ -174,3 +175,20 @@ def test_the_cookie_name_follows_the_site(app, site):
 def test_an_old_session_row_is_stale_even_if_the_user_is_fine(app, site):
     sid = moodle_session(site, "ana", timecreated=NOW - 3 * DAY, timemodified=NOW - 2 * DAY)
     assert refused(exchange(app.test_client(), sid))
+
+
+def test_the_guess_count_is_shared_by_every_web_process(app, site):
+    """Another web process (same app DB) lets a known guesser make one miss of its own, which
+    marks the address there; from then on it is refused there too."""
+    ana = moodle_session(site, "ana")
+    guesser = {"REMOTE_ADDR": "203.0.113.10"}
+    for _ in range(GUESS_LIMIT):
+        assert refused(exchange(app.test_client(), new_sid(), **guesser))
+    other = create_app(app.extensions["manireports"].settings)
+    other.extensions["manireports"].clock = lambda: NOW
+    try:
+        assert refused(exchange(other.test_client(), new_sid(), **guesser))
+        assert exchange(other.test_client(), ana, **guesser).status_code == 429
+        assert token_user(other, exchange(other.test_client(), ana)) == site.users["ana"]
+    finally:
+        other.extensions["manireports"].close()
