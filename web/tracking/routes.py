@@ -214,6 +214,8 @@ def moodle_token():  # type: ignore[no-untyped-def]
         return _problem(403, "this origin may not request heartbeat tokens", "Origin")
     if not ctx.settings.time_tracking_enabled:
         return _cors(_problem(403, "time tracking is disabled", tracking=False), credentials=True)
+    if (request.content_length or 0) > MAX_BEAT_BYTES:
+        return _cors(_problem(413, "body too large"), credentials=True)
     claimed = []
     body = request.get_json(silent=True) if request.content_length else None
     if isinstance(body, dict) and body.get("user") is not None:
@@ -263,7 +265,12 @@ def _status() -> TrackingStatus:
         current_app.logger.exception("Moodle session settings could not be read")
         site = None
     sid = request.cookies.get(ctx.settings.moodle_session_cookie)
-    verdict = state.sessions.verify(sid, now) if sid and site else None
+    verdict = None
+    if sid and site:
+        try:
+            verdict = state.sessions.verify(sid, now)
+        except Exception:  # noqa: BLE001 - shown as "not checked"; the log has the cause
+            current_app.logger.exception("the viewer's Moodle session could not be checked")
     count, learners, last_beat = recent_beats(ctx.appdb, ctx.moodle, request_scope(), now)
     viewer = optional_viewer()
     return TrackingStatus(

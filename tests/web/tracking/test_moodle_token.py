@@ -118,6 +118,7 @@ def test_a_browser_naming_someone_else_gets_nothing(app, site, client_as):
     # The page says it is ben's, the cookie is ana's.
     assert refused(exchange(app.test_client(), ana, {"user": site.users["ben"]}))
     assert refused(exchange(app.test_client(), ana, {"user": "ana"}))
+    assert exchange(app.test_client(), ana, {"user": "x" * 5000}).status_code == 413
     # Signed in to ManiReports as ben, with ana's Moodle session: whose time? Neither's.
     assert refused(exchange(client_as("ben"), ana))
     # Signed in to both as ana: fine.
