@@ -16,9 +16,13 @@ from markupsafe import Markup, escape
 from sqlalchemy import select
 
 from common.access.viewer import Viewer
+from common.moodle import MoodleSource
 from common.tenancy import sees_every_company
 from web.auth.guards import current_company_id, optional_viewer, web_context
 from web.navigation import nav_groups
+
+# A renamed or new company shows in the header within this many seconds.
+COMPANY_NAMES_TTL_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -36,18 +40,23 @@ class Switcher:
 
 
 def company_names() -> dict[int, str]:
-    """Every company of the site by id (a site has tens of companies, not thousands); read
-    once per request."""
+    """Every company of the site by id, by name (a site has tens of companies, not
+    thousands): the header asks on every page, so it is remembered for COMPANY_NAMES_TTL_S."""
     if "company_names" not in g:
         source = web_context().moodle
         names: dict[int, str] = {}
         if source.features().has_iomad:
-            company = source.tables.company
-            query = select(company.c.id, company.c.name).order_by(company.c.name, company.c.id)
-            with source.engine.connect() as conn:
-                names = {int(r.id): str(r.name) for r in conn.execute(query)}
+            names = source.remembered(("company_names",), COMPANY_NAMES_TTL_S,
+                                      lambda: _read_company_names(source))  # fmt: skip
         g.company_names = names
     return g.company_names  # type: ignore[no-any-return]
+
+
+def _read_company_names(source: MoodleSource) -> dict[int, str]:
+    company = source.tables.company
+    query = select(company.c.id, company.c.name).order_by(company.c.name, company.c.id)
+    with source.engine.connect() as conn:
+        return {int(r.id): str(r.name) for r in conn.execute(query)}
 
 
 def switcher_for(viewer: Viewer) -> Switcher | None:
