@@ -39,13 +39,7 @@ from web.tracking.publisher import BeatPublisher
 from web.tracking.status import TrackingStatus, local_time, recent_beats, redis_address
 from web.tracking.tokens import HeartbeatTokens, TokenRejected
 
-bp = Blueprint(
-    "tracking",
-    __name__,
-    url_prefix="/tracking",
-    template_folder="templates",
-    static_folder="static",
-)
+bp = Blueprint("tracking", __name__, url_prefix="/tracking", template_folder="templates")
 
 BEAT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_BEAT_BYTES = 1024
