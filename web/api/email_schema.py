@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.mail.addresses import address_problem
-from common.mail.recipients import RecipientSpec
+from common.mail.recipients import MAX_RECIPIENTS, RecipientSpec
+
+# The same checks as the compose page and create_job: one definition of a valid address
+# (address_problem) and of a valid template (template_problem: syntax with line and column).
 from common.mail.template_checks import template_problem
 from common.models.mail import JOB_TYPES
 from web.api.errors import ApiError
 
-MAX_RECIPIENTS = 50_000  # DESIGN: up to 50,000 recipients a job
 FIELDS = ("type", "subject", "html", "text", "recipients", "variables", "company")
 RECIPIENT_FIELDS = ("email", "data", "userid")
 
