@@ -49,6 +49,9 @@ from web.auth.guards import (
 )
 from web.errors import wants_json
 from web.jobs.routes import ActionForm, bp
+from web.navigation import add_nav_item
+
+add_nav_item("New email job", "jobs.new", caps.MANAGE_EMAIL_OFFLOAD, group="Email")
 
 TEST_PREFIX = "[Test] "
 _FIELD_ORDER = {name: i for i, name in enumerate(
