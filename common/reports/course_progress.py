@@ -115,11 +115,13 @@ class CourseProgressReport(Report):
                   "band": params.get("band")}  # fmt: skip
         by_band = params.get("band") is not None
         rows_query = scoped(_rows_query(source.prefix, filters, by_band), ctx.scope, source)
-        keyed = None
-        if not by_band:  # the band is a figure: picking one needs every row's figures
-            keys = scoped(_keys_query(source.prefix, filters), ctx.scope, source)
-            page_rows = scoped(_rows_query(source.prefix, filters, False, True), ctx.scope, source)
-            keyed = KeyedPaging(keys, lambda found: (page_rows, _page_values(found)))
+        # A band is a figure: picking one orders on the full query.
+        keys = None if by_band else scoped(_keys_query(source.prefix, filters), ctx.scope, source)
+        page_rows = scoped(_rows_query(source.prefix, filters, by_band, True), ctx.scope, source)
+        keyed = KeyedPaging(
+            keys, ("user_id", "course_id"), lambda ids: (page_rows, _page_values(ids)),
+            identity=tuple(sorted((k, v) for k, v in values.items() if k != "now")),
+        )  # fmt: skip
 
         def chart() -> dict[str, Any]:
             query = scoped(_bands_query(source.prefix, filters), ctx.scope, source)
@@ -291,13 +293,14 @@ def _rows_query(prefix: str, filters: _Filters, by_band: bool, page: bool = Fals
 
 @functools.cache
 def _keys_query(prefix: str, filters: _Filters) -> Select:  # type: ignore[type-arg]
+    """The rows without figures, to order them by a plain column."""
     parts = _parts(prefix, filters, "none")
     return parts.query.add_columns(*(parts.columns[key].label(key) for key in _PLAIN))
 
 
-def _page_values(keys: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"page_users": sorted({k["user_id"] for k in keys}),
-            "page_courses": sorted({k["course_id"] for k in keys})}  # fmt: skip
+def _page_values(ids: list[tuple[int, ...]]) -> dict[str, Any]:
+    return {"page_users": sorted({user for user, _ in ids}),
+            "page_courses": sorted({course for _, course in ids})}  # fmt: skip
 
 
 @functools.cache

@@ -1,15 +1,15 @@
 """A report's rows as a source the framework pages, sorts and streams.
 
 `SqlRows` leaves sorting and paging to the database (a 100,000-row report pages as fast as
-its query; with `KeyedPaging`, faster: see there); `ListRows` holds rows computed in Python
-(a few hundred courses or activities). Every sort ends with the report's row key, so pages
-never overlap or skip a row.
+its query; with `KeyedPaging`, pages after the first cost only their own rows); `ListRows`
+holds rows computed in Python (a few hundred courses or activities). Every sort ends with the
+report's row key, so pages never overlap or skip a row.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -17,6 +17,7 @@ from sqlalchemy import Select, String, func, select
 from sqlalchemy.engine import Engine
 
 from common.errors import FieldError
+from common.reports.snapshots import SNAPSHOTS, RowOrder
 
 if TYPE_CHECKING:
     from common.reports.base import Report
@@ -83,21 +84,26 @@ class RowSource(ABC):
 
 @dataclass(frozen=True)
 class KeyedPaging:
-    """One page without computing every row's costly columns.
+    """Pages of a long report without computing every row's costly columns on each page.
 
-    `keys` selects the same rows as the full query with only its cheap columns (every one a
-    page may be sorted by this way, and the row key); `rows_for(keys)` gives the full query
-    narrowed to those rows, with the values of its extra bind parameters. A page sorted by a
-    column of `keys` is ordered, counted and cut there, and only its rows are computed in full
-    (a 100,000-row progress report: its 50 rows' figures, not 100,000). Sorting by a costly
-    column needs them all, so it takes the full query.
+    `ids` name the columns that identify a row; `rows_for(ids)` gives the full query narrowed
+    to those rows, with the values of its extra bind parameters. `keys`, if any, selects the
+    same rows as the full query with only its cheap columns (and the ids): ordering by one of
+    them needs no figures. `identity` is what the rows depend on besides the scope (the
+    report's filters).
+
+    The first page orders every row once — on `keys` when the sort allows, on the full query
+    otherwise — and keeps their ids (common/reports/snapshots.py); each page then computes its
+    own rows only: a 100,000-row progress report works out 50 rows' figures per page.
     """
 
-    keys: Select  # type: ignore[type-arg]
-    rows_for: Callable[[list[dict[str, Any]]], tuple[Select, dict[str, Any]]]  # type: ignore[type-arg]
+    keys: Select | None  # type: ignore[type-arg]
+    ids: tuple[str, ...]
+    rows_for: Callable[[list[tuple[int, ...]]], tuple[Select, dict[str, Any]]]  # type: ignore[type-arg]
+    identity: Hashable
 
     def sorts_by(self, key: str) -> bool:
-        return key in self.keys.selected_columns
+        return self.keys is not None and key in self.keys.selected_columns
 
 
 class SqlRows(RowSource):
@@ -117,6 +123,9 @@ class SqlRows(RowSource):
         self.keyed = keyed
 
     def _ordered(self, query: Select, request: PageRequest, row_key: Sequence[str]) -> Select:  # type: ignore[type-arg]
+        return query.order_by(None).order_by(*self._order(query, request, row_key))
+
+    def _order(self, query: Select, request: PageRequest, row_key: Sequence[str]) -> list[Any]:  # type: ignore[type-arg]
         columns = query.selected_columns
         # Text sorts without regard to case, as MariaDB's default collation and ListRows do.
         fold_case = self.engine.dialect.name == "sqlite"
@@ -127,15 +136,15 @@ class SqlRows(RowSource):
                 column = column.collate("NOCASE")
             order.append(column.desc() if request.direction == "desc" and key == request.sort
                          else column.asc())  # fmt: skip
-        return query.order_by(None).order_by(*order)
+        return order
 
     def page(
         self, request: PageRequest, row_key: Sequence[str]
     ) -> tuple[list[dict[str, Any]], int]:
-        keyed = self.keyed is not None and self.keyed.sorts_by(request.sort)
-        query = self.keyed.keys if keyed and self.keyed else self.query
+        if self.keyed is not None:
+            return self._keyed_page(self.keyed, request, row_key)
         # The total rides along as a window count: one pass computes the page and its total.
-        counted = self._ordered(query, request, row_key).add_columns(
+        counted = self._ordered(self.query, request, row_key).add_columns(
             func.count().over().label(_TOTAL)
         )
         with self.engine.connect() as conn:
@@ -144,25 +153,42 @@ class SqlRows(RowSource):
             if found:
                 total = int(found[0][_TOTAL])
             else:  # past the last page: count on its own
-                inner = query.order_by(None).subquery()
+                inner = self.query.order_by(None).subquery()
                 total = int(conn.scalar(select(func.count()).select_from(inner), self.values) or 0)
-            for row in found:
-                del row[_TOTAL]
-            if keyed and self.keyed and found:
-                found = self._completed(conn, found, row_key)
+        for row in found:
+            del row[_TOTAL]
         return found, total
 
-    def _completed(
-        self, conn: Any, keys: list[dict[str, Any]], row_key: Sequence[str]
-    ) -> list[dict[str, Any]]:
-        """The full rows of a keyed page, in the page's order. A row gone between the two
-        queries (unenrolled just now) is left out rather than shown half empty."""
-        assert self.keyed is not None
-        query, extra = self.keyed.rows_for(keys)
-        result = conn.execute(query, {**self.values, **extra}).mappings()
-        full = {tuple(r[k] for k in row_key): dict(r) for r in result}
-        ordered = (full.get(tuple(k[c] for c in row_key)) for k in keys)
-        return [row for row in ordered if row is not None]
+    def _keyed_page(
+        self, keyed: KeyedPaging, request: PageRequest, row_key: Sequence[str]
+    ) -> tuple[list[dict[str, Any]], int]:
+        # The engine too: one process may read several sites (tests, the CLI).
+        snapshot = (self.engine, request.sort, request.direction, keyed.identity)
+        order = None if request.page == 1 else SNAPSHOTS.get(self.query, snapshot)
+        with self.engine.connect() as conn:
+            if order is None:
+                source = (
+                    keyed.keys
+                    if keyed.keys is not None and keyed.sorts_by(request.sort)
+                    else self.query
+                )
+                # Only the ids leave the database: numbered in the page's order, then sorted
+                # by that number.
+                position = func.row_number().over(order_by=self._order(source, request, row_key))
+                numbered = source.order_by(None).add_columns(position.label("_position"))
+                inner = numbered.subquery()
+                ordered = select(*(inner.c[c] for c in keyed.ids)).order_by(inner.c._position)
+                order = RowOrder.of(conn.execute(ordered, self.values), len(keyed.ids))
+                SNAPSHOTS.put(self.query, snapshot, order)
+            window = order.window(request.offset, request.page_size)
+            if not window:
+                return [], order.total
+            # A row gone since the order was taken (unenrolled just now) is left out rather
+            # than shown half empty.
+            query, extra = keyed.rows_for(window)
+            result = conn.execute(query, {**self.values, **extra}).mappings()
+            full = {tuple(int(r[c]) for c in keyed.ids): dict(r) for r in result}
+        return [full[ids] for ids in window if ids in full], order.total
 
     def batches(
         self, request: PageRequest, row_key: Sequence[str], size: int = EXPORT_BATCH

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
@@ -21,6 +22,7 @@ from sqlalchemy import (
     true,
     union,
 )
+from sqlalchemy.orm import QueryableAttribute
 
 from common.moodle import MoodleTables
 
@@ -39,7 +41,9 @@ class NotFound(LookupError):
     """No such object at all (in any company): answered with 404."""
 
 
-def id_list(column: ColumnElement, ids: Collection[int]) -> ColumnElement[bool]:
+def id_list(
+    column: ColumnElement[Any] | QueryableAttribute[Any], ids: Collection[int]
+) -> ColumnElement[bool]:
     """`column IN (ids)` with the integers written into the SQL: a company can have more
     members than SQLite allows bound parameters, and integers cannot inject anything. Written
     as one piece of SQL text rather than a literal per id: rendering thousands of literals on
