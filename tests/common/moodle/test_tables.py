@@ -35,10 +35,10 @@ def expected_type_class(column: dict) -> type:
     return {"number": Numeric, "float": Float, "char": String, "text": Text}.get(xmldb, LargeBinary)
 
 
-def test_schema_has_all_53_tables_under_the_prefix():
+def test_schema_has_all_54_tables_under_the_prefix():
     metadata = moodle_metadata("x_")
 
-    assert len(SCHEMA) == 53
+    assert len(SCHEMA) == 54  # 53 + sessions (issue 10)
     assert sorted(metadata.tables) == sorted(f"x_{name}" for name in SCHEMA)
     assert moodle_metadata("x_") is metadata
 
