@@ -40,10 +40,14 @@ class Column:
     sortable: bool = True
     # A filter this column's value drills into: the row's `<drill>_id` becomes `?<drill>=`.
     drill: str | None = None
+    # The column names a user or a course: the cell links to its page (`<links_to>_id`).
+    links_to: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in COLUMN_KINDS:
             raise ValueError(f"column {self.key}: kind {self.kind!r} is not one of {COLUMN_KINDS}")
+        if self.links_to not in (None, "user", "course"):
+            raise ValueError(f"column {self.key}: links_to is 'user', 'course' or None")
 
     def as_json(self) -> dict[str, Any]:
         return {"key": self.key, "label": self.label, "type": self.kind, "kind": self.kind,

@@ -90,7 +90,7 @@ class CourseProgressReport(Report):
         caps.VIEW_STUDENT_DASHBOARD,
     )
     columns = (
-        Column("learner", "Learner"),
+        Column("learner", "Learner", links_to="user"),
         Column("username", "Username"),
         Column("course", "Course", drill="course"),
         Column("activities", "Activities tracked", "int"),

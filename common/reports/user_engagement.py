@@ -72,7 +72,7 @@ class UserEngagementReport(Report):
         caps.VIEW_STUDENT_DASHBOARD,
     )
     columns = (
-        Column("learner", "Learner"),
+        Column("learner", "Learner", links_to="user"),
         Column("active_days_7", "Active days (7 days)", "int"),
         Column("seconds_7", "Time (7 days)", "duration"),
         Column("active_days_30", "Active days (30 days)", "int"),

@@ -138,12 +138,25 @@ def test_column_drills_land_on_a_report_the_viewer_may_open(client_as):
     assert "course" in meta["reports"][wanted]["params"]
 
 
+def test_learner_names_link_to_their_user_page_and_it_opens_in_scope(site, client_as):
+    client = client_as("mgr_a")
+    meta = page_meta(client.get("/reports/course_progress").get_data(as_text=True))
+    assert meta["links"]["course_progress"] == {"learner": "user"}
+    rows = client.get("/reports/course_progress/data").get_json()["rows"]
+    assert rows
+    for row in rows[:3]:  # where the page's script sends a click on the name
+        page = client.get(meta["pages"]["user"] + str(row["user_id"]))
+        assert page.status_code == 200
+        assert row["learner"] in page.get_data(as_text=True)
+
+
 def test_menu_lists_reports_and_dashboards_from_the_registries(client_as):
     page = client_as("mgr_a").get("/reports/").get_data(as_text=True)
-    menu = re.search(r'<nav aria-label="Main">.*?</nav>', page, re.S).group(0)
+    menu = re.search(r'<nav aria-label="Main"[^>]*>.*?</nav>', page, re.S).group(0)
     assert ">Reports</a>" in menu and ">Dashboards</a>" in menu
     assert "Course completion" not in menu
     assert 'href="/reports/course_completion"' in page  # the list covers it
-    assert re.search(r'<a href="/reports/" aria-current="page">Reports</a>', menu)
+    current = r'<a class="nav-link" href="/reports/" aria-current="page">Reports</a>'
+    assert re.search(current, menu)
     report_page = client_as("mgr_a").get("/reports/course_completion").get_data(as_text=True)
-    assert re.search(r'<a href="/reports/" aria-current="page">Reports</a>', report_page)
+    assert re.search(current, report_page)

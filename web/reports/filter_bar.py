@@ -118,8 +118,8 @@ def company_options(viewer: Viewer, source: MoodleSource) -> list[tuple[int, str
 
 def view_meta(shown: Iterable[Report], viewer: Viewer) -> dict[str, Any]:
     """For the page's script: the reports this viewer may open (their page and parameters,
-    so a drill carries only the filters its target takes), and each shown report's column
-    drills with the report they land on."""
+    so a drill carries only the filters its target takes), each shown report's column
+    drills with the report they land on, and its columns that link to a user or course page."""
     available = {r.type_name: r for r in reports_for(viewer)}
     drills: dict[str, dict[str, dict[str, Any]]] = {}
     for report in shown:
@@ -128,6 +128,7 @@ def view_meta(shown: Iterable[Report], viewer: Viewer) -> dict[str, Any]:
             for c in report.columns
             if c.drill
         }
+    links = {r.type_name: {c.key: c.links_to for c in r.columns if c.links_to} for r in shown}
     return {
         "reports": {
             name: {
@@ -138,7 +139,11 @@ def view_meta(shown: Iterable[Report], viewer: Viewer) -> dict[str, Any]:
             for name, r in available.items()
         },
         "drills": drills,
-    }
+        # Cells naming a user or course link to its page: the address up to the id.
+        "links": links,
+        "pages": {"user": url_for("people.user", user_id=1)[:-1],
+                  "course": url_for("people.course", course_id=1)[:-1]},
+    }  # fmt: skip
 
 
 def _drill_target(report: Report, param: str, available: Mapping[str, Report]) -> str | None:

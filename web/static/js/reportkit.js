@@ -292,6 +292,14 @@ function cellTarget(view, report, column, row) {
   return drillTarget(view, { report: drill.report, param: drill.param, value });
 }
 
+// A cell's link to the user or course page it names (`links[report][key]`), if any.
+function pageTarget(view, report, column, row) {
+  const kind = ((view.meta.links || {})[report] || {})[column.key];
+  const id = kind ? row[kind + "_id"] : null;
+  if (id === null || id === undefined) return null;
+  return { href: view.meta.pages[kind] + encodeURIComponent(id) };
+}
+
 export function reportLink(view, report, extra) {
   const target = (view.meta.reports || {})[report];
   if (!target) return null;
@@ -407,7 +415,8 @@ export function renderTable(table, data, { view, report, onSort }) {
     for (const column of data.columns) {
       const td = el("td", cellClass(column.kind));
       const text = format(row[column.key], column.kind);
-      const target = view ? cellTarget(view, report, column, row) : null;
+      const target = view ? cellTarget(view, report, column, row)
+        || pageTarget(view, report, column, row) : null;
       if (target && text) {
         const link = el("a", "", text);
         link.href = target.href;
