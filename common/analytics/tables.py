@@ -11,13 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 from common.reports.base import Column
 from common.reports.rows import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, PageRequest
-
-if TYPE_CHECKING:
-    from common.reports.base import Report
 
 PAGE_SIZES = (25, DEFAULT_PAGE_SIZE, 100, 250, MAX_PAGE_SIZE)
 
@@ -34,9 +31,7 @@ class TableSpec:
 
     def page_request(self, raw: Mapping[str, str]) -> PageRequest:
         """The query string's paging and sort; a bad value is a 400 naming the field."""
-        # PageRequest.parse reads only what a report and a TableSpec share (columns,
-        # column(), default_sort, default_direction): one parser for reports and tables.
-        return PageRequest.parse(raw, cast("Report", self))
+        return PageRequest.parse(raw, self)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import Select, String, func, select
 from sqlalchemy.engine import Engine
@@ -20,12 +20,27 @@ from common.errors import FieldError
 from common.reports.snapshots import SNAPSHOTS, RowOrder
 
 if TYPE_CHECKING:
-    from common.reports.base import Report
+    from common.reports.base import Column
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 500
 EXPORT_BATCH = 2000
 _TOTAL = "_total_rows"
+
+
+class SortableTable(Protocol):
+    """What paging needs of a table: a report, or a page's own table (common/analytics)."""
+
+    @property
+    def default_sort(self) -> str: ...
+
+    @property
+    def default_direction(self) -> str: ...
+
+    def column(self, key: str) -> Column | None: ...
+
+    @property
+    def columns(self) -> tuple[Column, ...]: ...
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,7 @@ class PageRequest:
         return (self.page - 1) * self.page_size
 
     @classmethod
-    def parse(cls, raw: Mapping[str, str], report: Report) -> PageRequest:
+    def parse(cls, raw: Mapping[str, str], report: SortableTable) -> PageRequest:
         """`page` (from 1), `page_size` (capped at MAX_PAGE_SIZE), `sort` (a sortable column
         key) and `dir` (asc|desc); anything else is a 400 naming the field."""
         page = _positive(raw.get("page"), "page", 1)

@@ -20,6 +20,7 @@ from array import array
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 SNAPSHOT_TTL_S = 300.0
@@ -45,10 +46,8 @@ class RowOrder:
 
     @classmethod
     def of(cls, rows: Iterable[Sequence[Any]], width: int) -> RowOrder:
-        ids = array("q")
-        for row in rows:
-            ids.extend(int(value) for value in row)
-        return cls(ids, width, time.monotonic())
+        """From rows of `width` integer ids (the database's ints, used as they come)."""
+        return cls(array("q", chain.from_iterable(rows)), width, time.monotonic())
 
 
 class Snapshots:
