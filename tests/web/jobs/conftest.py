@@ -1,6 +1,7 @@
 """Module-scoped fixtures for the compose page's tests (test_compose_*.py): one web app over
-one two-company site per test module. The site gets the rows recipient sources must tell apart (a cohort across companies, a suspended
-learner, a member suspended in the company, a learner without a usable address)."""
+one two-company site per test module. The site gets the rows recipient sources must tell
+apart (a cohort across companies, a suspended learner, a member suspended in the company, a
+learner without a usable address)."""
 
 from __future__ import annotations
 
@@ -66,10 +67,16 @@ def composed_site(request, tmp_path_factory) -> Iterator[ComposeSite]:  # type: 
 
 
 @pytest.fixture(scope="module")
-def compose_app(composed_site, tmp_path_factory, nats_server) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
+def compose_bus(nats_server):  # type: ignore[no-untyped-def]
+    """The bus the compose app publishes to (a module may give it one of its own)."""
+    return nats_server
+
+
+@pytest.fixture(scope="module")
+def compose_app(composed_site, tmp_path_factory, compose_bus) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("compose-app")
     settings = make_settings(tmp, MOODLE_DATABASE_URL=composed_site.site.url,
-                             NATS_URL=nats_server.url)  # fmt: skip
+                             NATS_URL=compose_bus.url)  # fmt: skip
     upgrade(settings.database_url)
     application = create_app(settings)
     application.extensions["manireports"].clock = lambda: NOW

@@ -7,41 +7,25 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from flask import Flask
 from sqlalchemy import select
 
 from common.appdb import AppDB
-from common.migrate import upgrade
 from common.models.mail import CloudJob
 from common.nats_server import EmbeddedNatsServer
-from tests.factories.sites import NOW
 from tests.fakes.smtp_sink import SmtpSink
 from tests.services.mailer.conftest import configure, mailer_env, smtp_config, wait_final
-from tests.support import make_settings, wait_for
+from tests.support import wait_for
 from tests.web.jobs.conftest import job_counts, token
-from web.app import create_app
 
 
 @pytest.fixture(scope="module")
-def own_nats(composed_site, tmp_path_factory) -> Iterator[EmbeddedNatsServer]:  # type: ignore[no-untyped-def]
+def compose_bus(composed_site, tmp_path_factory) -> Iterator[EmbeddedNatsServer]:  # type: ignore[no-untyped-def]
     # A bus of this module's own, and one per site (SQLite, MariaDB): a mailer on a shared
     # one could take other tests' jobs, and a second app DB's `dispatch:1` would be dropped
     # by JetStream as a duplicate of the first's.
     server = EmbeddedNatsServer(tmp_path_factory.mktemp("compose-nats")).start()
     yield server
     server.stop()
-
-
-@pytest.fixture(scope="module")
-def compose_app(composed_site, tmp_path_factory, own_nats) -> Iterator[Flask]:  # type: ignore[no-untyped-def]
-    tmp = tmp_path_factory.mktemp("compose-send")
-    settings = make_settings(tmp, MOODLE_DATABASE_URL=composed_site.site.url,
-                             NATS_URL=own_nats.url)  # fmt: skip
-    upgrade(settings.database_url)
-    application = create_app(settings)
-    application.extensions["manireports"].clock = lambda: NOW
-    yield application
-    application.extensions["manireports"].close()
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +38,12 @@ def sink(composed_site) -> Iterator[SmtpSink]:  # type: ignore[no-untyped-def]
 
 
 def test_send_test_reaches_the_smtp_server_rendered_for_the_first_recipient(
-    composed_site, compose_app, signed_in_as, own_nats, sink, spawn_service, tmp_path
+    composed_site, compose_app, signed_in_as, compose_bus, sink, spawn_service, tmp_path
 ):
     acme = composed_site.site.companies["A"]
     appdb = AppDB(compose_app.extensions["manireports"].settings.database_url)
     configure(appdb, acme, "smtp", smtp_config(sink))
-    spawn_service("mailer", {**mailer_env(tmp_path, own_nats.url, appdb),
+    spawn_service("mailer", {**mailer_env(tmp_path, compose_bus.url, appdb),
                              "MOODLE_DATABASE_URL": composed_site.site.url})  # fmt: skip
     client = signed_in_as("mgr_a")
     form = {"csrf_token": token(client, acme), "subject": "Welcome {{firstname}}",
