@@ -71,7 +71,8 @@ def overview():  # type: ignore[no-untyped-def]
         rows = shown.course_rows()
         _, names = display_names(set(), {r["course"] for r in rows})
         for row in rows:
-            row["name"] = names.get(row["course"], str(row["course"]))
+            # A course missing from Moodle keeps no name: course_link() then says "course #id".
+            row["name"] = names.get(row["course"])
         found, total = ListRows(rows).page(request_, COURSE_TABLE.row_key)
         table = TablePage(COURSE_TABLE, found, total, request_)
         kpis = overview_kpis(rows, shown.flagged_total, sources)

@@ -8,6 +8,8 @@ viewer's tenant scope: an activity or learner outside it answers 403 and is audi
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import render_template, request
 
 from common.analytics.scorm import attempt_tracking
@@ -20,11 +22,51 @@ from common.analytics.scorm_browse import (
     scorm_summaries,
 )
 from common.analytics.scorm_values import element_value
-from common.analytics.tables import PAGE_SIZES, TablePage
+from common.analytics.tables import PAGE_SIZES, TablePage, TableSpec
+from common.reports.base import Column
+from common.reports.rows import ListRows
 from common.tenancy import load_learner
 from web.analytics.routes import VIEWERS, bp, display_names
 from web.auth.guards import Tenancy, request_scope, signed_in, web_context
 from web.navigation import add_nav_item
+
+# An attempt's elements, one row each, in package order (SCO by SCO, then by element name). A
+# SCORM 2004 package with a hundred interactions stores a thousand elements or more, so the
+# page shows them a page at a time; sorting by anything else would scatter the SCOs.
+ELEMENT_TABLE = TableSpec(
+    columns=(
+        Column("position", "Package order", "int"),
+        Column("element", "Element", sortable=False),
+        Column("value", "Value", sortable=False),
+    ),
+    default_sort="position",
+    row_key=("position",),
+)
+
+
+def element_rows(scos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every SCO's elements as rows that remember their SCO (its title and place)."""
+    rows: list[dict[str, Any]] = []
+    for number, sco in enumerate(scos, start=1):
+        title = sco["title"] or f"SCO {number} (untitled)"
+        for element, value in sco["elements"].items():
+            rows.append({"position": len(rows), "sco": number, "sco_title": title,
+                         "element": element, "value": value})  # fmt: skip
+    return rows
+
+
+def by_sco(page: list[dict[str, Any]], every: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One page's rows grouped under their SCO: [{sco, title, continued, rows}], in order;
+    `continued` when the SCO began on an earlier page."""
+    groups: list[dict[str, Any]] = []
+    for row in page:
+        if not groups or groups[-1]["sco"] != row["sco"]:
+            before = every[row["position"] - 1] if row["position"] > 0 else None
+            continued = before is not None and before["sco"] == row["sco"]
+            groups.append({"sco": row["sco"], "title": row["sco_title"], "continued": continued,
+                           "rows": []})  # fmt: skip
+        groups[-1]["rows"].append(row)
+    return groups
 
 
 @bp.get("/scorm", endpoint="scorm_activities")
@@ -61,13 +103,18 @@ def scorm_attempt(scormid: int, userid: int, attempt: int):  # type: ignore[no-u
     activity = load_scorm(ctx.moodle, scormid, scope)
     load_learner(ctx.moodle, userid, scope)
     summary = scorm_summaries(ctx.appdb, ctx.moodle, scope, [scormid], userid)
+    request_ = ELEMENT_TABLE.page_request(request.args)
     scos = attempt_tracking(ctx.moodle, scope, userid=userid, scormid=scormid, attempt=attempt)
+    every = element_rows(scos)
+    found, total = ListRows(every).page(request_, ELEMENT_TABLE.row_key)
     people, courses = display_names({userid}, {activity.courseid})
     return render_template("analytics/scorm_attempt.html", activity=activity, userid=userid,
-                           attempt=attempt, scos=scos, learner=people.get(userid, userid),
+                           attempt=attempt, groups=by_sco(found, every), sco_count=len(scos),
+                           table=TablePage(ELEMENT_TABLE, found, total, request_),
+                           page_sizes=PAGE_SIZES, learner=people.get(userid),
                            element_value=element_value, summary=summary[0] if summary else None,
                            attempts=summary[0].attempts if summary else 0,
-                           course=courses.get(activity.courseid, ""))  # fmt: skip
+                           course=courses.get(activity.courseid))  # fmt: skip
 
 
 add_nav_item("SCORM analytics", "analytics.scorm_activities", *VIEWERS, group="Analytics")
