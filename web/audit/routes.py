@@ -1,8 +1,14 @@
 """The audit log viewer for administrators, filtered by user, date range and action, paged
-and sorted by the database, with people named as Moodle names them."""
+and sorted by the database, with people and companies named.
+
+The user filter takes a name (first, last or full name, username or email, matched only
+among the people the viewer's scope may see) or, as links and old bookmarks do, an id.
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, render_template, request
@@ -11,13 +17,16 @@ from common.access import capabilities as caps
 from common.analytics.tables import PAGE_SIZES, TablePage
 from common.audit import AUDIT_TABLE, audit_actions, audit_query
 from common.errors import FieldError
-from common.ids import parse_optional_id
+from common.ids import parse_id
+from common.models.access import AuditLog
 from common.moodle.names import display_names
+from common.moodle.people_search import MAX_QUERY_CHARS, Person, find_people, person_in_scope
 from common.reports.rows import SqlRows
 from web.auth.guards import Tenancy, request_scope, signed_in, web_context
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit", template_folder="templates")
 MAX_ACTION_CHARS = 64
+_ALL_DIGITS = re.compile(r"[0-9]+")
 
 
 def _date_arg(name: str) -> date | None:
@@ -30,26 +39,58 @@ def _date_arg(name: str) -> date | None:
         raise FieldError(name, f"{raw[:40]!r} is not a date (YYYY-MM-DD)", status=400) from None
 
 
+@dataclass
+class UserFilter:
+    """What the `user` box asked for and whom it found. `user_ids` None: no filter; empty:
+    nobody matched (no entries)."""
+
+    text: str = ""
+    user_ids: list[int] | None = None
+    matches: list[Person] = field(default_factory=list)
+    by_id: int | None = None
+
+
+def _user_filter() -> UserFilter:
+    text = " ".join(request.args.get("user", "").split())
+    if not text:
+        return UserFilter()
+    if _ALL_DIGITS.fullmatch(text):
+        user_id = parse_id(text, "user")  # 0 or past 2^63: a 400 naming the field
+        return UserFilter(text, [user_id], by_id=user_id)
+    if len(text) > MAX_QUERY_CHARS:
+        raise FieldError("user", f"at most {MAX_QUERY_CHARS} characters", status=400)
+    matches = find_people(web_context().moodle, request_scope(), text)
+    return UserFilter(text, [p.user_id for p in matches], matches)
+
+
 @bp.get("/")
 @signed_in(caps.VIEW_AUDIT_LOG, tenancy=Tenancy.VIEW)
 def index():  # type: ignore[no-untyped-def]
     date_from, date_to = _date_arg("from"), _date_arg("to")
     request_ = AUDIT_TABLE.page_request(request.args)
     action = request.args.get("action", "")[:MAX_ACTION_CHARS] or None
-    user_id = parse_optional_id(request.args.get("user"), "user")
+    chosen = _user_filter()
     since = datetime.combine(date_from, time.min, UTC) if date_from else None
     # "to" is inclusive for the person filtering: everything before the next midnight.
     until = None
     if date_to is not None and date_to < date.max:
         until = datetime.combine(date_to + timedelta(days=1), time.min, UTC)
-    ctx = web_context()
-    query = audit_query(request_scope(), user_id=user_id, action=action, since=since, until=until)
+    ctx, scope = web_context(), request_scope()
+    query = audit_query(scope, action=action, since=since, until=until)
+    if chosen.user_ids is not None:
+        query = query.where(AuditLog.userid.in_(chosen.user_ids))
     found, total = SqlRows(ctx.appdb.engine, query).page(request_, AUDIT_TABLE.row_key)
     with ctx.appdb.transaction() as db:
         actions = audit_actions(db)
-    wanted = {r["userid"] for r in found if r["userid"]} | ({user_id} if user_id else set())
-    people, _ = display_names(ctx.moodle, wanted, set())
+    # The entries' actors are part of entries the viewer may read; the id typed in the box is
+    # named only when the scope may see that person (else the box would tell who exists).
+    people, _ = display_names(ctx.moodle, {r["userid"] for r in found if r["userid"]}, set())
+    chosen_name = None
+    if chosen.by_id is not None:
+        person = person_in_scope(ctx.moodle, scope, chosen.by_id)
+        chosen_name = person.name if person else people.get(chosen.by_id)
     return render_template(
         "audit/index.html", table=TablePage(AUDIT_TABLE, found, total, request_),
-        actions=actions, people=people, user_id=user_id, page_sizes=PAGE_SIZES,
+        actions=actions, people=people, chosen=chosen, chosen_name=chosen_name,
+        page_sizes=PAGE_SIZES,
     )  # fmt: skip
