@@ -36,7 +36,7 @@ from common.mail.templates import (
     save_template,
 )
 from common.models.mail import JOB_TYPES
-from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
+from web.auth.guards import Tenancy, chosen_company_id, current_viewer, signed_in, web_context
 
 bp = Blueprint("email_templates", __name__, url_prefix="/admin/email-offload/templates",
                template_folder="templates")  # fmt: skip
@@ -48,17 +48,17 @@ class TemplateForm(FlaskForm):
 
 
 def _company_id() -> int:
-    """The company whose templates are edited; 0 (site-wide) for a site admin without one.
+    """The company whose templates are edited: the one asked for or chosen in the header,
+    else the one the header shows for this page (a site admin on "All companies": the first
+    company; a manager of several: the one they manage first), as on every one-company page.
 
-    `?company=0` goes through `scope_for(…, MANAGE)` like any company id, so only a site admin
-    reaches the site-wide templates; anyone else asking gets 403 and an audit entry.
+    The site-wide templates are `?company=0`, which goes through `scope_for(…, MANAGE)` like
+    any company id, so only a site admin reaches them; anyone else asking gets 403 and an
+    audit entry. A site without IOMAD has only the site's templates.
     """
-    scope = request_scope()
-    if scope.company_id is not None:
-        return scope.company_id
-    if scope.company_ids is None:  # a site admin who chose no company
+    if not current_viewer().has_iomad:
         return SITE_WIDE
-    abort(400, description="company: choose one company (add ?company=<id>)")
+    return chosen_company_id()
 
 
 def _job_type() -> str:

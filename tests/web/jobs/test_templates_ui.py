@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 
 from sqlalchemy import select
 
@@ -199,3 +200,52 @@ def test_the_editor_lists_the_variables_of_its_job_type(site, client_as):
     assert "{{certificate_url}}" in page and "{{course}}" in page
     page = client.get(edit_url(site.companies["A"], "user_created")).get_data(as_text=True)
     assert "{{body}}" in page and "{{certificate_url}}" not in page
+
+
+def heading(body: str) -> str:
+    """The page's h1 as text."""
+    start = body.index("<h1>") + len("<h1>")
+    text = re.sub(r"<[^>]+>", "", body[start : body.index("</h1>", start)])
+    return " ".join(html.unescape(text).split())
+
+
+def test_pages_name_the_company_they_edit(site, client_as):
+    client = client_as("mgr_a")
+    listing = client.get(f"{BASE}?company={site.companies['A']}").get_data(as_text=True)
+    assert "(Acme)" in heading(listing) and f"company {site.companies['A']}" not in listing
+    editor = client.get(edit_url(site.companies["A"])).get_data(as_text=True)
+    assert heading(editor) == "Email template: bulk (Acme)"
+    site_wide = client_as("admin").get(f"{BASE}?company=0").get_data(as_text=True)
+    assert "(site-wide defaults)" in heading(site_wide)
+
+
+def test_a_manager_of_several_companies_works_on_the_chosen_one(app, site, client_as):
+    """No 400 for someone who manages two companies: the page works on the company the
+    header shows, and the switcher changes it."""
+    moodle = site.moodle
+    both = moodle.user(username="mgr_both", firstname="Bea", lastname="Both")
+    for company in ("A", "B"):
+        moodle.company_user(site.companies[company], both, managertype=1)
+    client = client_as("mgr_both")
+    first = client.get(BASE)
+    assert first.status_code == 200
+    shown = heading(first.get_data(as_text=True))
+    assert shown in ("Email templates (Acme)", "Email templates (Bolt)")
+    # Switch to Bolt in the header; the editor (no ?company) now saves Bolt's template.
+    token = csrf_token(client, BASE)
+    switched = client.post("/company/switch", data={"company": site.companies["B"],
+                                                    "csrf_token": token, "next": BASE})  # fmt: skip
+    assert switched.status_code == 302
+    assert heading(client.get(BASE).get_data(as_text=True)) == "Email templates (Bolt)"
+    form = {"csrf_token": csrf_token(client, BASE), "action": "save", "subject": "Hi",
+            "html": "<p>Hi</p>", "text": ""}  # fmt: skip
+    assert client.post(f"{BASE}edit?type=bulk", data=form).status_code == 302
+    assert [(r.companyid, r.jobtype) for r in stored(app)] == [(site.companies["B"], "bulk")]
+    # A company they do not manage is still refused.
+    assert client.get(f"{BASE}?company={site.companies['B'] + 999}").status_code in (403, 404)
+
+
+def test_a_site_admin_on_all_companies_works_on_the_first_company(site, client_as):
+    page = client_as("admin").get(BASE).get_data(as_text=True)
+    assert heading(page) == "Email templates (Acme)"  # Acme before Bolt by name
+    assert "company=0" in page  # the site-wide templates are one link away
