@@ -11,7 +11,7 @@ from common.access.viewer import load_viewer
 from common.models.access import AuditLog, CapabilityGrant
 from common.tenancy import TenantViolation, scope_for
 
-NO_COMPANY_ROUTES = {"/login", "/logout", "/healthz", "/company", "/"}
+NO_COMPANY_ROUTES = {"/login", "/logout", "/healthz", "/"}
 
 
 def viewer(app, site, name):
@@ -93,7 +93,8 @@ def test_company_switch_only_to_own_companies(app, site, client_as):
 
     client = client_as("mgr_a")
     token = csrf_token(client, "/dashboards/completion")
-    response = client.post("/company", data={"company": site.companies["B"], "csrf_token": token})
+    response = client.post("/company/switch",
+                           data={"company": site.companies["B"], "csrf_token": token})  # fmt: skip
     assert response.status_code == 403
     assert denials(app)[-1].companyid == site.companies["B"]
 
@@ -136,8 +137,9 @@ def test_company_selector_lists_only_the_viewers_companies(site, client_as):
     data = client.get("/reports/course_completion/data?days=90").get_json()
     assert "Forklift" not in {r["course"] for r in data["rows"]}  # Acme by default
     token = csrf_token(client, "/dashboards/completion")
-    switched = client.post("/company", data={"company": site.companies["B"], "csrf_token": token,
-                                             "next": "/dashboards/completion"})  # fmt: skip
+    switched = client.post("/company/switch", data={"company": site.companies["B"],
+                                                    "csrf_token": token,
+                                                    "next": "/dashboards/completion"})  # fmt: skip
     assert switched.status_code == 302
     data = client.get("/reports/course_completion/data?days=90").get_json()
     assert {r["course"] for r in data["rows"]} == {"Forklift", "Shared Ethics"}

@@ -1,25 +1,17 @@
-"""Sign-in with Moodle credentials, sign-out and the company selector."""
+"""Sign-in with Moodle credentials and sign-out. (The header's company switcher posts to
+`/company/switch`, web/home/routes.py.)"""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from common.access.device_cookies import COOKIE_NAME as DEVICE_COOKIE
 from common.access.device_cookies import MAX_AGE_S as DEVICE_COOKIE_MAX_AGE_S
 from common.access.signin import Attempt, SignIn
-from common.ids import parse_id
-from common.tenancy import VIEW, scope_for
-from web.auth.forms import CompanyForm, LoginForm, LogoutForm
-from web.auth.guards import (
-    SESSION_COMPANY,
-    Tenancy,
-    current_viewer,
-    open_to,
-    signed_in,
-    web_context,
-)
+from web.auth.forms import LoginForm, LogoutForm
+from web.auth.guards import Tenancy, open_to, web_context
 from web.auth.sessions import end_session, start_session
 
 bp = Blueprint("auth", __name__, template_folder="templates")
@@ -82,16 +74,3 @@ def logout():  # type: ignore[no-untyped-def]
         abort(400, description="The sign-out form expired; try again.")
     end_session()
     return redirect(url_for("auth.login"))
-
-
-@bp.post("/company")
-@signed_in(tenancy=Tenancy.SELF)
-def choose_company():  # type: ignore[no-untyped-def]
-    """The company this browser's pages work on from now on: one the viewer may view."""
-    form = CompanyForm()
-    if not form.validate_on_submit():
-        abort(400, description="The form expired; try again.")
-    company_id = parse_id(request.form.get("company"), "company")
-    scope_for(current_viewer(), company_id, VIEW)  # another company: an audited 403
-    session[SESSION_COMPANY] = company_id
-    return redirect(_safe_next(request.form.get("next")))
