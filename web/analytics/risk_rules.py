@@ -19,7 +19,14 @@ from common.analytics.risk_rules import (
 )
 from common.errors import FieldError
 from web.analytics.routes import bp
-from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
+from web.auth.guards import (
+    Tenancy,
+    chosen_company_id,
+    current_viewer,
+    request_scope,
+    signed_in,
+    web_context,
+)
 from web.navigation import add_nav_item
 
 EDITORS = (caps.VIEW_ADMIN_DASHBOARD, caps.MANAGE_REPORTS)
@@ -30,9 +37,16 @@ class RuleActionForm(FlaskForm):
 
 
 def _company() -> int | None:
-    """Whose rules are edited: the site's (None: a site admin with no company chosen) or one
-    company's — a company the viewer manages, as `scope_for(..., MANAGE)` decides."""
-    return request_scope().company_id or None
+    """Whose rules are edited: the site's (None: a site admin with no company chosen, or
+    `?company=0`) or one company's — a company the viewer manages, as `scope_for(..., MANAGE)`
+    decides. A manager of several companies who chose none works on the one the header shows
+    (never on the site's rules, which only a site admin may change)."""
+    scope = request_scope()
+    if scope.company_id is not None:
+        return scope.company_id or None
+    if scope.company_ids is None:
+        return None
+    return chosen_company_id()
 
 
 def _back(company: int | None):  # type: ignore[no-untyped-def]

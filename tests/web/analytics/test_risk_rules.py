@@ -1,6 +1,8 @@
 """The at-risk rules page: admins edit the site's rules, a company manager their company's;
 every change is checked, CSRF-protected and audited."""
 
+import re
+
 from sqlalchemy import select
 
 from common.models.access import AuditLog
@@ -98,3 +100,24 @@ def test_a_reporter_of_a_company_cannot_change_its_rules(app, site, client_as):
     assert client.get(f"/analytics/risk-rules?company={b}").status_code == 403
     assert client.get("/analytics/risk-rules").status_code == 200
     assert client_as("teacher_a").get("/analytics/risk-rules").status_code == 403
+
+
+def test_a_manager_of_two_companies_never_edits_the_site_rules(app, site, client_as):
+    """With no company chosen, the page works on the company the header shows, not on the
+    site's rules (which would reach every company's learners)."""
+    moodle = site.moodle
+    both = moodle.user(username="mgr_both", firstname="Bea", lastname="Both")
+    for company in ("A", "B"):
+        moodle.company_user(site.companies[company], both, managertype=1)
+    client = client_as("mgr_both")
+    page = client.get("/analytics/risk-rules").get_data(as_text=True)
+    shown = re.search(r"<h1>At-risk rules of (\w+)</h1>", page)
+    assert shown and shown[1] in ("Acme", "Bolt")
+    company = site.companies["A" if shown[1] == "Acme" else "B"]
+    form = {"csrf_token": csrf_token(client, "/analytics/risk-rules"),
+            "ruletype": "min_active_days_30d", "threshold": "5", "weight": "10",
+            "enabled": "1"}  # fmt: skip
+    assert client.post("/analytics/risk-rules/save", data=form).status_code == 302
+    assert rules(app) == {(company, "min_active_days_30d"): (5.0, 10, True)}
+    assert client.post("/analytics/risk-rules/save?company=0", data=form).status_code == 403
+    assert None not in {c for c, _ in rules(app)}
