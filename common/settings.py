@@ -78,6 +78,9 @@ class Settings:
     trusted_proxies: int = 0
     # JSON API (issue 9): requests one token may make per minute (0: no limit).
     api_rate_limit_per_minute: int = 120
+    # The address people reach the web tier at (links in email: unsubscribe); unset, the
+    # WEB_HOST:WEB_PORT address.
+    public_url: str | None = None
 
     @property
     def production(self) -> bool:
@@ -297,4 +300,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         login_auth_plugins=_auth_plugins(env.get("LOGIN_AUTH_PLUGINS") or "manual,email"),
         trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, 0, 5),
         api_rate_limit_per_minute=_int(env, "API_RATE_LIMIT_PER_MINUTE", 120, 0, 1_000_000),
+        public_url=_http_url(env, "PUBLIC_URL"),
     )

@@ -60,6 +60,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.people.routes import bp as people_bp
     from web.reports.routes import bp as reports_bp
     from web.tracking.routes import bp as tracking_bp
+    from web.unsubscribe.routes import bp as unsubscribe_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(home_bp)
@@ -76,6 +77,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(email_offload_bp)
     app.register_blueprint(email_templates_bp)
     app.register_blueprint(api_tokens_bp)
+    app.register_blueprint(unsubscribe_bp)
     # Bearer tokens, no cookies: a cross-site page cannot make the browser send the token.
     csrf.exempt(api_v1_bp)
     app.register_blueprint(api_v1_bp)

@@ -117,6 +117,7 @@ APP_TABLES: dict[str, TenantColumns] = {
     "manireports_cloud_jobs": TenantColumns(company="companyid"),
     "manireports_cloud_recip": TenantColumns(via=(("jobid", "manireports_cloud_jobs"),)),
     "manireports_cloud_dead": TenantColumns(via=(("jobid", "manireports_cloud_jobs"),)),
+    "manireports_mail_unsubscribes": TenantColumns(company="companyid"),
 }
 
 # ManiReports' own bookkeeping: no tenant's data, read only by the services and sign-in.

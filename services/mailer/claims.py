@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, select, update
 
 from common.appdb import AppDB
 from common.mail.jobs import stale_claim_filter
+from common.mail.unsubscribe import RECIPIENT_SKIPPED
 from common.models.base import utcnow
 from common.models.mail import (
     RECIPIENT_FAILED,
@@ -27,7 +28,12 @@ from common.models.mail import (
 from services.mailer.providers import SendOutcome
 
 _recip = CloudRecipient.__table__
-_STATUS_OF = {"sent": RECIPIENT_SENT, "failed": RECIPIENT_FAILED, "retry": RECIPIENT_PENDING}
+_STATUS_OF = {
+    "sent": RECIPIENT_SENT,
+    "failed": RECIPIENT_FAILED,
+    "retry": RECIPIENT_PENDING,
+    "skipped": RECIPIENT_SKIPPED,
+}
 # What a claim hands back: (recipient id, address, recipient data as JSON).
 Claimed = tuple[int, str, str]
 
@@ -84,7 +90,9 @@ class RecipientClaims:
                 "st": _STATUS_OF[o.status],
                 "pmid": (o.provider_message_id or "")[:255] or None,
                 "err": (o.error or "")[:2000] or None,
-                "ts": now if o.status == "sent" else None,
+                # When the provider answered (sent or failed): the job monitor measures the
+                # send rate from these times. A retry has no outcome yet; a skip sent nothing.
+                "ts": now if o.status in ("sent", "failed") else None,
             }
             for o in outcomes
         ]
@@ -103,7 +111,7 @@ class RecipientClaims:
         # (this mailer outlived its lease) must not count its recipients a second time.
         changed = {"sent": 0, "failed": 0}
         with self.appdb.transaction() as session:
-            for status in ("sent", "failed", "retry"):
+            for status in ("sent", "failed", "retry", "skipped"):
                 group = [p for p in params if p["st"] == _STATUS_OF[status]]
                 if group:
                     rows = session.connection().execute(statement, group).rowcount

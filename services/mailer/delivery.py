@@ -31,6 +31,12 @@ from common.errors import FieldError
 from common.mail.config import CompanyMailConfig, load_config
 from common.mail.job_status import change_status, finish_if_done
 from common.mail.site import MailSite
+from common.mail.unsubscribe import (
+    HONOURS_UNSUBSCRIBE,
+    SKIPPED_REASON,
+    UnsubscribeLinks,
+    unsubscribed_among,
+)
 from common.models.mail import (
     JOB_CANCELLED,
     JOB_PENDING,
@@ -84,8 +90,11 @@ class ChunkSender:
         attachments: Any = None,
         backoff_base_s: float = 1.0,
         site: MailSite | None = None,
+        links: UnsubscribeLinks | None = None,
     ) -> None:
         self.appdb = appdb
+        # Signed unsubscribe links for jobs that honour them (None: no List-Unsubscribe).
+        self.links = links
         self.claims = RecipientClaims(appdb, lease_s)
         self.site = site or MailSite()
         self.limiter = limiter
@@ -170,10 +179,16 @@ class ChunkSender:
             claimed = await asyncio.to_thread(self.claims.claim, templates.job_id, group, token)
             if not claimed:
                 continue
+            if templates.job_type in HONOURS_UNSUBSCRIBE:
+                claimed = await asyncio.to_thread(
+                    self._skip_unsubscribed, templates, claimed, token
+                )
+                if not claimed:
+                    continue
             await self.limiter.acquire(str(config.company_id), len(claimed), config.rate_per_s)
             if self.attachments is not None:
                 claimed = await self.attachments(templates, config, claimed)
-            messages, unrenderable = render_messages(templates, claimed)
+            messages, unrenderable = render_messages(templates, claimed, links=self.links)
             try:
                 outcomes = await provider.send_batch(messages) if messages else []
             except (ProviderThrottled, TransientSendError) as exc:
@@ -195,7 +210,7 @@ class ChunkSender:
                     result.sent += 1
                 elif outcome.status == "failed":
                     result.failed += 1
-                else:
+                elif outcome.status == "retry":
                     result.errors.append(outcome.error or "retry")
                     if outcome.retry_after_s is not None:
                         result.retry_after_s = max(result.retry_after_s or 0, outcome.retry_after_s)
@@ -249,6 +264,21 @@ class ChunkSender:
                 )
                 self._templates[job_id] = templates
             return status, templates
+
+    def _skip_unsubscribed(
+        self, templates: JobTemplates, claimed: list[Any], token: str
+    ) -> list[Any]:
+        """Record claimed recipients who unsubscribed from the company as skipped (checked
+        at send time, so an unsubscribe counts from the next sub-batch on); the others."""
+        with self.appdb.transaction() as session:
+            gone = unsubscribed_among(session, templates.company_id, (row[1] for row in claimed))
+        if not gone:
+            return claimed
+        skipped = [row for row in claimed if row[1].strip().lower() in gone]
+        outcomes = [SendOutcome(row[0], "skipped", error=SKIPPED_REASON) for row in skipped]
+        self.claims.record(templates.job_id, token, outcomes)
+        log.info("job %s: %d unsubscribed recipients skipped", templates.job_id, len(skipped))
+        return [row for row in claimed if row[1].strip().lower() not in gone]
 
     def _mark_processing(self, job_id: int) -> None:
         with self.appdb.transaction() as session:

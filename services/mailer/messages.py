@@ -2,7 +2,9 @@
 
 Each recipient's message is rendered within the per-message limits of `common.templating`
 (size, time, nesting); a recipient whose message breaks one, or whose data cannot be read,
-fails alone with a fixed reason and the others are sent.
+fails alone with a fixed reason and the others are sent. Every message has a plain-text part
+(the job's text template, else derived from the HTML), and a message of a job type that honours
+unsubscribing carries its recipient's signed RFC 8058 unsubscribe headers.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from typing import Any
 from common.errors import FieldError
 from common.mail import failures
 from common.mail.template_checks import TemplateFields, render_parts
+from common.mail.unsubscribe import HONOURS_UNSUBSCRIBE, UnsubscribeLinks
+from services.mailer.plaintext import html_to_text
 from services.mailer.providers import OutgoingMessage, SendOutcome
 
 log = logging.getLogger(__name__)
@@ -38,10 +42,15 @@ class JobTemplates:
 
 
 def render_messages(
-    templates: JobTemplates, claimed: Sequence[tuple]
+    templates: JobTemplates,
+    claimed: Sequence[tuple],
+    *,
+    links: UnsubscribeLinks | None = None,
 ) -> tuple[list[OutgoingMessage], list[SendOutcome]]:
     """One message per claimed recipient (id, address, data JSON[, attachments]), and the
-    failed outcomes of those whose message could not be rendered."""
+    failed outcomes of those whose message could not be rendered. ``links``: the site's
+    unsubscribe links (None: no unsubscribe headers, e.g. a site without a web tier)."""
+    with_unsubscribe = links is not None and templates.job_type in HONOURS_UNSUBSCRIBE
     messages: list[OutgoingMessage] = []
     failed: list[SendOutcome] = []
     for row in claimed:
@@ -65,7 +74,8 @@ def render_messages(
                 to=email,
                 subject=parts.subject,
                 html=parts.html,
-                text=parts.text,
+                text=parts.text if parts.text else html_to_text(parts.html),
+                headers=links.headers(recipient_id) if with_unsubscribe and links else {},
                 attachments=attachments,
             )
         )

@@ -22,6 +22,7 @@ from common.mail.job_status import retry_dead_chunks
 from common.mail.jobs import undispatched_jobs
 from common.mail.queue import dispatch_async
 from common.mail.site import MailSite
+from common.mail.unsubscribe import links_for
 from common.models.mail import CloudDeadChunk, CloudJob
 from common.moodle.tables import MoodleTables
 from common.service import Consumption, RejectMessage
@@ -72,6 +73,7 @@ class MailerWorker(CommandWorker):
             attachments=CertificateAttacher(self.site.aws_endpoint_url),
             backoff_base_s=self.settings.mailer_backoff_base_ms / 1000,
             site=self.site,
+            links=links_for(self.settings),
         )
         self._moodle = None
 

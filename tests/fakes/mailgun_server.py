@@ -24,6 +24,7 @@ from tests.fakes.local_http import FakeEmailApi
 
 MAX_RECIPIENTS = 1000
 _PATH = re.compile(r"^/v3/(?P<domain>[^/]+)/messages$")
+_DOMAIN_PATH = re.compile(r"^/v3/domains/(?P<domain>[^/]+)$")
 _RECIPIENT_VARIABLE = re.compile(r"%recipient\.([\w-]+)%")
 
 
@@ -70,6 +71,9 @@ class MailgunServer(FakeEmailApi):
         self._faults.add(times, lambda: _message_response(status, "Internal Server Error"))
 
     def _respond(self, request: Request) -> Response:
+        domain = _DOMAIN_PATH.match(request.path)
+        if request.method == "GET" and domain is not None:
+            return self._domain(request, domain["domain"])
         match = _PATH.match(request.path)
         if request.method != "POST" or match is None:
             return _message_response(404, "Not Found")
@@ -90,6 +94,17 @@ class MailgunServer(FakeEmailApi):
             json.dumps({"id": message_id, "message": "Queued. Thank you."}),
             mimetype="application/json",
         )
+
+    def _domain(self, request: Request, domain: str) -> Response:
+        """GET /v3/domains/{domain}: the settings page's connection check."""
+        auth = request.authorization
+        if auth is None or (auth.username, auth.password) != ("api", self.api_key):
+            return Response("Forbidden", status=401, mimetype="text/plain")
+        if domain != self.domain:
+            return _message_response(404, "Domain not found")
+        body = {"domain": {"name": domain, "state": "active"}, "receiving_dns_records": [],
+                "sending_dns_records": []}  # fmt: skip
+        return Response(json.dumps(body), mimetype="application/json")
 
     def _validate(self, request: Request) -> str | None:
         form = request.form
@@ -128,7 +143,7 @@ class MailgunServer(FakeEmailApi):
                     subject=_substitute(form["subject"], values),
                     html=_substitute(form.get("html"), values),
                     text=_substitute(form.get("text"), values),
-                    headers=headers,
+                    headers={k: str(_substitute(v, values)) for k, v in headers.items()},
                     attachments=attachments,
                     message_id=message_id,
                 )

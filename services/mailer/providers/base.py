@@ -38,7 +38,8 @@ class OutgoingMessage:
     attachments: Sequence[Attachment] = ()
 
 
-SendStatus = Literal["sent", "failed", "retry"]
+# "skipped": never handed to a provider (the address unsubscribed); the mailer sets it.
+SendStatus = Literal["sent", "failed", "retry", "skipped"]
 
 
 @dataclass(frozen=True)

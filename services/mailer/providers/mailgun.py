@@ -3,7 +3,9 @@
 The messages arrive rendered, so a batch request's subject, HTML and text are
 ``%recipient.subject%``, ``%recipient.html%`` and ``%recipient.text%`` and the
 recipient-variables map each address to its rendered parts (which also makes Mailgun send
-each recipient an individual message). Headers and attachments are sent once per request,
+each recipient an individual message). A header's value is per recipient too
+(``h:List-Unsubscribe: %recipient.h_0%``: each recipient's own signed unsubscribe link), so
+messages with the same header names batch together; attachments are sent once per request,
 so only messages that share them are batched together.
 """
 
@@ -51,7 +53,7 @@ class MailgunProvider(EmailProvider):
             size=lambda m: len(json.dumps(_recipient_variables(m))),
             shared_part=lambda m: (
                 m.text is not None,
-                tuple(sorted(m.headers.items())),
+                tuple(sorted(m.headers)),
                 tuple(m.attachments),
             ),
         )
@@ -93,17 +95,27 @@ class MailgunProvider(EmailProvider):
             fields.append(("recipient-variables", json.dumps(variables)))
         if self.config["reply_to"]:
             fields.append(("h:Reply-To", self.config["reply_to"]))
-        fields += [(f"h:{name}", value) for name, value in first.headers.items()]
+        if len(request) == 1:
+            fields += [(f"h:{name}", value) for name, value in first.headers.items()]
+        else:
+            fields += [(f"h:{name}", f"%recipient.{key}%") for key, name in _header_keys(first)]
         return fields
 
     async def close(self) -> None:
         self._api.close()
 
 
+def _header_keys(message: OutgoingMessage) -> list[tuple[str, str]]:
+    """(recipient-variable name, header name) for each header, in a fixed order."""
+    return [(f"h_{index}", name) for index, name in enumerate(sorted(message.headers))]
+
+
 def _recipient_variables(message: OutgoingMessage) -> dict[str, str]:
     variables = {"subject": message.subject, "html": message.html}
     if message.text is not None:
         variables["text"] = message.text
+    for key, name in _header_keys(message):
+        variables[key] = message.headers[name]
     return variables
 
 

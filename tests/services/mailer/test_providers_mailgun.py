@@ -103,17 +103,39 @@ def test_wrong_key_and_unknown_domain_are_permanent(mailgun_server, make_message
     assert "Domain not found" in raised.value.detail
 
 
-def test_messages_with_different_headers_go_in_separate_requests(mailgun_server, make_messages):
+def test_per_recipient_header_values_batch_together_as_recipient_variables(
+    mailgun_server, make_messages
+):
+    """Each recipient's own List-Unsubscribe link travels in recipient-variables: messages
+    with the same header names share one request, each recipient gets their own value."""
     messages = [
-        replace(m, headers={"List-Unsubscribe": f"<https://lms.example/u/{m.recipient_id}>"})
-        for m in make_messages(2)
-    ]
+        replace(m, headers={"List-Unsubscribe": f"<https://lms.example/u/{m.recipient_id}>",
+                            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"})
+        for m in make_messages(3)
+    ]  # fmt: skip
+
+    send(mailgun_provider(mailgun_server), messages)
+
+    assert mailgun_server.recipients_per_request == [3]
+    for message in messages:
+        received = mailgun_server.delivered(message.to)[0]
+        assert received.headers == {
+            "List-Unsubscribe": f"<https://lms.example/u/{message.recipient_id}>",
+            "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+        }
+
+
+def test_messages_with_different_header_names_go_in_separate_requests(
+    mailgun_server, make_messages
+):
+    first, second = make_messages(2)
+    messages = [replace(first, headers={"X-Campaign": "spring"}),
+                replace(second, headers={"X-Other": "1"})]  # fmt: skip
 
     send(mailgun_provider(mailgun_server), messages)
 
     assert mailgun_server.recipients_per_request == [1, 1]
-    received = mailgun_server.delivered(messages[1].to)[0]
-    assert received.headers == {"List-Unsubscribe": "<https://lms.example/u/2>"}
+    assert mailgun_server.delivered(second.to)[0].headers == {"X-Other": "1"}
 
 
 def test_shared_attachments_are_sent_once_per_request(mailgun_server, make_messages):
