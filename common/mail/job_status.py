@@ -1,11 +1,18 @@
 """A job's status changes after creation, each audited in the same transaction: the mailers'
 progress (processing, final status), cancel, and putting failed or dead-lettered recipients
 back to pending for a retry.
+
+Which of the monitor's actions apply in which state is decided here (`job_actions`), for the
+buttons and for the POSTs alike: Cancel while the job can still send (pending, queued,
+processing); Retry failed recipients once a job has finished with failures; Retry dead letters
+while a dead-lettered chunk is still open. A cancelled job is retried by nothing: its recipients
+would be reopened under a status the mailers skip.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import case, select, update
@@ -30,6 +37,26 @@ from common.models.mail import (
     CloudJob,
     CloudRecipient,
 )
+
+CANCELLABLE = (JOB_PENDING, JOB_QUEUED, JOB_PROCESSING)
+RETRYABLE_FAILED = (JOB_PARTIALLY_FAILED, JOB_FAILED)
+
+
+@dataclass(frozen=True)
+class JobActions:
+    cancel: bool
+    retry_failed: bool
+    retry_dead: bool
+
+
+def job_actions(status: str, *, failed: int, dead_open: int) -> JobActions:
+    """The monitor actions that apply to a job in ``status`` with ``failed`` failed recipients
+    and ``dead_open`` dead-lettered chunks not yet retried."""
+    return JobActions(
+        cancel=status in CANCELLABLE,
+        retry_failed=status in RETRYABLE_FAILED and failed > 0,
+        retry_dead=status != JOB_CANCELLED and dead_open > 0,
+    )
 
 
 def change_status(
@@ -100,10 +127,7 @@ def finish_if_done(session: Session, job_id: int) -> str | None:
 
 def cancel_job(session: Session, job: CloudJob, *, actor_id: int | None) -> bool:
     """Stop a job: recipients not yet sent are cancelled; chunks on the bus are skipped."""
-    if not change_status(
-        session, job, JOB_CANCELLED, allowed_from=(JOB_PENDING, JOB_QUEUED, JOB_PROCESSING),
-        actor_id=actor_id,
-    ):  # fmt: skip
+    if not change_status(session, job, JOB_CANCELLED, allowed_from=CANCELLABLE, actor_id=actor_id):
         return False
     session.execute(
         update(CloudRecipient)
@@ -114,12 +138,22 @@ def cancel_job(session: Session, job: CloudJob, *, actor_id: int | None) -> bool
 
 
 def reopen_failed(
-    session: Session, job: CloudJob, *, actor_id: int | None, chunks: Iterable[int] | None = None
+    session: Session,
+    job: CloudJob,
+    *,
+    actor_id: int | None,
+    chunks: Iterable[int] | None = None,
+    recipients: Iterable[int] | None = None,
 ) -> list[int]:
-    """Put failed recipients (all, or those of ``chunks``) back to pending; their ids."""
+    """Put failed recipients (all, those of ``chunks``, or those named) back to pending;
+    their ids."""
+    if job.status == JOB_CANCELLED:
+        return []
     where = [CloudRecipient.jobid == job.id, CloudRecipient.status == RECIPIENT_FAILED]
     if chunks is not None:
         where.append(CloudRecipient.chunk.in_(list(chunks)))
+    if recipients is not None:
+        where.append(CloudRecipient.id.in_(list(recipients)))
     ids = list(session.scalars(select(CloudRecipient.id).where(*where)))
     if not ids:
         return []
@@ -157,6 +191,8 @@ def open_dead_chunks(session: Session, job_id: int | None = None) -> list[CloudD
 
 def retry_dead_chunks(session: Session, job: CloudJob, *, actor_id: int | None) -> list[int]:
     """Reopen the recipients of the job's dead-lettered chunks; their ids."""
+    if job.status == JOB_CANCELLED:
+        return []
     dead = open_dead_chunks(session, job.id)
     if not dead:
         return []
@@ -166,3 +202,37 @@ def retry_dead_chunks(session: Session, job: CloudJob, *, actor_id: int | None) 
         record.timeretried = now
     session.execute(update(CloudJob).where(CloudJob.id == job.id).values(chunks_dead=0))
     return reopen_failed(session, job, actor_id=actor_id, chunks=chunks)
+
+
+def retry_recipients(
+    session: Session, job: CloudJob, recipient_ids: Iterable[int], *, actor_id: int | None
+) -> list[int]:
+    """Reopen the named failed recipients of ``job`` (the dead-letter view's bulk retry); a
+    dead-lettered chunk they belong to counts as retried. Their ids."""
+    wanted = sorted(set(recipient_ids))
+    chunks = set(
+        session.scalars(
+            select(CloudRecipient.chunk).where(
+                CloudRecipient.jobid == job.id,
+                CloudRecipient.id.in_(wanted),
+                CloudRecipient.status == RECIPIENT_FAILED,
+            )
+        )
+    )
+    reopened = reopen_failed(session, job, actor_id=actor_id, recipients=wanted)
+    if reopened and chunks:
+        session.execute(
+            update(CloudDeadChunk)
+            .where(
+                CloudDeadChunk.jobid == job.id,
+                CloudDeadChunk.chunk.in_(sorted(chunks)),
+                CloudDeadChunk.timeretried.is_(None),
+            )
+            .values(timeretried=utcnow())
+        )
+        session.execute(
+            update(CloudJob)
+            .where(CloudJob.id == job.id)
+            .values(chunks_dead=len(open_dead_chunks(session, job.id)))
+        )
+    return reopened
