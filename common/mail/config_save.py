@@ -5,7 +5,10 @@ is sent changed in the same save: another provider, SMTP host or port, Mailgun o
 the cloud path's AWS region or SQS queue. Then the stored secret is dropped and, where one is
 needed, the save fails until it is entered again: a stored key is never sent somewhere new.
 Only a site admin may let a company's SMTP host be a private address. Every problem is a
-FieldError; all of them are raised together and nothing is written.
+FieldError; all of them are raised together and nothing is written. When the settings are
+valid and enabled, an optional connection check (`common.mail.provider_check`) talks to the
+provider with the complete configuration (stored secrets merged in) before anything is
+written: a wrong port, host or key fails the save with the field to fix.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import secrets as pysecrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -38,6 +41,8 @@ from common.mail.site import MailSite
 from common.models.mail import CloudConf
 from common.secrets import encrypt
 
+# (provider, complete provider configuration, the company's mail site) -> problems found
+ConnectionCheck = Callable[[str, Mapping[str, Any], MailSite], list[FieldError]]
 MAX_CHUNK_SIZE = 1000
 MAX_RATE_PER_S = 100_000
 # The AWS settings whose change drops the stored AWS secret key.
@@ -59,13 +64,18 @@ def save_config(
     actor_is_site_admin: bool,
     site: MailSite | None = None,
     ip: str | None = None,
+    connection_check: ConnectionCheck | None = None,
+    prior_errors: list[FieldError] | None = None,
 ) -> CompanyMailConfig:
     """Check and store a company's settings; audited (names of changed secrets, never values).
 
     ``values``: provider, enabled, sender_email, sender_name, chunk_size, rate_per_s,
     offloaded_events (list), use_sqs, sqs_queue_url, s3_bucket, aws_* and provider_config
     (the provider's own fields, secret ones when entered). `allow_private_smtp_host` may be
-    given by a site admin only; left out, the stored value stays.
+    given by a site admin only; left out, the stored value stays. ``connection_check``, when
+    given, runs on valid, enabled settings before anything is written. ``prior_errors``: what
+    the form already found (a number that is not one): raised with the rest, and a field
+    named there is not reported twice.
     """
     site = site or MailSite()
     kind = provider_settings(str(values.get("provider") or ""))
@@ -101,7 +111,13 @@ def save_config(
     errors += [_enter_again(e, dropped) if e.field in dropped else e for e in found]
     unknown = set(values.get("provider_config") or ()) - provider_fields
     errors += [FieldError(name, "unknown setting") for name in sorted(unknown)]
-    raise_all(errors)
+    prior = list(prior_errors or ())
+    named = {error.field for error in prior}
+    raise_all([*prior, *(error for error in errors if error.field not in named)])
+    checked = connection_check is not None and bool(values.get("enabled"))
+    if connection_check is not None and checked:
+        company_site = site.for_company(allow_private)  # the same SSRF rules as the mailers
+        raise_all(connection_check(kind.type_name, provider_config, company_site))
     if row is None:
         row = CloudConf(companyid=company_id)
         session.add(row)
@@ -129,7 +145,7 @@ def save_config(
             "before": before, "enabled": row.enabled, "provider": kind.type_name,
             "secrets_changed": sorted(k for k in hidden if hidden_before.get(k) != hidden[k]),
             "secrets_dropped": sorted(k for k in dropped if k in hidden_before),
-            ALLOW_PRIVATE_SMTP_HOST: allow_private,
+            ALLOW_PRIVATE_SMTP_HOST: allow_private, "connection_checked": checked,
         },
     )  # fmt: skip
     session.refresh(row)

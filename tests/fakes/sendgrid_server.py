@@ -74,6 +74,8 @@ class SendGridServer(FakeEmailApi):
         self._faults.add(times, lambda: _error_response(status, [_error(None, "internal error")]))
 
     def _respond(self, request: Request) -> Response:
+        if request.method == "GET" and request.path == "/v3/scopes":
+            return self._scopes(request)
         if request.method != "POST" or request.path != "/v3/mail/send":
             return _error_response(404, [_error(None, "not found")])
         if request.headers.get("Authorization") != f"Bearer {self.api_key}":
@@ -92,6 +94,17 @@ class SendGridServer(FakeEmailApi):
         message_id = secrets.token_urlsafe(16)
         self._record(body, message_id)
         return Response(status=202, headers={"X-Message-Id": message_id})
+
+    def _scopes(self, request: Request) -> Response:
+        """GET /v3/scopes: the settings page's connection check (the key's permissions)."""
+        if request.headers.get("Authorization") != f"Bearer {self.api_key}":
+            message = "The provided authorization grant is invalid, expired, or revoked"
+            return _error_response(401, [_error(None, message)])
+        fault = self._faults.next()
+        if fault is not None:
+            return fault
+        scopes = ["mail.send", "user.profile.read"]
+        return Response(json.dumps({"scopes": scopes}), mimetype="application/json")
 
     def _validate(self, body: dict[str, Any]) -> list[dict[str, Any]]:
         errors = []

@@ -1,7 +1,11 @@
 """The "Email offload" admin page: one company's provider, sender, quota and offloaded events.
 
 Secrets are write-only: the page shows them masked, and a blank secret field keeps the stored
-value. Saving validates (field: reason, HTTP 422), is audited, and can queue a test message.
+value. Saving validates every field at once (each reason beside its field, HTTP 422, the input
+kept, secrets never shown back), then — for enabled settings — checks the connection with one
+cheap authenticated call to the provider (`common.mail.provider_check`; the SMTP host rules
+apply), is audited, and can queue a test message. "Save without checking" skips the call (a
+provider that is down for maintenance); the audit entry says whether it ran.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from common.mail.config import (
     masked_secrets,
 )
 from common.mail.config_save import save_config
+from common.mail.provider_check import check_connection
 from common.mail.provider_settings import PROVIDER_SETTINGS
 from common.mail.queue import queue_job
 from common.mail.recipients import RecipientSpec
@@ -32,6 +37,7 @@ from web.auth.guards import (
     signed_in,
     web_context,
 )
+from web.jobs.names import company_names
 from web.navigation import add_nav_item
 
 bp = Blueprint("email_offload", __name__, url_prefix="/admin/email-offload",
@@ -77,12 +83,20 @@ def _current_values(company_id: int) -> tuple[dict[str, Any], dict[str, str]]:
     return values, masked
 
 
-def _render(company_id: int, values: dict, masked: dict, errors: list[str], status: int = 200):  # type: ignore[no-untyped-def]
+def _render(company_id: int, values: dict, masked: dict, errors: list[FieldError],  # type: ignore[no-untyped-def]
+            status: int = 200):  # fmt: skip
+    by_field: dict[str, list[str]] = {}
+    for error in errors:  # a provider's own field is named `provider__field` in the form
+        key = error.field
+        if key in {f.name for f in provider_fields().get(values.get("provider", ""), [])}:
+            key = f"{values['provider']}__{key}"
+        by_field.setdefault(key, []).append(error.reason)
     return render_template(
         "email_offload/index.html", company_id=company_id, values=values, masked=masked,
-        errors=errors, fields=provider_fields(), labels=PROVIDER_LABELS,
+        errors=errors, field_errors=by_field, fields=provider_fields(), labels=PROVIDER_LABELS,
         events=OFFLOADABLE_EVENTS, cloud_fields=CLOUD_FIELDS, cloud_secrets=CLOUD_SECRETS,
         form=SettingsForm(), private_host_field=ALLOW_PRIVATE_SMTP_HOST,
+        company_name=company_names([company_id])[company_id],
     ), status  # fmt: skip
 
 
@@ -106,25 +120,29 @@ def save():  # type: ignore[no-untyped-def]
         values[ALLOW_PRIVATE_SMTP_HOST] = ALLOW_PRIVATE_SMTP_HOST in request.form
     test_to = request.form.get("test_to", "").strip()
     if test_to and address_problem(test_to):
-        errors.append(f"test_to: {address_problem(test_to)}")
+        errors.append(FieldError("test_to", str(address_problem(test_to))))
+    check = None if "skip_connection_check" in request.form else check_connection
     ctx = web_context()
-    if not errors:
-        try:
-            with ctx.appdb.transaction() as session:
-                config = save_config(session, company_id, values,
-                                     secret_key=ctx.settings.secret_key,
-                                     actor_id=viewer.user_id,
-                                     actor_is_site_admin=viewer.is_site_admin,
-                                     site=MailSite.from_settings(ctx.settings),
-                                     ip=request.remote_addr)  # fmt: skip
-        except FieldError as exc:
-            errors = [str(error) for error in exc.errors]
+    try:
+        with ctx.appdb.transaction() as session:
+            config = save_config(session, company_id, values,
+                                 secret_key=ctx.settings.secret_key,
+                                 actor_id=viewer.user_id,
+                                 actor_is_site_admin=viewer.is_site_admin,
+                                 site=MailSite.from_settings(ctx.settings),
+                                 ip=request.remote_addr, prior_errors=errors,
+                                 connection_check=check)  # fmt: skip
+    except FieldError as exc:
+        errors = exc.errors
     if errors:
         _, masked = _current_values(company_id)
         shown = {**values, "provider_config": {k: v for k, v in values["provider_config"].items()
                                                if k not in masked}}  # fmt: skip
+        shown["test_to"] = test_to
         return _render(company_id, shown, masked, errors, 422)
-    flash("Email offload settings saved.", "info")
+    checked = check is not None and config.enabled
+    flash("Email offload settings saved" + (" and the connection works." if checked else "."),
+          "info")  # fmt: skip
     if test_to:
         test = queue_job(
             ctx.appdb, ctx.bus_client.publish, company_id=company_id, job_type="bulk",
@@ -138,15 +156,16 @@ def save():  # type: ignore[no-untyped-def]
     return redirect(url_for("email_offload.index", company=company_id))
 
 
-def _parse_form(form) -> tuple[dict[str, Any], list[str]]:  # type: ignore[no-untyped-def]
-    errors: list[str] = []
+def _parse_form(form) -> tuple[dict[str, Any], list[FieldError]]:  # type: ignore[no-untyped-def]
+    errors: list[FieldError] = []
 
     def number(name: str, kind: type) -> Any:
         raw = form.get(name, "").strip()
         try:
             return kind(raw) if raw else None
         except ValueError:
-            errors.append(f"{name}: must be {'a whole number' if kind is int else 'a number'}")
+            reason = "must be a whole number" if kind is int else "must be a number"
+            errors.append(FieldError(name.split("__")[-1], reason))
             return None
 
     provider = form.get("provider", "")

@@ -29,6 +29,9 @@ def settings_form(client, **overrides):  # type: ignore[no-untyped-def]
         "smtp__username": "relay-user",
         "smtp__password": "Sup3r-Secret-Relay-Pass",
         "smtp__validate_certs": "on",
+        # smtp.acme.example is no server: these tests are about storing (the connection
+        # check has its own, tests/web/test_provider_check.py).
+        "skip_connection_check": "on",
     }
     form.update(overrides)
     return form
