@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
@@ -60,6 +60,8 @@ from common.tenancy import scoped
 DONE_STATES = (1, 2)
 # Progress bands of the chart, by their lower bound; a band's bar drills to `?band=<bound>`.
 BANDS = (0, 25, 50, 75, 100)
+# Which rows `_parts` works out figures for: every row, one page's rows, or none.
+Figures = Literal["all", "page", "none"]
 BAND_LABELS = ("0–24 %", "25–49 %", "50–74 %", "75–99 %", "100 %")
 
 
@@ -169,7 +171,7 @@ class _Parts:
 
 
 @functools.cache
-def _parts(prefix: str, filters: _Filters, figures: str = "all") -> _Parts:
+def _parts(prefix: str, filters: _Filters, figures: Figures = "all") -> _Parts:
     """Learners per course joined to their figures. Completions are counted per (user, course)
     in a derived table first: one grouped pass over course_modules_completion, joined once per
     row, instead of a count per row.
