@@ -24,13 +24,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # axe-core is for the browser tests only (tests/e2e/test_walk.py injects it); no page loads it.
-vendor: $(VENDOR)/chart.umd.min.js $(VENDOR)/axe.min.js
+vendor: $(VENDOR)/chart.umd.min.js $(VENDOR)/axe.min.js $(VENDOR)/gridstack-all.js
 
-$(VENDOR)/chart.umd.min.js $(VENDOR)/axe.min.js &: package.json package-lock.json
+$(VENDOR)/chart.umd.min.js $(VENDOR)/axe.min.js $(VENDOR)/gridstack-all.js &: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)
 	cp node_modules/chart.js/dist/chart.umd.min.js $(VENDOR)/
 	cp node_modules/axe-core/axe.min.js $(VENDOR)/
+	cp node_modules/gridstack/dist/gridstack-all.js node_modules/gridstack/dist/gridstack.min.css $(VENDOR)/
 
 migrate: install
 	$(VENV)/bin/manireports db upgrade
