@@ -38,6 +38,9 @@ class CustomReport(Base):
     builder_json: Mapped[str | None] = mapped_column(Text)
     # The declared parameters: [{"name", "type", "label", "required", "default"}], JSON.
     params_json: Mapped[str] = mapped_column(Text, default="[]")
+    # The result's columns as learned when it was saved: [{"key", "label", "kind"}], JSON
+    # (kind as in common.reports.base.COLUMN_KINDS), so a page can lay out its table first.
+    columns_json: Mapped[str] = mapped_column(Text, default="[]")
     # A company manager may run it only when set, and then `:companyid` is bound to their
     # company; the SQL must use that parameter (checked at save).
     company_safe: Mapped[bool] = mapped_column(Boolean, default=False)

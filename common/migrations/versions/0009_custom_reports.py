@@ -32,6 +32,7 @@ def upgrade() -> None:
         sa.Column("sql_text", sa.Text(), nullable=False),
         sa.Column("builder_json", sa.Text(), nullable=True),
         sa.Column("params_json", sa.Text(), nullable=False),
+        sa.Column("columns_json", sa.Text(), nullable=False),
         sa.Column("company_safe", sa.Boolean(), nullable=False),
         sa.Column("createdby", sa.BigInteger(), nullable=False),
         sa.Column("modifiedby", sa.BigInteger(), nullable=False),
