@@ -161,6 +161,17 @@ def normalise(email: str) -> str:
     return email.strip().lower()[:255]
 
 
+def unsubscribe_headers(
+    links: UnsubscribeLinks | None, job_type: str, recipient_id: int
+) -> dict[str, str]:
+    """The RFC 8058 headers of one recipient's message: none for transactional job types or a
+    site without links. Every delivery path (local mailers, the SQS chunks for the Lambda) asks
+    here, so they carry the same headers."""
+    if links is None or job_type not in HONOURS_UNSUBSCRIBE:
+        return {}
+    return links.headers(recipient_id)
+
+
 def links_for(settings) -> UnsubscribeLinks:  # type: ignore[no-untyped-def]
     """The site's links: PUBLIC_URL, else the web tier's own address."""
     base = settings.public_url or f"http://{settings.web_host}:{settings.web_port}"

@@ -18,8 +18,8 @@ from typing import Any
 from common.errors import FieldError
 from common.mail import failures
 from common.mail.template_checks import TemplateFields, render_parts
-from common.mail.unsubscribe import HONOURS_UNSUBSCRIBE, UnsubscribeLinks
-from services.mailer.plaintext import html_to_text
+from common.mail.unsubscribe import UnsubscribeLinks, unsubscribe_headers
+from services.mailer.plaintext import text_part
 from services.mailer.providers import OutgoingMessage, SendOutcome
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,6 @@ def render_messages(
     """One message per claimed recipient (id, address, data JSON[, attachments]), and the
     failed outcomes of those whose message could not be rendered. ``links``: the site's
     unsubscribe links (None: no unsubscribe headers, e.g. a site without a web tier)."""
-    with_unsubscribe = links is not None and templates.job_type in HONOURS_UNSUBSCRIBE
     messages: list[OutgoingMessage] = []
     failed: list[SendOutcome] = []
     for row in claimed:
@@ -74,8 +73,8 @@ def render_messages(
                 to=email,
                 subject=parts.subject,
                 html=parts.html,
-                text=parts.text if parts.text else html_to_text(parts.html),
-                headers=links.headers(recipient_id) if with_unsubscribe and links else {},
+                text=text_part(parts.html, parts.text),
+                headers=unsubscribe_headers(links, templates.job_type, recipient_id),
                 attachments=attachments,
             )
         )

@@ -24,3 +24,9 @@ def html_to_text(html: str) -> str:
     converter.ignore_emphasis = False
     converter.unicode_snob = True  # é stays é, not e
     return converter.handle(html).strip() + "\n"
+
+
+def text_part(html: str, text: str | None) -> str:
+    """A message's plain part: the job's own text template as rendered, else one derived from
+    the HTML. Every delivery path (the local mailers and the cloud Lambda) takes it from here."""
+    return text if text else html_to_text(html)

@@ -115,7 +115,7 @@ class MailerWorker(CommandWorker):
                 self.appdb,
                 job_id,
                 secret_key=self.settings.secret_key,
-                cloud=SqsRoute(self.appdb, self.site.aws_endpoint_url),
+                cloud=SqsRoute(self.appdb, self.site.aws_endpoint_url, links_for(self.settings)),
                 retry=payload.get("retry"),
             )
         except LookupError as exc:
@@ -144,7 +144,7 @@ class MailerWorker(CommandWorker):
         for job_id in await asyncio.to_thread(self._undispatched, pending_s):
             await dispatch_job(
                 self.bus, self.appdb, job_id, secret_key=self.settings.secret_key,
-                cloud=SqsRoute(self.appdb, self.site.aws_endpoint_url),
+                cloud=SqsRoute(self.appdb, self.site.aws_endpoint_url, links_for(self.settings)),
             )  # fmt: skip
         idle_s = float(payload.get("stalled_after_s", STALLED_AFTER_S))
         await resume_stalled_jobs(

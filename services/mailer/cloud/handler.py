@@ -1,10 +1,12 @@
 """Reference AWS Lambda for the cloud worker path: SQS chunk → SES → signed callback.
 
 Deploy with this folder plus `common/templating.py`, `common/mail/signing.py`,
-`common/mail/failures.py` and `chevron`; trigger from the
-company's SQS queue. Environment: MANIREPORTS_CALLBACK_SECRET (the company's callback key
+`common/mail/failures.py`, `services/mailer/plaintext.py`, `chevron` and `html2text`; trigger
+from the company's SQS queue. Environment: MANIREPORTS_CALLBACK_SECRET (the company's callback key
 from the Email offload page), AWS_REGION, optionally SES_ENDPOINT_URL. Each recipient is
-rendered with the job's Mustache templates and sent with SES SendRawEmail; outcomes go to the
+rendered with the job's Mustache templates and sent with SES SendRawEmail, with the same
+plain-text part as the local mailers (plaintext.text_part) and the recipient's headers as the
+mailer signed them (``headers``: List-Unsubscribe, RFC 8058 one-click); outcomes go to the
 chunk's `callback_url`, signed (signing.py). When SES throttles or fails, the recipients not
 yet sent are reported as `retry` and ManiReports sends them from its local mailers.
 """
@@ -25,6 +27,7 @@ import botocore.exceptions
 from common.mail import failures
 from common.mail.signing import signed_headers
 from common.templating import TemplateError, render
+from services.mailer.plaintext import text_part
 
 log = logging.getLogger(__name__)  # CloudWatch, in the Lambda
 THROTTLING = {"Throttling", "ThrottlingException", "MaxSendingRateExceeded", "TooManyRequests"}
@@ -65,11 +68,16 @@ def send_chunk(ses: Any, chunk: dict[str, Any]) -> list[dict[str, Any]]:
             mime = EmailMessage()
             mime["From"], mime["To"] = source, recipient["email"]
             mime["Subject"] = render(templates["subject"], variables, escape_html=False).strip()
-            if templates.get("text"):
-                mime.set_content(render(templates["text"], variables, escape_html=False))
-                mime.add_alternative(render(templates["html"], variables), subtype="html")
-            else:
-                mime.set_content(render(templates["html"], variables), subtype="html")
+            for name, value in (recipient.get("headers") or {}).items():
+                mime[name] = value
+            html = render(templates["html"], variables)
+            text = (
+                render(templates["text"], variables, escape_html=False)
+                if templates.get("text")
+                else None
+            )
+            mime.set_content(text_part(html, text))
+            mime.add_alternative(html, subtype="html")
         except TemplateError as exc:
             results.append(_result(recipient, "failed", error=failures.template_failed(exc)))
             continue

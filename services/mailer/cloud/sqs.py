@@ -4,6 +4,10 @@ Each SQS message is one chunk as self-contained JSON (templates, sender, recipie
 their data) under SQS's 256 KB limit; a chunk too large for one message is split. If the
 queue cannot be reached part-way, the chunks already handed over stay with the cloud worker
 and the caller sends the rest locally (CloudDispatchFailed.sent).
+
+As on the local path, recipients who unsubscribed from the company's bulk mail are recorded as
+skipped and never handed over, and each recipient carries the RFC 8058 headers of its message
+(``headers``), signed here: the Lambda has no key to sign them with.
 """
 
 from __future__ import annotations
@@ -15,11 +19,21 @@ from typing import Any
 import boto3
 import botocore.config
 import botocore.exceptions
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from common.appdb import AppDB
 from common.mail.config import CompanyMailConfig
-from common.models.mail import CloudJob, CloudRecipient
+from common.mail.job_status import finish_if_done
+from common.mail.unsubscribe import (
+    HONOURS_UNSUBSCRIBE,
+    RECIPIENT_SKIPPED,
+    SKIPPED_REASON,
+    UnsubscribeLinks,
+    normalise,
+    unsubscribe_headers,
+    unsubscribed_among,
+)
+from common.models.mail import RECIPIENT_PENDING, CloudJob, CloudRecipient
 
 MAX_MESSAGE_BYTES = 240_000
 
@@ -80,9 +94,15 @@ def chunk_messages(
 class SqsRoute:
     """The `cloud` argument of dispatch_job: sends the plan's chunks to SQS."""
 
-    def __init__(self, appdb: AppDB, endpoint_url: str | None = None) -> None:
+    def __init__(
+        self,
+        appdb: AppDB,
+        endpoint_url: str | None = None,
+        links: UnsubscribeLinks | None = None,
+    ) -> None:
         self.appdb = appdb
         self.endpoint_url = endpoint_url
+        self.links = links  # the site's unsubscribe links (None: no List-Unsubscribe)
 
     async def __call__(
         self, job: CloudJob, config: CompanyMailConfig, plan: dict[int, list[int]]
@@ -98,7 +118,8 @@ class SqsRoute:
         sent: set[int] = set()
         try:
             for chunk, ids in sorted(plan.items()):
-                for body in chunk_messages(job, config, chunk, self._recipients(ids)):
+                recipients = self._recipients(job, ids)
+                for body in chunk_messages(job, config, chunk, recipients) if recipients else ():
                     client.send_message(QueueUrl=config.sqs_queue_url, MessageBody=body)
                 sent.add(chunk)
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
@@ -107,14 +128,36 @@ class SqsRoute:
             client.close()
         return sent
 
-    def _recipients(self, ids: list[int]) -> list[dict[str, Any]]:
+    def _recipients(self, job: CloudJob, ids: list[int]) -> list[dict[str, Any]]:
+        """The chunk's recipients for the Lambda; unsubscribed ones are recorded as skipped."""
         with self.appdb.transaction() as session:
             rows = session.execute(
                 select(CloudRecipient.id, CloudRecipient.email, CloudRecipient.recipient_data)
-                .where(CloudRecipient.id.in_(ids))
+                .where(CloudRecipient.id.in_(ids), CloudRecipient.status == RECIPIENT_PENDING)
                 .order_by(CloudRecipient.id)
-            )
+            ).all()
+            gone: set[str] = set()
+            if job.type in HONOURS_UNSUBSCRIBE:
+                gone = unsubscribed_among(session, job.companyid, (r.email for r in rows))
+            skipped = [r.id for r in rows if normalise(r.email) in gone]
+            if skipped:
+                session.execute(
+                    update(CloudRecipient)
+                    .where(
+                        CloudRecipient.id.in_(skipped),
+                        CloudRecipient.status == RECIPIENT_PENDING,
+                    )
+                    .values(status=RECIPIENT_SKIPPED, last_error=SKIPPED_REASON)
+                    .execution_options(synchronize_session=False)
+                )
+                finish_if_done(session, job.id)  # every recipient may have opted out
             return [
-                {"id": r.id, "email": r.email, "data": json.loads(r.recipient_data or "{}")}
+                {
+                    "id": r.id,
+                    "email": r.email,
+                    "data": json.loads(r.recipient_data or "{}"),
+                    "headers": unsubscribe_headers(self.links, job.type, r.id),
+                }
                 for r in rows
+                if normalise(r.email) not in gone
             ]
