@@ -1,0 +1,593 @@
+"""Is this custom SQL one read-only SELECT over the report tables? Parse, walk once, say why not.
+
+`validate(sql, prefix)` checks the raw text (length, NUL and bidi characters, executable comments,
+a second statement), parses it with sqlglot's MySQL dialect, and walks the tree once against
+allow-lists (statement and node kinds, common.customsql.whitelist's tables and functions,
+credential columns). What passes is a `CheckedQuery` whose `sql_for(dialect)` prints the checked
+tree again — comments and hints gone, tables prefixed — so the database runs exactly what was
+checked, never the author's text.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from sqlglot import exp
+from sqlglot.dialects.mysql import MySQL
+from sqlglot.errors import ParseError, TokenError
+
+from common.customsql.dialects import generator_for
+from common.customsql.whitelist import (
+    ALLOWED_FUNCTIONS,
+    CREDENTIAL_COLUMNS,
+    FUNCTION_EXAMPLES,
+    REPORT_TABLES,
+)
+from common.errors import FieldError
+
+MAX_SQL_BYTES = 100_000
+
+_MYSQL = MySQL()
+_CREDENTIAL_NAMES = frozenset(name for names in CREDENTIAL_COLUMNS.values() for name in names)
+
+
+class QueryRejected(FieldError):
+    """Why the SQL was refused. ``reason`` is the whole message, where first ("line 3, column 14:
+    table `config` is not one a report may read"), so every edge that shows a FieldError's reason
+    shows the place too; ``problem`` is the message without the place."""
+
+    def __init__(
+        self,
+        problem: str,
+        line: int | None = None,
+        column: int | None = None,
+        *,
+        name: str | None = None,
+    ) -> None:
+        where = f"line {line}, column {column}: " if line is not None and column is not None else ""
+        super().__init__("sql", where + problem, status=422)
+        self.problem = problem
+        self.line = line
+        self.column = column
+        self.name = name
+        self.args = (self.reason,)
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+@dataclass(frozen=True)
+class CheckedQuery:
+    """A query the validator accepted, ready to print for a database."""
+
+    source: str
+    params: tuple[str, ...]
+    tables: frozenset[str]
+    tree: exp.Expr = field(repr=False, compare=False)
+    _printed: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def sql_for(self, dialect: str) -> str:
+        """Executable text for "mysql", "sqlite" or "postgres": tables prefixed, comments and hints
+        dropped, no trailing ';', placeholders kept as `:name` for SQLAlchemy's text()."""
+        printed = self._printed.get(dialect)
+        if printed is None:
+            printed = generator_for(dialect)(self.tree)
+            self._printed[dialect] = printed
+        return printed
+
+
+def validate(sql: str, prefix: str = "mdl_") -> CheckedQuery:
+    """The checked query, or QueryRejected naming what was refused and where."""
+    return _validate(sql, prefix)
+
+
+@lru_cache(maxsize=256)
+def _validate(sql: str, prefix: str) -> CheckedQuery:
+    scanned = _scan(sql)
+    try:
+        statements = _MYSQL.parse(scanned.text)
+    except ParseError as error:
+        first = error.errors[0] if error.errors else {}
+        near = (first.get("highlight") or "").strip()
+        raise QueryRejected(
+            "this is not SQL the validator can read" + (f" (near `{near}`)" if near else ""),
+            line=first.get("line"),
+            column=first.get("col"),
+            name=near or None,
+        ) from None
+    except TokenError as error:
+        raise QueryRejected(f"this is not SQL the validator can read ({error})") from None
+    except RecursionError:
+        raise QueryRejected("the query is nested too deeply to check") from None
+    if len(statements) != 1 or statements[0] is None:
+        raise QueryRejected("give exactly one SELECT statement")
+    tree = statements[0]
+    walk = _Walk(scanned, prefix)
+    try:
+        walk.check(tree)
+    except RecursionError:
+        raise QueryRejected("the query is nested too deeply to check") from None
+    params = tuple(name for name in scanned.params if name in walk.params)
+    return CheckedQuery(source=sql, params=params, tables=frozenset(walk.tables), tree=tree)
+
+
+# --- the raw text ------------------------------------------------------------------------------
+
+# MySQL's lexical pieces, in the order they are tried: quoted text (backslash escapes and doubled
+# quotes, as MySQL reads them by default), comments, a Moodle `{table}`, and everything else.
+_PIECES = re.compile(
+    r"""
+      (?P<squote>'(?:[^'\\]|\\.|'')*')
+    | (?P<dquote>"(?:[^"\\]|\\.|"")*")
+    | (?P<btick>`(?:[^`]|``)*`)
+    | (?P<block>/\*.*?\*/)
+    | (?P<line>(?:--(?=[\s]|$)|\#)[^\n]*)
+    | (?P<brace>\{[^{}\s'"`]*\})
+    | (?P<param>:[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<semi>;)
+    | (?P<open>['"`]|/\*)
+    | (?P<code>[^'"`/\#{:;-]+|.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+_NON_ASCII_CODE = re.compile(r"[^\x09\x0a\x0d\x20-\x7e]")
+_WORD = re.compile(r"[A-Za-z0-9_]+")
+
+
+@dataclass
+class _Scanned:
+    text: str  # the SQL with `{table}` written as `table` (same length: positions hold)
+    source: str
+    braced: set[int]  # start offsets of the `{table}` names
+    params: list[str]  # `:name` placeholders in order of first use
+
+    def place(self, offset: int) -> tuple[int, int]:
+        line = self.source.count("\n", 0, offset) + 1
+        return line, offset - (self.source.rfind("\n", 0, offset) + 1) + 1
+
+
+def _scan(sql: str) -> _Scanned:
+    if not isinstance(sql, str):
+        raise QueryRejected("the query must be text")
+    if len(sql) > MAX_SQL_BYTES or len(sql.encode("utf-8", "surrogatepass")) > MAX_SQL_BYTES:
+        raise QueryRejected(f"the query is longer than {MAX_SQL_BYTES // 1000} kB")
+    scanned = _Scanned(text=sql, source=sql, braced=set(), params=[])
+    if not sql.strip():
+        raise QueryRejected("the query is empty")
+    nul = sql.find("\x00")
+    if nul >= 0:
+        raise QueryRejected("a NUL character is not allowed", *_at(scanned, nul), name="NUL")
+    bidi = _BIDI.search(sql)
+    if bidi:
+        raise QueryRejected(
+            f"the invisible direction character U+{ord(bidi.group()):04X} is not allowed",
+            *_at(scanned, bidi.start()),
+            name=f"U+{ord(bidi.group()):04X}",
+        )
+    pieces: list[str] = []
+    statement_ended_at: int | None = None
+    for match in _PIECES.finditer(sql):
+        kind, piece, start = match.lastgroup, match.group(), match.start()
+        if statement_ended_at is not None and kind not in ("block", "line") and piece.strip():
+            raise QueryRejected(
+                "only one statement may be given: a second one follows the `;`",
+                *_at(scanned, statement_ended_at),
+                name=";",
+            )
+        if kind == "block":
+            if piece.startswith(("/*!", "/*M!", "/*m!")):
+                raise QueryRejected(
+                    "MySQL executable comments (/*! … */) are not allowed",
+                    *_at(scanned, start),
+                    name="/*!",
+                )
+            if "/*" in piece[2:]:
+                raise QueryRejected(
+                    "a comment may not contain `/*`",
+                    *_at(scanned, start + 2 + piece[2:].index("/*")),
+                )
+        elif kind == "brace":
+            name = piece[1:-1]
+            if not _WORD.fullmatch(name):
+                raise QueryRejected(
+                    f"`{piece}` is not a Moodle table name", *_at(scanned, start), name=piece
+                )
+            scanned.braced.add(start)
+            piece = f"`{name}`"
+        elif kind == "param":
+            if piece[1:] not in scanned.params:
+                scanned.params.append(piece[1:])
+        elif kind == "semi":
+            statement_ended_at = start
+        elif kind == "open":
+            what = "comment" if piece == "/*" else "quoted text"
+            raise QueryRejected(f"this {what} is never closed", *_at(scanned, start), name=piece)
+        elif kind == "code":
+            odd = _NON_ASCII_CODE.search(piece)
+            if odd:
+                char = odd.group()
+                raise QueryRejected(
+                    f"the character {char!r} (U+{ord(char):04X}) may only appear inside quotes",
+                    *_at(scanned, start + odd.start()),
+                    name=char,
+                )
+        pieces.append(piece)
+    if scanned.braced:
+        scanned.text = "".join(pieces)
+    return scanned
+
+
+def _at(scanned: _Scanned, offset: int) -> tuple[int, int]:
+    return scanned.place(offset)
+
+
+# --- the tree ----------------------------------------------------------------------------------
+
+_STATEMENT_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
+
+# Node kinds a report may contain besides functions (checked against the function allow-list),
+# tables, columns, stars and placeholders (checked by name).
+_PLAIN_NODES: frozenset[type[exp.Expr]] = frozenset(
+    {
+        exp.Select,
+        exp.Union,
+        exp.Intersect,
+        exp.Except,
+        exp.Subquery,
+        exp.From,
+        exp.Join,
+        exp.Where,
+        exp.Group,
+        exp.Rollup,
+        exp.Having,
+        exp.Order,
+        exp.Ordered,
+        exp.Limit,
+        exp.Offset,
+        exp.CTE,
+        exp.TableAlias,
+        exp.Alias,
+        exp.Identifier,
+        exp.Literal,
+        exp.Null,
+        exp.Boolean,
+        exp.HexString,
+        exp.BitString,
+        exp.National,
+        exp.Paren,
+        exp.Tuple,
+        exp.Distinct,
+        exp.Neg,
+        exp.Not,
+        exp.BitwiseNot,
+        exp.And,
+        exp.Or,
+        exp.Xor,
+        exp.EQ,
+        exp.NEQ,
+        exp.NullSafeEQ,
+        exp.GT,
+        exp.GTE,
+        exp.LT,
+        exp.LTE,
+        exp.Is,
+        exp.In,
+        exp.Between,
+        exp.Like,
+        exp.Escape,
+        exp.Add,
+        exp.Sub,
+        exp.Mul,
+        exp.Div,
+        exp.IntDiv,
+        exp.Mod,
+        exp.BitwiseAnd,
+        exp.BitwiseOr,
+        exp.BitwiseXor,
+        exp.BitwiseLeftShift,
+        exp.BitwiseRightShift,
+        exp.Case,
+        exp.If,
+        exp.Interval,
+        exp.DataType,
+        exp.DataTypeParam,
+        exp.Window,
+        exp.WindowSpec,
+        exp.Any,
+        exp.All,
+        exp.Collate,
+        exp.Introducer,
+        exp.JSONPath,
+        exp.JSONPathKey,
+        exp.JSONPathRoot,
+        exp.JSONPathSubscript,
+        exp.JSONPathWildcard,
+    }
+)
+
+# Functions that are syntax rather than a name an author looks up.
+_SYNTAX_FUNCTIONS: frozenset[type[exp.Expr]] = frozenset(
+    {exp.Exists, exp.Case, exp.If, exp.Cast, exp.Extract, exp.Count, exp.JSONExtract}
+)
+
+# Var (a bare keyword) only where it is one: interval units, EXTRACT parts, collations.
+_VAR_PARENTS = (
+    exp.Interval,
+    exp.Extract,
+    exp.Collate,
+    exp.DataType,
+    exp.TimestampDiff,
+    exp.DateAdd,
+)
+
+_SELECT_ARGS = frozenset(
+    {"with_", "with", "hint", "distinct", "expressions", "from_", "from", "joins", "where"}
+    | {"group", "having", "windows", "order", "limit", "offset", "kind"}
+)
+_SELECT_ARG_NAMES = {
+    "into": "SELECT … INTO",
+    "locks": "a locking read (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE)",
+    "operation_modifiers": "SELECT options such as SQL_CALC_FOUND_ROWS or HIGH_PRIORITY",
+    "laterals": "LATERAL",
+}
+_TABLE_ARGS = frozenset({"this", "alias", "db", "catalog"})
+
+
+@lru_cache(maxsize=1)
+def _allowed_function_kinds() -> frozenset[type[exp.Expr]]:
+    """The sqlglot node kinds the allowed function names become in the MySQL dialect."""
+    kinds: set[type[exp.Expr]] = set(_SYNTAX_FUNCTIONS)
+    for example in FUNCTION_EXAMPLES.values():
+        for node in _parse_one(f"SELECT {example}").walk():
+            if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
+                kinds.add(type(node))
+    return frozenset(kinds)
+
+
+class _Walk:
+    def __init__(self, scanned: _Scanned, prefix: str) -> None:
+        self.scanned = scanned
+        self.prefix = prefix.lower()
+        self.tables: set[str] = set()
+        self.params: set[str] = set()
+        self.functions = _allowed_function_kinds()
+        self.sensitive_columns: list[exp.Expr] = []
+        self.hints: list[exp.Expr] = []
+
+    def reject(self, problem: str, node: exp.Expr | None, name: str | None = None) -> None:
+        offset = _offset_of(node) if node is not None else None
+        if offset is None:
+            raise QueryRejected(problem, name=name)
+        raise QueryRejected(problem, *self.scanned.place(offset), name=name)
+
+    def check(self, tree: exp.Expr) -> None:
+        if not isinstance(tree, _STATEMENT_ROOTS):
+            kind = tree.name if isinstance(tree, exp.Command) else tree.key
+            self.reject(
+                f"only a SELECT may be run; this is a {kind.upper()} statement", tree, kind.upper()
+            )
+        stack: list[tuple[exp.Expr, frozenset[str]]] = [(tree, frozenset())]
+        while stack:
+            node, ctes = stack.pop()
+            ctes = self.visit(node, ctes, stack)
+        for column in self.sensitive_columns:
+            self.check_credential(column)
+        for hint in self.hints:
+            hint.pop()
+
+    def visit(
+        self,
+        node: exp.Expr,
+        ctes: frozenset[str],
+        stack: list[tuple[exp.Expr, frozenset[str]]],
+    ) -> frozenset[str]:
+        kind = type(node)
+        if kind is exp.Table:
+            self.check_table(node, ctes)
+            return ctes
+        if kind in _PLAIN_NODES:
+            pass
+        elif kind is exp.Column:
+            self.check_column(node)
+        elif kind is exp.Star:
+            pass
+        elif kind is exp.Placeholder:
+            self.check_placeholder(node)
+        elif kind is exp.Hint:
+            self.hints.append(node)
+            return ctes
+        elif kind is exp.Var:
+            if not isinstance(node.parent, _VAR_PARENTS):
+                self.reject(f"`{node.name}` is not allowed here", node, node.name)
+        elif kind is exp.Anonymous:
+            name = node.name.upper()
+            if name not in ALLOWED_FUNCTIONS:
+                self.reject(f"function `{name}` is not one a report may call", node, name)
+        elif isinstance(node, exp.Func) and kind not in self.functions:
+            name = node.sql_name()
+            self.reject(f"function `{name}` is not one a report may call", node, name)
+        elif kind in (exp.Parameter, exp.SessionParameter):
+            name = node.sql(dialect=_MYSQL)
+            self.reject(f"variables such as `{name}` are not allowed", node, name)
+        elif not isinstance(node, exp.Func):
+            self.reject_node(node)
+        if kind is exp.Select:
+            self.check_select(node, ctes)
+        with_ = node.args.get("with_") or node.args.get("with")
+        if with_ is not None:
+            ctes = self.push_ctes(with_, ctes, stack)
+        for child in node.iter_expressions(reverse=True):
+            if child is not with_:
+                stack.append((child, ctes))
+        return ctes
+
+    def reject_node(self, node: exp.Expr) -> None:
+        text = node.sql(dialect=_MYSQL)
+        shown = text if len(text) <= 40 else text[:37] + "…"
+        self.reject(f"`{shown}` ({node.key}) is not allowed in a report", node, node.key)
+
+    def push_ctes(
+        self,
+        with_: exp.Expr,
+        ctes: frozenset[str],
+        stack: list[tuple[exp.Expr, frozenset[str]]],
+    ) -> frozenset[str]:
+        recursive = bool(with_.args.get("recursive"))
+        for cte in with_.expressions:
+            if not isinstance(cte, exp.CTE):
+                self.reject_node(cte)
+            name = cte.alias_or_name.lower()
+            stack.append((cte.this, ctes | {name} if recursive else ctes))
+            ctes = ctes | {name}
+        return ctes
+
+    def check_select(self, select: exp.Expr, ctes: frozenset[str]) -> None:
+        for key, value in select.args.items():
+            if value in (None, [], False) or key in _SELECT_ARGS:
+                continue
+            label = _SELECT_ARG_NAMES.get(key, key)
+            self.reject(f"{label} is not allowed in a report", select, key)
+        if isinstance(select.parent, exp.Exists):
+            return
+        for projection in select.expressions:
+            if isinstance(projection, exp.Star):
+                qualifier = None
+            elif isinstance(projection, exp.Column) and isinstance(projection.this, exp.Star):
+                qualifier = projection.table.lower()
+            else:
+                continue
+            self.check_star(select, projection, qualifier, ctes)
+
+    def check_star(
+        self,
+        select: exp.Expr,
+        star: exp.Expr,
+        qualifier: str | None,
+        ctes: frozenset[str],
+    ) -> None:
+        from_ = select.args.get("from_") or select.args.get("from")
+        sources = ([from_.this] if from_ is not None else []) + [
+            join.this for join in select.args.get("joins") or []
+        ]
+        for source in sources:
+            if not isinstance(source, exp.Table) or source.name.lower() in ctes:
+                continue
+            if qualifier is not None and qualifier not in (
+                source.alias_or_name.lower(),
+                source.name.lower(),
+            ):
+                continue
+            table = self.moodle_name(source)
+            credentials = CREDENTIAL_COLUMNS.get(table or "")
+            if credentials:
+                listed = ", ".join(sorted(credentials))
+                self.reject(
+                    f"`{star.sql(dialect=_MYSQL)}` over `{table}` would read its credential "
+                    f"column(s) {listed}: list the columns you need instead",
+                    star,
+                    table,
+                )
+
+    def moodle_name(self, table: exp.Expr) -> str | None:
+        """The unprefixed Moodle name a table reference means, or None when it means none."""
+        identifier = table.this
+        if not isinstance(identifier, exp.Identifier):
+            return None
+        written = identifier.name.lower()
+        if _offset_of(identifier) in self.scanned.braced:
+            return written
+        if written.startswith("prefix_"):
+            return written[len("prefix_") :]
+        if self.prefix and written.startswith(self.prefix):
+            return written[len(self.prefix) :]
+        if not self.prefix:
+            return written
+        return None
+
+    def check_table(self, table: exp.Expr, ctes: frozenset[str]) -> None:
+        for key, value in table.args.items():
+            if value in (None, [], False) or key in _TABLE_ARGS:
+                continue
+            self.reject(
+                f"table option `{key}` is not allowed in a report", table, table.name or key
+            )
+        written = table.name
+        if table.args.get("db") or table.args.get("catalog"):
+            full = ".".join(part.name for part in _parts(table))
+            self.reject(
+                f"table `{full}` is in another database: a report reads only Moodle's tables",
+                table,
+                full,
+            )
+        if not isinstance(table.this, exp.Identifier):
+            self.reject_node(table)
+        if written.lower() in ctes:
+            return
+        if written.lower() == "dual" and not table.this.quoted:
+            self.reject("leave out FROM DUAL", table, "dual")
+        name = self.moodle_name(table)
+        if name is None:
+            self.reject(
+                f"table `{written}` is not a Moodle table name: write {{{written}}} or "
+                f"{self.prefix}{written}",
+                table,
+                written,
+            )
+        assert name is not None
+        if name not in REPORT_TABLES:
+            self.reject(f"table `{name}` is not one a report may read", table, name)
+        self.tables.add(name)
+        table.set("this", exp.to_identifier(self.prefix + name))
+
+    def check_column(self, column: exp.Expr) -> None:
+        if column.args.get("db") or column.args.get("catalog"):
+            full = ".".join(part.name for part in _parts(column))
+            self.reject(f"column `{full}` names another database or table path", column, full)
+        if column.name.lower() in _CREDENTIAL_NAMES:
+            self.sensitive_columns.append(column)
+        qualifier = column.args.get("table")
+        if isinstance(qualifier, exp.Identifier) and _offset_of(qualifier) in self.scanned.braced:
+            column.set("table", exp.to_identifier(self.prefix + qualifier.name.lower()))
+
+    def check_credential(self, column: exp.Expr) -> None:
+        name = column.name.lower()
+        owners = sorted(
+            table for table in self.tables if name in CREDENTIAL_COLUMNS.get(table, frozenset())
+        )
+        if owners:
+            which = ", ".join(f"{table}.{name}" for table in owners)
+            self.reject(
+                f"column `{column.name}` is a credential ({which}) and may not be read",
+                column,
+                name,
+            )
+
+    def check_placeholder(self, node: exp.Expr) -> None:
+        name = node.this if isinstance(node.this, str) else ""
+        if not name:
+            self.reject(
+                "`?` placeholders are not supported: name them, e.g. `:courseid`", node, "?"
+            )
+        self.params.add(name)
+
+
+def _parts(node: exp.Expr) -> list[exp.Expr]:
+    keys = ("catalog", "db", "table", "this")
+    return [node.args[key] for key in keys if isinstance(node.args.get(key), exp.Expr)]
+
+
+def _parse_one(sql: str) -> exp.Expr:
+    tree = _MYSQL.parse(sql)[0]
+    assert tree is not None
+    return tree
+
+
+def _offset_of(node: exp.Expr) -> int | None:
+    """Where a node starts in the text: the earliest token sqlglot kept a position for."""
+    starts = [
+        int(inner._meta["start"]) for inner in node.walk() if inner._meta and "start" in inner._meta
+    ]
+    return min(starts) if starts else None

@@ -1,0 +1,229 @@
+"""What a custom SQL report may read: the Moodle tables, the columns refused by name, the functions.
+
+Allow-lists, not deny-lists: a table, column-bearing `*` or function that is not named here is
+refused by the validator (common/customsql/validator.py). Table names are unprefixed Moodle names
+as in common/moodle/schema.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+# Moodle tables useful for reporting. Left out on purpose: config, config_plugins (site secrets,
+# SMTP passwords), external_tokens, external_services* (web-service access), sessions (session
+# data), user_private_key, email (local_email: sent message bodies, which carry new passwords),
+# and every manireports_* table (the app's own, not Moodle's).
+REPORT_TABLES: frozenset[str] = frozenset(
+    {
+        # people and their profile fields
+        "user",
+        "user_info_data",
+        "user_info_field",
+        "user_lastaccess",
+        "cohort",
+        "cohort_members",
+        # courses, structure, enrolment, roles
+        "course",
+        "course_categories",
+        "course_sections",
+        "course_modules",
+        "modules",
+        "context",
+        "enrol",
+        "user_enrolments",
+        "role",
+        "role_assignments",
+        "groups",
+        "groups_members",
+        # completion and grades
+        "course_completions",
+        "course_completion_criteria",
+        "course_completion_crit_compl",
+        "course_modules_completion",
+        "course_modules_viewed",
+        "grade_items",
+        "grade_grades",
+        # activities
+        "quiz",
+        "quiz_attempts",
+        "quiz_grades",
+        "scorm",
+        "scorm_scoes",
+        "scorm_scoes_track",
+        "scorm_attempt",
+        "scorm_element",
+        "scorm_scoes_value",
+        # the standard log
+        "logstore_standard_log",
+        # IOMAD companies, departments, licences and the completion tracker
+        "company",
+        "company_users",
+        "company_course",
+        "company_shared_courses",
+        "department",
+        "companylicense",
+        "companylicense_courses",
+        "companylicense_users",
+        "iomad_courses",
+        "local_iomad_track",
+        "local_iomad_track_certs",
+    }
+)
+
+# Columns of whitelisted tables that hold secrets: never read, never matched on (a WHERE on a
+# hash leaks it one character at a time), and `*` over their table is refused.
+CREDENTIAL_COLUMNS: Mapping[str, frozenset[str]] = MappingProxyType(
+    {
+        "user": frozenset({"password", "secret"}),
+        "quiz": frozenset({"password"}),
+        "enrol": frozenset({"password"}),  # the self-enrolment key
+        "groups": frozenset({"enrolmentkey"}),
+    }
+)
+
+# One example call per allowed function. The validator parses each example once to learn which
+# sqlglot nodes the name becomes in the MySQL dialect (IFNULL is read as COALESCE, DATE_FORMAT as
+# a time-to-string node …), so the names here are the ones authors write.
+FUNCTION_EXAMPLES: Mapping[str, str] = MappingProxyType(
+    {
+        # aggregates
+        "COUNT": "COUNT(x)",
+        "SUM": "SUM(x)",
+        "AVG": "AVG(x)",
+        "MIN": "MIN(x)",
+        "MAX": "MAX(x)",
+        "GROUP_CONCAT": "GROUP_CONCAT(x ORDER BY x SEPARATOR ',')",
+        "STDDEV": "STDDEV(x)",
+        "STDDEV_POP": "STDDEV_POP(x)",
+        "STDDEV_SAMP": "STDDEV_SAMP(x)",
+        "VARIANCE": "VARIANCE(x)",
+        "VAR_POP": "VAR_POP(x)",
+        "VAR_SAMP": "VAR_SAMP(x)",
+        "BIT_AND": "BIT_AND(x)",
+        "BIT_OR": "BIT_OR(x)",
+        # window functions
+        "ROW_NUMBER": "ROW_NUMBER() OVER (ORDER BY x)",
+        "RANK": "RANK() OVER (ORDER BY x)",
+        "DENSE_RANK": "DENSE_RANK() OVER (ORDER BY x)",
+        "PERCENT_RANK": "PERCENT_RANK() OVER (ORDER BY x)",
+        "CUME_DIST": "CUME_DIST() OVER (ORDER BY x)",
+        "NTILE": "NTILE(4) OVER (ORDER BY x)",
+        "LAG": "LAG(x, 1) OVER (ORDER BY x)",
+        "LEAD": "LEAD(x, 1) OVER (ORDER BY x)",
+        "FIRST_VALUE": "FIRST_VALUE(x) OVER (ORDER BY x)",
+        "LAST_VALUE": "LAST_VALUE(x) OVER (ORDER BY x)",
+        "NTH_VALUE": "NTH_VALUE(x, 2) OVER (ORDER BY x)",
+        # control flow
+        "IF": "IF(x, 1, 2)",
+        "IFNULL": "IFNULL(x, 0)",
+        "COALESCE": "COALESCE(x, 0)",
+        "NULLIF": "NULLIF(x, 0)",
+        "GREATEST": "GREATEST(x, 1)",
+        "LEAST": "LEAST(x, 1)",
+        # types
+        "CAST": "CAST(x AS SIGNED)",
+        "CONVERT": "CONVERT(x, CHAR)",
+        # strings
+        "CONCAT": "CONCAT(x, 'a')",
+        "CONCAT_WS": "CONCAT_WS(',', x, 'a')",
+        "LOWER": "LOWER(x)",
+        "LCASE": "LCASE(x)",
+        "UPPER": "UPPER(x)",
+        "UCASE": "UCASE(x)",
+        "LENGTH": "LENGTH(x)",
+        "CHAR_LENGTH": "CHAR_LENGTH(x)",
+        "CHARACTER_LENGTH": "CHARACTER_LENGTH(x)",
+        "SUBSTRING": "SUBSTRING(x, 1, 2)",
+        "SUBSTR": "SUBSTR(x, 1, 2)",
+        "SUBSTRING_INDEX": "SUBSTRING_INDEX(x, '@', -1)",
+        "LEFT": "LEFT(x, 2)",
+        "RIGHT": "RIGHT(x, 2)",
+        "TRIM": "TRIM(x)",
+        "LTRIM": "LTRIM(x)",
+        "RTRIM": "RTRIM(x)",
+        "REPLACE": "REPLACE(x, 'a', 'b')",
+        "LPAD": "LPAD(x, 5, '0')",
+        "RPAD": "RPAD(x, 5, '0')",
+        "LOCATE": "LOCATE('a', x)",
+        "INSTR": "INSTR(x, 'a')",
+        "POSITION": "POSITION('a' IN x)",
+        "REVERSE": "REVERSE(x)",
+        "REPEAT": "REPEAT(x, 2)",
+        "ASCII": "ASCII(x)",
+        "HEX": "HEX(x)",
+        "FIND_IN_SET": "FIND_IN_SET('a', x)",
+        "FIELD": "FIELD(x, 'a', 'b')",
+        "STRCMP": "STRCMP(x, 'a')",
+        "FORMAT": "FORMAT(x, 2)",
+        "REGEXP_LIKE": "REGEXP_LIKE(x, 'a')",
+        "REGEXP_REPLACE": "REGEXP_REPLACE(x, 'a', 'b')",
+        "REGEXP_SUBSTR": "REGEXP_SUBSTR(x, 'a')",
+        "JSON_EXTRACT": "JSON_EXTRACT(x, '$.a')",
+        "JSON_UNQUOTE": "JSON_UNQUOTE(x)",
+        "MD5": "MD5(x)",
+        # numbers
+        "ABS": "ABS(x)",
+        "ROUND": "ROUND(x, 2)",
+        "TRUNCATE": "TRUNCATE(x, 2)",
+        "FLOOR": "FLOOR(x)",
+        "CEIL": "CEIL(x)",
+        "CEILING": "CEILING(x)",
+        "MOD": "MOD(x, 2)",
+        "POWER": "POWER(x, 2)",
+        "POW": "POW(x, 2)",
+        "SQRT": "SQRT(x)",
+        "EXP": "EXP(x)",
+        "LN": "LN(x)",
+        "LOG": "LOG(x)",
+        "LOG10": "LOG10(x)",
+        "LOG2": "LOG2(x)",
+        "SIGN": "SIGN(x)",
+        "PI": "PI()",
+        "RAND": "RAND()",
+        # dates and times (Moodle stores Unix timestamps)
+        "FROM_UNIXTIME": "FROM_UNIXTIME(x)",
+        "UNIX_TIMESTAMP": "UNIX_TIMESTAMP(x)",
+        "DATE_FORMAT": "DATE_FORMAT(x, '%Y-%m-%d')",
+        "TIME_FORMAT": "TIME_FORMAT(x, '%H:%i')",
+        "STR_TO_DATE": "STR_TO_DATE(x, '%Y-%m-%d')",
+        "NOW": "NOW()",
+        "CURRENT_TIMESTAMP": "CURRENT_TIMESTAMP()",
+        "CURDATE": "CURDATE()",
+        "CURRENT_DATE": "CURRENT_DATE()",
+        "CURTIME": "CURTIME()",
+        "UTC_TIMESTAMP": "UTC_TIMESTAMP()",
+        "DATE": "DATE(x)",
+        "TIME": "TIME(x)",
+        "YEAR": "YEAR(x)",
+        "QUARTER": "QUARTER(x)",
+        "MONTH": "MONTH(x)",
+        "MONTHNAME": "MONTHNAME(x)",
+        "WEEK": "WEEK(x)",
+        "WEEKDAY": "WEEKDAY(x)",
+        "YEARWEEK": "YEARWEEK(x)",
+        "DAY": "DAY(x)",
+        "DAYOFMONTH": "DAYOFMONTH(x)",
+        "DAYOFWEEK": "DAYOFWEEK(x)",
+        "DAYOFYEAR": "DAYOFYEAR(x)",
+        "DAYNAME": "DAYNAME(x)",
+        "HOUR": "HOUR(x)",
+        "MINUTE": "MINUTE(x)",
+        "SECOND": "SECOND(x)",
+        "LAST_DAY": "LAST_DAY(x)",
+        "DATEDIFF": "DATEDIFF(x, x)",
+        "TIMESTAMPDIFF": "TIMESTAMPDIFF(DAY, x, x)",
+        "DATE_ADD": "DATE_ADD(x, INTERVAL 1 DAY)",
+        "DATE_SUB": "DATE_SUB(x, INTERVAL 1 DAY)",
+        "ADDDATE": "ADDDATE(x, INTERVAL 1 DAY)",
+        "SUBDATE": "SUBDATE(x, INTERVAL 1 DAY)",
+        "EXTRACT": "EXTRACT(YEAR FROM x)",
+        "SEC_TO_TIME": "SEC_TO_TIME(x)",
+        "TIME_TO_SEC": "TIME_TO_SEC(x)",
+        "TO_DAYS": "TO_DAYS(x)",
+        "MAKEDATE": "MAKEDATE(2024, 1)",
+        "CONVERT_TZ": "CONVERT_TZ(x, '+00:00', '+01:00')",
+    }
+)
+
+ALLOWED_FUNCTIONS: frozenset[str] = frozenset(FUNCTION_EXAMPLES)
