@@ -81,6 +81,8 @@ class Settings:
     # The address people reach the web tier at (links in email: unsubscribe); unset, the
     # WEB_HOST:WEB_PORT address.
     public_url: str | None = None
+    # Reports (issue 11): report executions at once across every web replica (0: no limit).
+    report_max_concurrent: int = 4
 
     @property
     def production(self) -> bool:
@@ -301,4 +303,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         trusted_proxies=_int(env, "TRUSTED_PROXIES", 0, 0, 5),
         api_rate_limit_per_minute=_int(env, "API_RATE_LIMIT_PER_MINUTE", 120, 0, 1_000_000),
         public_url=_http_url(env, "PUBLIC_URL"),
+        report_max_concurrent=_int(env, "REPORT_MAX_CONCURRENT", 4, 0, 256),
     )

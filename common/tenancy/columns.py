@@ -118,6 +118,8 @@ APP_TABLES: dict[str, TenantColumns] = {
     "manireports_cloud_recip": TenantColumns(via=(("jobid", "manireports_cloud_jobs"),)),
     "manireports_cloud_dead": TenantColumns(via=(("jobid", "manireports_cloud_jobs"),)),
     "manireports_mail_unsubscribes": TenantColumns(company="companyid"),
+    # A run is its user's, in the company it was scoped to (None: site-wide, admins only).
+    "manireports_report_runs": TenantColumns(company="companyid", user="userid"),
 }
 
 # ManiReports' own bookkeeping: no tenant's data, read only by the services and sign-in.
