@@ -37,6 +37,7 @@ from web.reports.running import (
     run_context,
     runnable,
 )
+from web.runs.execution import limited_run
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1", template_folder="templates")
 install_error_handlers(bp)
@@ -67,7 +68,10 @@ def _report_request(name: str) -> ReportRequest:
 @require_token(SCOPE_REPORTS_READ)
 def report(name: str):  # type: ignore[no-untyped-def]
     wanted = _report_request(name)
-    return jsonify(page_json(wanted))
+    with limited_run(wanted, viewer_id=api_caller().viewer.user_id, origin="api") as run:
+        result = page_json(wanted)
+        run.row_count = result["pagination"]["total"]
+    return jsonify(result)
 
 
 @bp.get("/reports/<name>/metadata")
@@ -83,7 +87,8 @@ def report_export(name: str, fmt: str):  # type: ignore[no-untyped-def]
     """The page's own export (every row of the filtered, sorted view), streamed."""
     if fmt not in FORMATS:
         raise NotFound(f"No export format {fmt[:16]!r} (try {', '.join(FORMATS)}).")
-    return export_response(_report_request(name), fmt)
+    wanted = _report_request(name)
+    return export_response(wanted, fmt, viewer_id=api_caller().viewer.user_id, origin="api")
 
 
 @bp.get("/dashboard")
@@ -164,6 +169,7 @@ def _job_json(progress: JobProgress) -> dict[str, Any]:
         "emails_sent": job.emails_sent, "emails_failed": job.emails_failed,
         "chunks_total": job.chunks_total, "chunks_dead": job.chunks_dead,
         "progress_pct": progress.progress_pct, "rate_per_s": progress.rate_per_s,
+        "eta_s": progress.eta_s,
         "recipients_by_status": progress.breakdown, "last_error": job.last_error,
         "timecreated": when(job.timecreated), "timestarted": when(job.timestarted),
         "timecompleted": when(job.timecompleted),

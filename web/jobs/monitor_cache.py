@@ -20,8 +20,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
 from common.appdb import AppDB
+from common.mail.monitor import JobSnapshot, read_snapshot
 from common.models.base import utcnow
-from web.jobs.monitor import JobSnapshot, read_snapshot
 
 MAX_AGE_S = 1.0
 MAX_JOBS = 1000

@@ -35,7 +35,7 @@ from common.mail.job_status import (
     retry_dead_chunks,
     retry_failed,
 )
-from common.mail.monitor import list_jobs, recent_errors
+from common.mail.monitor import STATE_LABELS, JobSnapshot, list_jobs, recent_errors
 from common.mail.queue import dispatch, new_retry_tag
 from common.models.mail import JOB_FINAL_STATES, CloudJob
 from common.tenancy import load_job
@@ -46,7 +46,6 @@ from web.auth.guards import (
     signed_in,
     web_context,
 )
-from web.jobs.monitor import STATE_LABELS, JobSnapshot
 from web.jobs.monitor_cache import AccessMemo, SnapshotCache
 from web.jobs.names import company_names, local_time
 from web.navigation import add_nav_item

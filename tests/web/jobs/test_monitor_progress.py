@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import event, update
 
+from common.access.api_tokens import SCOPES, issue
 from common.mail.job_status import finish_if_done
 from common.models.base import utcnow
 from common.models.mail import CloudConf, CloudDeadChunk, CloudJob, CloudRecipient
@@ -254,3 +255,35 @@ def test_the_action_state_machine():
     assert job_actions("failed", failed=3, dead_open=1).retry_dead
     assert job_actions("processing", failed=3, dead_open=1).retry_dead
     assert not job_actions("cancelled", failed=3, dead_open=1).retry_dead
+
+
+def test_the_api_reports_the_rate_and_eta_the_monitor_page_shows(app, site, client_as):
+    """GET /api/v1/email/jobs/<id> takes its figures from the same snapshot as /jobs/progress:
+    the rate excludes the first burst (not 40 over the whole span, 22.2/s, nor sent over the
+    time since start), the ETA is there, and a cancelled job is not at 13 %."""
+    set_rate_limit(app, site, 20)
+    job_id = new_job(app, site, 100)
+    simulate_sending(app, job_id, sent=40, ago_s=1.8)
+    with app.extensions["manireports"].appdb.transaction() as session:
+        session.execute(  # started long before the first send: the old formula said 0.7/s
+            update(CloudJob)
+            .where(CloudJob.id == job_id)
+            .values(timestarted=utcnow() - timedelta(seconds=60))
+        )
+        token, _ = issue(session, site.users["mgr_a"], "monitor test", tuple(SCOPES), None, None)
+    headers = {"Authorization": f"Bearer {token}"}
+    api = app.test_client().get(f"/api/v1/email/jobs/{job_id}", headers=headers)
+    assert api.status_code == 200, api.get_data(as_text=True)
+    shown = api.get_json()["job"]
+    [page] = progress(client_as("mgr_a"), job_id)
+    assert 19.0 <= shown["rate_per_s"] <= 20.0
+    assert shown["rate_per_s"] == page["rate_per_s"]
+    assert shown["eta_s"] is not None and abs(shown["eta_s"] - page["eta_s"]) <= 0.2
+    assert shown["progress_pct"] == page["progress_pct"] == 40.0
+
+    client = client_as("mgr_a")
+    form = {"csrf_token": csrf_token(client, "/jobs/"), "job": str(job_id)}
+    assert client.post("/jobs/cancel", data=form).status_code == 302
+    shown = app.test_client().get(f"/api/v1/email/jobs/{job_id}", headers=headers).get_json()
+    assert shown["job"]["status"] == "cancelled"
+    assert shown["job"]["progress_pct"] == 100.0 and shown["job"]["eta_s"] is None
