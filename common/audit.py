@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Integer, Select, case, cast, null, select
 from sqlalchemy.orm import Session
 
 from common.analytics.tables import TableSpec
@@ -53,7 +53,8 @@ AUDIT_TABLE = TableSpec(
         Column("action", "Action"),
         Column("object", "Object", sortable=False),
         Column("outcome", "Outcome"),
-        Column("companyid", "Company", "int"),
+        # Sorted by the company's name: the route hands audit_query the ids in name order.
+        Column("company", "Company", "int"),
         Column("ip", "Address"),
         Column("details", "Details", sortable=False),
     ),
@@ -70,12 +71,23 @@ def audit_query(
     action: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    company_order: Sequence[int] = (),
 ) -> Select:  # type: ignore[type-arg]
     """Entries filtered by actor, action and a [since, until) time range; a company's viewer
-    sees only entries about their company. Its columns are `AUDIT_TABLE`'s sort keys."""
+    sees only entries about their company. Its columns are `AUDIT_TABLE`'s sort keys.
+
+    The company names live in Moodle, not beside the log, so the `company` sort key is each
+    entry's company's place in ``company_order`` (ids in name order); entries about no
+    company, or one not listed, have none."""
     a = AuditLog
+    if company_order:
+        ranks = {int(company_id): rank for rank, company_id in enumerate(company_order)}
+        company = case(ranks, value=a.companyid, else_=null())
+    else:
+        company = cast(null(), Integer)
     query = select(a.id, a.timecreated, a.userid, a.action, a.object_type, a.object_id,
-                   a.outcome, a.companyid, a.ip, a.details)  # fmt: skip
+                   a.outcome, a.companyid, company.label("company"), a.ip,
+                   a.details)  # fmt: skip
     if user_id is not None:
         query = query.where(a.userid == user_id)
     if action:

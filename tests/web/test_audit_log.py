@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from common.access.capabilities import VIEW_AUDIT_LOG
 from common.audit import record_audit
@@ -171,3 +171,31 @@ def test_people_outside_the_viewers_scope_cannot_be_found(acme_auditor, client_a
     assert "No one you can see matches" in acme.get_data(as_text=True)
     everywhere = admin.get(f"/admin/audit/?user=Yuri&{UNTIL}").get_data(as_text=True)
     assert "Yuri Learner (yuri)" in everywhere and user_column(everywhere) == {"Yuri Learner"}
+
+
+def test_the_company_column_sorts_by_name_not_id(app, entries, client_as):
+    """Company B renamed "Aardvark Ltd" sorts before company A ("Acme…") although its id is
+    larger; entries about no company come first ascending, last descending."""
+    moodle = entries.moodle
+    company = moodle.tables.company
+    a, b = entries.companies["A"], entries.companies["B"]
+    assert a < b
+    with moodle.engine.begin() as conn:
+        conn.execute(update(company).where(company.c.id == b).values(name="Aardvark Ltd"))
+        a_name = conn.scalar(select(company.c.name).where(company.c.id == a))
+    with app.extensions["manireports"].appdb.transaction() as db:
+        for i in range(3):
+            entry = record_audit(db, actor_id=entries.users["mgr_a"], action="report_exported",
+                                 object_type="report", object_id=1000 + i,
+                                 company_id=a)  # fmt: skip
+            entry.timecreated = STAMP - timedelta(minutes=500 + i)
+    admin = client_as("admin")
+    named = f"/admin/audit/?{UNTIL}&page_size=500&action=report_exported&sort=company"
+    ascending = [r[5] for r in cells(admin.get(named).get_data(as_text=True), "audit-table")]
+    assert ascending == ["Aardvark Ltd"] * 12 + [a_name] * 3
+    descending = admin.get(f"{named}&dir=desc").get_data(as_text=True)
+    assert [r[5] for r in cells(descending, "audit-table")] == [a_name] * 3 + ["Aardvark Ltd"] * 12
+    mixed = admin.get(f"/admin/audit/?{UNTIL}&page_size=500&sort=company").get_data(as_text=True)
+    column = [r[5] for r in cells(mixed, "audit-table")]
+    assert column[:109] == [""] * 109 and column[109:] == ["Aardvark Ltd"] * 12 + [a_name] * 3
+    assert admin.get("/admin/audit/?sort=companyid").status_code == 400
