@@ -10,6 +10,7 @@ from common.settings import Settings, load_settings
 from web.context import WebContext
 from web.converters import IdConverter
 from web.humanize import install_filters
+from web.runs.execution import install as install_run_limit
 from web.security import install_security_headers
 
 csrf = CSRFProtect()
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, context: WebContext | None = No
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n, x_prefix=n)  # type: ignore[method-assign]
     app.url_map.converters["id"] = IdConverter
     app.extensions["manireports"] = context or WebContext.build(settings)
+    install_run_limit(app, settings, app.extensions["manireports"].bus_client)
     csrf.init_app(app)
     install_security_headers(app)
     _register_blueprints(app)
@@ -60,6 +62,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.jobs.routes import bp as jobs_bp
     from web.people.routes import bp as people_bp
     from web.reports.routes import bp as reports_bp
+    from web.runs.routes import bp as runs_bp
     from web.tracking.routes import bp as tracking_bp
     from web.unsubscribe.routes import bp as unsubscribe_bp
 
@@ -69,6 +72,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboards_bp)
     app.register_blueprint(dashboardbuilder_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(runs_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(tracking_bp)
     app.register_blueprint(account_bp)

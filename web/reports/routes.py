@@ -14,6 +14,7 @@ from common.tenancy import NotFound, sees_every_company
 from web.auth.guards import Tenancy, current_viewer, signed_in, web_context
 from web.reports.filter_bar import company_options, controls_for, view_meta
 from web.reports.running import ReportRequest, page_json, reports_for, request_for_viewer
+from web.runs.execution import limited_run, limited_stream
 
 PAGE_SIZES = tuple(n for n in (25, 50, 100, 200, 500) if n <= MAX_PAGE_SIZE)
 
@@ -52,7 +53,11 @@ def page(name: str):  # type: ignore[no-untyped-def]
 def data(name: str):  # type: ignore[no-untyped-def]
     # `parts=rows`: the page alone, for a client paging or sorting filters it has figures for.
     summary = request.args.get("parts") != "rows"
-    return jsonify(page_json(request_for_viewer(name, request.args), summary=summary))
+    wanted = request_for_viewer(name, request.args)
+    with limited_run(wanted, viewer_id=current_viewer().user_id, origin="web") as run:
+        result = page_json(wanted, summary=summary)
+        run.row_count = result["pagination"]["total"]
+    return jsonify(result)
 
 
 @bp.get("/<name>/export.<fmt>")
@@ -60,28 +65,38 @@ def data(name: str):  # type: ignore[no-untyped-def]
 def export(name: str, fmt: str):  # type: ignore[no-untyped-def]
     if fmt not in FORMATS:
         raise NotFound(f"No export format {fmt[:16]!r} (try {', '.join(FORMATS)}).")
-    return export_response(request_for_viewer(name, request.args), fmt)
+    wanted = request_for_viewer(name, request.args)
+    return export_response(wanted, fmt, viewer_id=current_viewer().user_id)
 
 
-def export_response(wanted: ReportRequest, fmt: str) -> Response:
-    """The export of exactly the view's filtered rows and columns, streamed."""
+def export_response(
+    wanted: ReportRequest, fmt: str, *, viewer_id: int, origin: str = "web"
+) -> Response:
+    """The export of exactly the view's filtered rows and columns, streamed — under the run
+    limit and recorded (web/runs/execution.py) with the rows written."""
     report, ctx = wanted.report, wanted.ctx
-    chart = report.run(ctx, wanted.params).chart if fmt == "pdf" else None
-    doc = ExportDocument(
-        title=report.title, columns=report.columns,
-        filters=describe_filters(report, ctx, wanted.params),
-        chart=chart() if chart else None,
-        generated_at=datetime.fromtimestamp(ctx.now, ctx.zone),
-    )  # fmt: skip
     export_format = FORMATS[fmt]
-    rows = report.stream(ctx, wanted.params, wanted.page)
-    stamp = doc.generated_at.strftime("%Y%m%d-%H%M")
+    generated_at = datetime.fromtimestamp(ctx.now, ctx.zone)
+
+    def prepare(count):  # type: ignore[no-untyped-def]
+        chart = report.run(ctx, wanted.params).chart if fmt == "pdf" else None
+        doc = ExportDocument(
+            title=report.title, columns=report.columns,
+            filters=describe_filters(report, ctx, wanted.params),
+            chart=chart() if chart else None, generated_at=generated_at,
+        )  # fmt: skip
+        return export_format.write(doc, count(report.stream(ctx, wanted.params, wanted.page)))
+
+    body, on_close = limited_stream(wanted, viewer_id=viewer_id, origin=origin, prepare=prepare)
+    stamp = generated_at.strftime("%Y%m%d-%H%M")
     filename = f"{report.type_name}-{stamp}.{export_format.extension}"
-    return Response(
-        stream_with_context(export_format.write(doc, rows)),
+    response = Response(
+        stream_with_context(body),
         mimetype=export_format.media_type,
         headers={
             "Content-Disposition": f'attachment; filename="{filename}"',
             "Cache-Control": "no-store",
         },  # fmt: skip
     )
+    response.call_on_close(on_close)
+    return response

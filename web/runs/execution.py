@@ -1,0 +1,128 @@
+"""Running a report in the web tier: under the concurrency limit, recorded in the run history.
+
+Every execution path of the web tier — the page's data endpoint, exports, the JSON API and the
+role dashboards — runs a report through here: take a slot (waiting up to DEFAULT_WAIT_S; a
+`RunLimitBusy` becomes a 429 with Retry-After, the position and a ticket that keeps the place
+when sent back as `X-Run-Ticket`), then record the run. An export holds its slot until its
+last byte is written or the client goes away.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask, current_app, jsonify, request
+
+from common.reports.runs import RunRecord, finish_run, recorded_run, start_run
+from common.run_limit import DEFAULT_WAIT_S, Hold, RunLimitBusy, RunLimiter, build_run_limiter
+from common.settings import Settings
+from web.bus_client import BusClient
+from web.errors import error_response, wants_json
+from web.reports.running import ReportRequest
+
+TICKET_HEADER = "X-Run-Ticket"
+RowCounter = Callable[[Iterable[dict[str, Any]]], Iterator[dict[str, Any]]]
+EXTENSION = "manireports_run_limiter"
+
+
+def install(app: Flask, settings: Settings, bus_client: BusClient) -> None:
+    runner = bus_client if settings.nats_url else None
+    limiter = build_run_limiter(settings.report_max_concurrent, runner)
+    app.extensions[EXTENSION] = limiter
+    app.logger.info("report runs: %s", limiter.describe())
+    app.register_error_handler(RunLimitBusy, busy_response)
+
+
+def run_limiter() -> RunLimiter:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def take_slot() -> Hold:
+    """A slot for one report run; RunLimitBusy (429) when none comes free in time."""
+    ticket = request.headers.get(TICKET_HEADER, "")[:64] or None
+    return run_limiter().acquire(wait_s=DEFAULT_WAIT_S, ticket=ticket)
+
+
+def busy_response(busy: RunLimitBusy) -> Any:
+    headers = {"Retry-After": str(busy.retry_after_s)}
+    if busy.ticket:
+        headers[TICKET_HEADER] = busy.ticket
+    message = f"Every report slot is busy: {busy.position} ahead of you. Try again shortly."
+    if wants_json():
+        body = {"error": message, "position": busy.position, "retry_after": busy.retry_after_s,
+                "ticket": busy.ticket}  # fmt: skip
+        return jsonify(body), 429, headers
+    return error_response(429, message, headers=headers)
+
+
+def _appdb():  # type: ignore[no-untyped-def]
+    return current_app.extensions["manireports"].appdb
+
+
+@contextmanager
+def limited_run(wanted: ReportRequest, *, viewer_id: int, origin: str) -> Iterator[RunRecord]:
+    """One report execution under the limit, recorded: set `run.row_count` inside."""
+    with _slot() as _hold, recorded_run(
+        _appdb(), viewer_id=viewer_id, company_id=wanted.ctx.scope.company_id,
+        report=wanted.report, params=wanted.params, origin=origin,
+    ) as run:  # fmt: skip
+        yield run
+
+
+@contextmanager
+def _slot() -> Iterator[Hold]:
+    hold = take_slot()
+    try:
+        yield hold
+    finally:
+        hold.release()
+
+
+def limited_stream(
+    wanted: ReportRequest,
+    *,
+    viewer_id: int,
+    origin: str,
+    prepare: Callable[[RowCounter], Iterable[bytes]],
+) -> tuple[Iterable[bytes], Callable[[], None]]:
+    """A streamed export under the limit, recorded: `prepare(count)` builds the body (work
+    before the first byte happens inside it) with `count` wrapped around the rows it writes.
+    Returns the body and the `on_close` that gives the slot back and records a run the
+    client left before its end as cancelled."""
+    hold = take_slot()
+    appdb = _appdb()
+    try:
+        run = start_run(appdb, viewer_id=viewer_id, company_id=wanted.ctx.scope.company_id,
+                        report=wanted.report, params=wanted.params, origin=origin)  # fmt: skip
+    except BaseException:
+        hold.release()
+        raise
+
+    def count(rows: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+        run.row_count = 0
+        for row in rows:
+            run.row_count += 1
+            yield row
+
+    try:
+        body = prepare(count)
+    except BaseException as exc:
+        finish_run(appdb, run, exc)
+        hold.release()
+        raise
+
+    def streamed() -> Iterator[bytes]:
+        try:
+            yield from body
+        except BaseException as exc:
+            finish_run(appdb, run, exc)
+            raise
+        finish_run(appdb, run, None)
+
+    def on_close() -> None:
+        finish_run(appdb, run, GeneratorExit())  # nothing when already finished
+        hold.release()
+
+    return streamed(), on_close
