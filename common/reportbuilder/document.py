@@ -329,6 +329,8 @@ def _value(raw: Any, kind: str, where: str) -> str:
         raise FieldError(where, "a value is needed")
     if len(text) > MAX_VALUE_CHARS:
         raise FieldError(where, f"at most {MAX_VALUE_CHARS} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise FieldError(where, "control characters (a NUL, a line break…) are not allowed")
     if kind == "int" and not _INT.fullmatch(text):
         raise FieldError(where, f"{_show(text)} is not a whole number")
     if kind == "number" and not _NUMBER.fullmatch(text):
