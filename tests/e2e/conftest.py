@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import shutil
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import select
 from waitress.server import create_server
 
 from common.migrate import upgrade
+from common.moodle import MoodleSource
 from common.moodle.demo import seed_site
 from common.nats_server import free_port
 from tests.support import make_settings
@@ -58,3 +63,69 @@ def browser():  # type: ignore[no-untyped-def]
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+@dataclass(frozen=True)
+class EnrolledStudent:
+    """A demo student with a course they are actively enrolled in (the heartbeat endpoints
+    refuse any other course)."""
+
+    username: str
+    password: str
+    user_id: int
+    course_id: int
+    moodle_url: str
+
+
+@pytest.fixture(scope="module")
+def enrolled_student(demo_site) -> EnrolledStudent:  # type: ignore[no-untyped-def]
+    """The first demo student and their first active enrolment, read from the Moodle tables."""
+    root, logins = demo_site
+    login = next(login for login in logins if login.role == "student")
+    moodle_url = f"sqlite:///{root / 'moodle.db'}"
+    source = MoodleSource(moodle_url)
+    t = source.tables
+    course = (
+        select(t.enrol.c.courseid)
+        .join(t.user_enrolments, t.user_enrolments.c.enrolid == t.enrol.c.id)
+        .join(t.user, t.user.c.id == t.user_enrolments.c.userid)
+        .where(t.user.c.username == login.username, t.enrol.c.status == 0,
+               t.user_enrolments.c.status == 0, t.user_enrolments.c.timeend == 0)
+        .order_by(t.enrol.c.courseid)
+    )  # fmt: skip
+    try:
+        with source.engine.connect() as conn:
+            course_id = int(conn.execute(course).scalars().first())
+            user_id = int(
+                conn.scalar(select(t.user.c.id).where(t.user.c.username == login.username))
+            )
+    finally:
+        source.dispose()
+    return EnrolledStudent(login.username, login.password, user_id, course_id, moodle_url)
+
+
+@pytest.fixture
+def clocked_page(browser) -> Iterator[Any]:  # type: ignore[no-untyped-def]
+    """A page in a fresh browser context (no cookies) whose timers the test drives
+    (page.clock); the context is closed even when the test fails."""
+    context = browser.new_context()
+    page = context.new_page()
+    page.clock.install()
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def tracking_calls(clocked_page) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
+    """The statuses of the page's token exchanges and beats, in order, as they answer."""
+    seen: dict[str, list[int]] = {"token": [], "beat": []}
+
+    def record(response) -> None:  # type: ignore[no-untyped-def]
+        for name, path in (("token", "/tracking/moodle-token"), ("beat", "/tracking/beat")):
+            if response.url.endswith(path):
+                seen[name].append(response.status)
+
+    clocked_page.on("response", record)
+    return seen

@@ -1,6 +1,7 @@
 """The heartbeat snippet in a real browser, on a "Moodle" page of another origin: it beats
 while the page is visible, the beats reach JetStream, and it stops while the page is hidden.
-The page is a course the student is enrolled in (the endpoint refuses any other)."""
+The page is a course the student is enrolled in (the endpoint refuses any other); the student,
+the page with its driven clock and the calls it makes are the fixtures of conftest.py."""
 
 import asyncio
 import threading
@@ -9,12 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select
 from waitress.server import create_server
 
 from common.bus import Bus
 from common.migrate import upgrade
-from common.moodle import MoodleSource
 from common.nats_server import free_port
 from tests.support import make_settings, wait_for
 from web.app import create_app
@@ -44,25 +43,6 @@ def moodle_page_server(script_url: str) -> ThreadingHTTPServer:
     return server
 
 
-def a_course_of(moodle_url: str, username: str) -> int:
-    """A course `username` is actively enrolled in (read straight from the Moodle tables)."""
-    source = MoodleSource(moodle_url)
-    t = source.tables
-    query = (
-        select(t.enrol.c.courseid)
-        .join(t.user_enrolments, t.user_enrolments.c.enrolid == t.enrol.c.id)
-        .join(t.user, t.user.c.id == t.user_enrolments.c.userid)
-        .where(t.user.c.username == username, t.enrol.c.status == 0,
-               t.user_enrolments.c.status == 0, t.user_enrolments.c.timeend == 0)
-        .order_by(t.enrol.c.courseid)
-    )  # fmt: skip
-    try:
-        with source.engine.connect() as conn:
-            return int(conn.execute(query).scalars().first())
-    finally:
-        source.dispose()
-
-
 def heartbeats_on_the_bus(nats_url: str) -> int:
     async def count():
         bus = await Bus.connect(nats_url, name="test")
@@ -78,7 +58,7 @@ def heartbeats_on_the_bus(nats_url: str) -> int:
 
 @pytest.fixture(scope="module")
 def tracking_stack(demo_site, nats_server, tmp_path_factory):  # type: ignore[no-untyped-def]
-    root, logins = demo_site
+    root, _ = demo_site
     mr_port = free_port()
     moodle = moodle_page_server(f"http://127.0.0.1:{mr_port}/static/js/heartbeat.js")
     moodle_origin = f"http://127.0.0.1:{moodle.server_port}"
@@ -92,27 +72,25 @@ def tracking_stack(demo_site, nats_server, tmp_path_factory):  # type: ignore[no
     app = create_app(settings)
     server = create_server(app, host="127.0.0.1", port=mr_port, threads=4)
     threading.Thread(target=server.run, daemon=True).start()
-    yield f"http://127.0.0.1:{mr_port}", moodle_origin, logins, settings.moodle_database_url
+    yield f"http://127.0.0.1:{mr_port}", moodle_origin
     moodle.shutdown()
+    server.close()
+    app.extensions["manireports"].close()
 
 
-def test_snippet_beats_while_visible_and_stops_while_hidden(tracking_stack, browser, nats_server):
-    reports, moodle_origin, logins, moodle_url = tracking_stack
-    student = next(login for login in logins if login.role == "student")
-    course = a_course_of(moodle_url, student.username)
-    context = browser.new_context()
-    page = context.new_page()
+def test_snippet_beats_while_visible_and_stops_while_hidden(
+    tracking_stack, enrolled_student, clocked_page, tracking_calls, nats_server
+):
+    reports, moodle_origin = tracking_stack
+    student, page = enrolled_student, clocked_page
     page.goto(f"{reports}/login")
     page.fill("#username", student.username)
     page.fill("#password", student.password)
     page.click("button[type=submit]")
 
-    beats = []
-    page.on("response", lambda r: beats.append(r.status) if r.url.endswith("/tracking/beat")
-            else None)  # fmt: skip
+    beats = tracking_calls["beat"]
     before = heartbeats_on_the_bus(nats_server.url)
-    page.clock.install()
-    page.goto(f"{moodle_origin}/course/view.php?id={course}")
+    page.goto(f"{moodle_origin}/course/view.php?id={student.course_id}")
     page.wait_for_function("() => true")
     page.clock.run_for(1000)
     page.wait_for_timeout(500)
@@ -142,4 +120,3 @@ def test_snippet_beats_while_visible_and_stops_while_hidden(tracking_stack, brow
         return heartbeats_on_the_bus(nats_server.url) - before >= 1
 
     wait_for(reached_bus, timeout_s=10, message="beats published to JetStream")
-    context.close()

@@ -20,10 +20,8 @@ from waitress.server import create_server
 from common.appdb import AppDB
 from common.migrate import upgrade
 from common.models.analytics import UsertimeDaily
-from common.moodle import MoodleSource
 from common.moodle.demo.sessions import new_sid
 from common.nats_server import EmbeddedNatsServer, free_port
-from tests.e2e.test_heartbeat_snippet import a_course_of
 from tests.fakes.moodle_web import PROXY_PATH, DemoMoodleWeb
 from tests.support import ServiceProcess, make_settings, service_env, wait_for
 from web.app import create_app
@@ -34,7 +32,7 @@ SNIPPET = f'<script src="{PROXY_PATH}/static/js/heartbeat.js" defer></script>'
 @pytest.fixture(scope="module")
 def moodle_host(demo_site, tmp_path_factory):  # type: ignore[no-untyped-def]
     """Demo Moodle on one host, ManiReports under its /manireports/, an aggregator behind."""
-    root, logins = demo_site
+    root, _ = demo_site
     tmp = tmp_path_factory.mktemp("moodle-only")
     nats = EmbeddedNatsServer(tmp / "nats").start()
     moodle_url = f"sqlite:///{root / 'moodle.db'}"
@@ -49,7 +47,7 @@ def moodle_host(demo_site, tmp_path_factory):  # type: ignore[no-untyped-def]
     threading.Thread(target=server.run, daemon=True).start()
     aggregator = ServiceProcess("aggregator", service_env(tmp, nats.url, **env), tmp / "agg.log")
     moodle = DemoMoodleWeb(moodle_url, f"http://127.0.0.1:{port}", SNIPPET).start()
-    yield moodle, logins, moodle_url, AppDB(settings.database_url), aggregator
+    yield moodle, AppDB(settings.database_url), aggregator
     moodle.stop()
     aggregator.stop()
     server.close()
@@ -64,28 +62,6 @@ def daily_seconds(appdb: AppDB) -> dict[tuple[int, int], int]:
         return {(r.userid, r.courseid): r.seconds for r in rows}
 
 
-def user_id_of(moodle_url: str, username: str) -> int:
-    source = MoodleSource(moodle_url)
-    try:
-        with source.engine.connect() as conn:
-            u = source.tables.user
-            return int(conn.scalar(select(u.c.id).where(u.c.username == username)))
-    finally:
-        source.dispose()
-
-
-def watch(page) -> dict[str, list[int]]:  # type: ignore[no-untyped-def]
-    seen: dict[str, list[int]] = {"token": [], "beat": []}
-
-    def record(response) -> None:  # type: ignore[no-untyped-def]
-        for name, path in (("token", "/tracking/moodle-token"), ("beat", "/tracking/beat")):
-            if response.url.endswith(path):
-                seen[name].append(response.status)
-
-    page.on("response", record)
-    return seen
-
-
 def until(page, predicate, message: str, timeout_s: float = 10) -> None:  # type: ignore[no-untyped-def]
     """Wait for `predicate` while letting Playwright deliver its events (time.sleep would not)."""
     deadline = time.monotonic() + timeout_s
@@ -95,24 +71,20 @@ def until(page, predicate, message: str, timeout_s: float = 10) -> None:  # type
         page.wait_for_timeout(100)
 
 
-def test_a_learner_signed_in_to_moodle_only_is_tracked(moodle_host, browser):
-    moodle, logins, moodle_url, appdb, _ = moodle_host
-    student = next(login for login in logins if login.role == "student")
-    course = a_course_of(moodle_url, student.username)
-    learner = user_id_of(moodle_url, student.username)
-    context = browser.new_context()
-    page = context.new_page()
+def test_a_learner_signed_in_to_moodle_only_is_tracked(
+    moodle_host, enrolled_student, clocked_page, tracking_calls
+):
+    moodle, appdb, _ = moodle_host
+    student, page, seen = enrolled_student, clocked_page, tracking_calls
     page.goto(f"{moodle.base_url}/login/index.php")
     page.fill("#username", student.username)
     page.fill("#password", student.password)
     page.click("#loginbtn")
-    cookies = {c["name"]: c for c in context.cookies()}
+    cookies = {c["name"]: c for c in page.context.cookies()}
     assert "MoodleSession" in cookies and cookies["MoodleSession"]["path"] == "/"
     assert "session" not in cookies, "never signed in to ManiReports"
 
-    seen = watch(page)
-    page.clock.install()
-    page.goto(f"{moodle.base_url}/course/view.php?id={course}")
+    page.goto(f"{moodle.base_url}/course/view.php?id={student.course_id}")
     page.clock.run_for(1000)
     until(page, lambda: seen["beat"] == [204], "the first beat")
     assert seen["token"] == [200], "the token came from the Moodle session"
@@ -121,34 +93,31 @@ def test_a_learner_signed_in_to_moodle_only_is_tracked(moodle_host, browser):
     until(page, lambda: seen["beat"] == [204, 204], "the second beat")
 
     def tracked() -> int:
-        return daily_seconds(appdb).get((learner, course), 0)
+        return daily_seconds(appdb).get((student.user_id, student.course_id), 0)
 
     assert wait_for(tracked, timeout_s=30, message="the learner's daily time") >= 2
-    assert set(daily_seconds(appdb)) == {(learner, course)}, "nobody else was tracked"
-    context.close()
+    assert set(daily_seconds(appdb)) == {(student.user_id, student.course_id)}, (
+        "nobody else was tracked"
+    )
 
 
-def test_visitors_and_forged_cookies_send_nothing(moodle_host, browser):
-    moodle, logins, moodle_url, appdb, _ = moodle_host
-    student = next(login for login in logins if login.role == "student")
-    course = a_course_of(moodle_url, student.username)
+@pytest.mark.parametrize("cookie", ["none", "forged"])
+def test_visitors_and_forged_cookies_send_nothing(
+    moodle_host, enrolled_student, clocked_page, tracking_calls, cookie
+):
+    moodle, appdb, _ = moodle_host
+    page, seen = clocked_page, tracking_calls
     before = daily_seconds(appdb)
-    host = moodle.base_url.split("//", 1)[1].split(":")[0]
-    for cookie in (None, new_sid()):
-        context = browser.new_context()
-        if cookie:
-            context.add_cookies([{"name": "MoodleSession", "value": cookie, "domain": host,
-                                  "path": "/"}])  # fmt: skip
-        page = context.new_page()
-        seen = watch(page)
-        page.clock.install()
-        page.goto(f"{moodle.base_url}/course/view.php?id={course}")
-        page.clock.run_for(1000)
-        until(page, lambda seen=seen: seen["token"] == [401], "the refusal")
-        page.clock.run_for(120_000)
-        page.wait_for_timeout(300)
-        assert seen["beat"] == [] and seen["token"] == [401], "the snippet stopped"
-        context.close()
+    if cookie == "forged":
+        host = moodle.base_url.split("//", 1)[1].split(":")[0]
+        page.context.add_cookies([{"name": "MoodleSession", "value": new_sid(), "domain": host,
+                                   "path": "/"}])  # fmt: skip
+    page.goto(f"{moodle.base_url}/course/view.php?id={enrolled_student.course_id}")
+    page.clock.run_for(1000)
+    until(page, lambda: seen["token"] == [401], "the refusal")
+    page.clock.run_for(120_000)
+    page.wait_for_timeout(300)
+    assert seen["beat"] == [] and seen["token"] == [401], "the snippet stopped"
     assert daily_seconds(appdb) == before
 
 
@@ -170,12 +139,15 @@ def nginx_config(example: str, port: int, app_port: int, moodle_port: int, root:
             f"events {{}}\nhttp {{ access_log off; {temp}\n{server}\n}}\n")  # fmt: skip
 
 
-def test_the_nginx_example_serves_manireports_under_moodles_host(moodle_host, tmp_path):
+def test_the_nginx_example_serves_manireports_under_moodles_host(
+    moodle_host, enrolled_student, tmp_path
+):
     """The deploy example itself, in a real nginx: the app's links keep /manireports, the
     cookie of the Moodle host reaches the token exchange, a forged one gets nothing."""
     if not NGINX:
         pytest.skip("nginx is not installed")
-    moodle, logins, moodle_url, _, _ = moodle_host
+    moodle, _, _ = moodle_host
+    student = enrolled_student
     app_port = int(moodle.upstream.port)
     moodle_port = int(moodle.base_url.rsplit(":", 1)[1])
     port = free_port()
@@ -187,15 +159,13 @@ def test_the_nginx_example_serves_manireports_under_moodles_host(moodle_host, tm
     try:
         base = f"http://127.0.0.1:{port}"
         wait_for(lambda: _answers(f"{base}/login/index.php"), message="nginx up")
-        student = next(login for login in logins if login.role == "student")
         session = requests.Session()
         session.post(f"{base}/login/index.php", allow_redirects=False,
                      data={"username": student.username, "password": student.password})  # fmt: skip
         assert session.cookies.get("MoodleSession")
         token = session.post(f"{base}/manireports/tracking/moodle-token")
         assert token.status_code == 200, token.text
-        learner = user_id_of(moodle_url, student.username)
-        assert token.json()["token"].split(".")[1] == str(learner)
+        assert token.json()["token"].split(".")[1] == str(student.user_id)
         bare = requests.get(f"{base}/manireports", allow_redirects=False)
         assert bare.status_code == 301 and bare.headers["Location"].endswith("/manireports/")
         login_page = requests.get(f"{base}/manireports/login")
