@@ -27,6 +27,7 @@ from common.reports import Report, RunContext, get_report, registered_reports
 from common.reports.base import json_row
 from common.reports.export import FORMATS, ExportDocument
 from common.reports.filters import describe_filters
+from common.reports.runs import RunRecord, recorded_run
 from common.settings import SettingsError, load_settings
 from common.tenancy import TenantScope
 
@@ -130,10 +131,12 @@ def run_report(args: argparse.Namespace) -> int:
             raise SettingsError("MOODLE_DATABASE_URL: --company needs an IOMAD site")
         scope = TenantScope(company_ids=None if args.company is None else (args.company,))
         ctx = RunContext(source=source, scope=scope, now=int(time.time()), appdb=appdb)
-        with ExitStack() as stack:
-            out = _open_output(args, stack)
-            for chunk in _render(args.format, report, ctx, params, page):
-                out.write(chunk)
+        with recorded_run(appdb, viewer_id=None, company_id=args.company, report=report,
+                          params=params, origin="cli", required=False) as run:  # fmt: skip
+            with ExitStack() as stack:
+                out = _open_output(args, stack)
+                for chunk in _render(args.format, report, ctx, params, page, run):
+                    out.write(chunk)
     except OperationalError as exc:
         reason = str(exc.orig).splitlines()[0]
         raise SettingsError(
@@ -154,9 +157,9 @@ def _open_output(args: argparse.Namespace, stack: ExitStack) -> IO[bytes]:
 
 
 def _render(
-    fmt: str, report: Report, ctx: RunContext, params: dict[str, Any], page: Any
+    fmt: str, report: Report, ctx: RunContext, params: dict[str, Any], page: Any, run: RunRecord
 ) -> Iterator[bytes]:
-    rows = report.stream(ctx, params, page)
+    rows = _counted(report.stream(ctx, params, page), run)
     if fmt == "json":
         return _json_chunks(report, params, rows)
     chart = report.run(ctx, params).chart if fmt == "pdf" else None
@@ -166,6 +169,14 @@ def _render(
         generated_at=datetime.fromtimestamp(ctx.now, ctx.zone),
     )  # fmt: skip
     return FORMATS[fmt].write(doc, rows)
+
+
+def _counted(rows: Iterable[dict[str, Any]], run: RunRecord) -> Iterator[dict[str, Any]]:
+    """The rows, counted into the run's record as they are written."""
+    run.row_count = 0
+    for row in rows:
+        run.row_count += 1
+        yield row
 
 
 def _json_chunks(

@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Select, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from common.access.viewer import Viewer
 from common.analytics.tables import TableSpec
@@ -138,10 +139,19 @@ def recorded_run(
     report: NamedReport,
     params: Mapping[str, Any],
     origin: str,
+    required: bool = True,
 ) -> Iterator[RunRecord]:
-    """Record the block as one run of `report`: `running`, then its outcome."""
-    run = start_run(appdb, viewer_id=viewer_id, company_id=company_id, report=report,
-                    params=params, origin=origin)  # fmt: skip
+    """Record the block as one run of `report`: `running`, then its outcome. With
+    `required` off (the CLI), an app DB that cannot take the row leaves the run unrecorded
+    (logged) instead of failing it."""
+    try:
+        run = start_run(appdb, viewer_id=viewer_id, company_id=company_id, report=report,
+                        params=params, origin=origin)  # fmt: skip
+    except SQLAlchemyError as exc:
+        if required:
+            raise
+        log.warning("report run not recorded: the app DB refused it (%s)", exc.__class__.__name__)
+        run = RunRecord(0, status="unrecorded")
     try:
         yield run
     except BaseException as exc:
@@ -217,17 +227,3 @@ def runs_query(filters: RunFilters) -> Select:  # type: ignore[type-arg]
     if filters.until is not None:
         query = query.where(r.started_at < filters.until)
     return query
-
-
-def run_reports(appdb: AppDB) -> list[tuple[str, str]]:
-    """(name, title) of every report with a recorded run, by title (the report filter)."""
-    query = (
-        select(ReportRun.report, ReportRun.report_title)
-        .distinct()
-        .order_by(ReportRun.report_title, ReportRun.report)
-    )
-    with appdb.transaction() as db:
-        seen: dict[str, str] = {}
-        for name, title in db.execute(query):
-            seen.setdefault(str(name), str(title))
-    return sorted(seen.items(), key=lambda item: (item[1].lower(), item[0]))

@@ -15,6 +15,7 @@ from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, w
 from web.reports.filter_bar import company_options, controls_for, view_meta
 from web.reports.routes import page as reports_page
 from web.reports.running import run_context, runnable
+from web.runs.execution import run_slot
 
 bp = Blueprint("dashboards", __name__, url_prefix="/dashboards", template_folder="templates")
 
@@ -88,5 +89,6 @@ def data(role: str):  # type: ignore[no-untyped-def]
     dashboard = dashboard_for_viewer(role)
     viewer = current_viewer()
     ctx = run_context(request_scope(), viewer)
-    found = dashboard_data(dashboard, ctx, request.args, enabled=lambda r: runnable(r, viewer))
+    with run_slot():  # the dashboard's reports run under the report concurrency limit
+        found = dashboard_data(dashboard, ctx, request.args, enabled=lambda r: runnable(r, viewer))
     return jsonify(found)

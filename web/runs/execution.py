@@ -64,7 +64,7 @@ def _appdb():  # type: ignore[no-untyped-def]
 @contextmanager
 def limited_run(wanted: ReportRequest, *, viewer_id: int, origin: str) -> Iterator[RunRecord]:
     """One report execution under the limit, recorded: set `run.row_count` inside."""
-    with _slot() as _hold, recorded_run(
+    with run_slot(), recorded_run(
         _appdb(), viewer_id=viewer_id, company_id=wanted.ctx.scope.company_id,
         report=wanted.report, params=wanted.params, origin=origin,
     ) as run:  # fmt: skip
@@ -72,7 +72,8 @@ def limited_run(wanted: ReportRequest, *, viewer_id: int, origin: str) -> Iterat
 
 
 @contextmanager
-def _slot() -> Iterator[Hold]:
+def run_slot() -> Iterator[Hold]:
+    """One of the limit's slots for the block (429 when none comes free in time)."""
     hold = take_slot()
     try:
         yield hold

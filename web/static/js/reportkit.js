@@ -88,6 +88,12 @@ export function createView(root, render) {
   const error = root.querySelector("#view-error");
   let pending = null;
   let typing = null;
+  // Every report slot busy (429): the place in the queue is shown and kept (the ticket goes
+  // back with the next try), and the view asks again by itself after Retry-After.
+  let retry = null;
+  let ticket = null;
+  let waiting = false;
+  const loadingText = loading ? loading.textContent : "";
   // The chart, KPIs and chips of the filters last loaded: paging and sorting the same filters
   // asks for the rows alone (`parts=rows`), which for a large report saves whole passes.
   let summary = null;
@@ -194,6 +200,8 @@ export function createView(root, render) {
 
   function load() {
     if (pending) pending.abort();
+    window.clearTimeout(retry);
+    waiting = false;
     const controller = new AbortController();
     pending = controller;
     const query = view.params().toString();
@@ -203,12 +211,18 @@ export function createView(root, render) {
     delete root.dataset.loaded;
     root.setAttribute("aria-busy", "true");
     if (loading) loading.setAttribute("aria-hidden", "false");
+    const headers = { Accept: "application/json" };
+    if (ticket) headers["X-Run-Ticket"] = ticket;
     fetch(urlOf(root.dataset.dataUrl, asked), {
-      headers: { Accept: "application/json" },
+      headers,
       credentials: "same-origin",
       signal: controller.signal,
     })
       .then((response) => response.json().catch(() => ({})).then((body) => {
+        if (response.status === 429 && typeof body.position === "number") {
+          const wait = Number(response.headers.get("Retry-After")) || body.retry_after || 1;
+          throw Object.assign(new Error(body.error || "busy"), { busy: body, wait });
+        }
         if (!response.ok) {
           const reason = body.error || "HTTP " + response.status;
           throw new Error(body.field ? body.field + ": " + reason : reason);
@@ -216,6 +230,8 @@ export function createView(root, render) {
         return body;
       }))
       .then((data) => {
+        ticket = null;
+        if (loading) loading.textContent = loadingText;
         if (reuse) Object.assign(data, { chart: summary.chart, kpis: summary.kpis, filters: summary.filters });
         else summary = { key: filters, chart: data.chart, kpis: data.kpis, filters: data.filters };
         if (error) error.hidden = true;
@@ -225,6 +241,19 @@ export function createView(root, render) {
       })
       .catch((err) => {
         if (err.name === "AbortError") return;
+        if (err.busy) {
+          waiting = true;
+          ticket = err.busy.ticket || ticket;
+          if (loading) {
+            const ahead = err.busy.position;
+            loading.textContent = "Waiting for a free slot — " + (ahead === 0 ? "you are next"
+              : ahead + " ahead of you") + "…";
+          }
+          if (error) error.hidden = true;
+          retry = window.setTimeout(load, Math.min(Math.max(err.wait, 1), 10) * 1000);
+          return;
+        }
+        if (loading) loading.textContent = loadingText;
         if (error) {
           error.textContent = "Could not load the figures: " + err.message;
           error.hidden = false;
@@ -233,6 +262,7 @@ export function createView(root, render) {
       .finally(() => {
         if (pending !== controller) return;
         pending = null;
+        if (waiting) return; // still in the queue: busy until the retry answers
         root.removeAttribute("aria-busy");
         if (loading) loading.setAttribute("aria-hidden", "true");
       });
