@@ -102,7 +102,7 @@ def _validate(sql: str, prefix: str) -> CheckedQuery:
     except RecursionError:
         raise QueryRejected("the query is nested too deeply to check") from None
     if len(statements) != 1 or statements[0] is None:
-        raise QueryRejected("give exactly one SELECT statement")
+        raise QueryRejected("give exactly one SELECT statement", 1, 1)
     tree = statements[0]
     walk = _Walk(scanned, prefix)
     try:
@@ -156,7 +156,7 @@ def _scan(sql: str) -> _Scanned:
         raise QueryRejected(f"the query is longer than {MAX_SQL_BYTES // 1000} kB")
     scanned = _Scanned(text=sql, source=sql, braced=set(), params=[])
     if not sql.strip():
-        raise QueryRejected("the query is empty")
+        raise QueryRejected("the query is empty", 1, 1)
     nul = sql.find("\x00")
     if nul >= 0:
         raise QueryRejected("a NUL character is not allowed", *_at(scanned, nul), name="NUL")
@@ -169,6 +169,7 @@ def _scan(sql: str) -> _Scanned:
         )
     pieces: list[str] = []
     statement_ended_at: int | None = None
+    first_word = True
     for match in _PIECES.finditer(sql):
         kind, piece, start = match.lastgroup, match.group(), match.start()
         if statement_ended_at is not None and kind not in ("block", "line") and piece.strip():
@@ -204,7 +205,9 @@ def _scan(sql: str) -> _Scanned:
             statement_ended_at = start
         elif kind == "open":
             what = "comment" if piece == "/*" else "quoted text"
-            raise QueryRejected(f"this {what} is never closed", *_at(scanned, start), name=piece)
+            raise QueryRejected(
+                f"this {what} (`{piece}`) is never closed", *_at(scanned, start), name=piece
+            )
         elif kind == "code":
             odd = _NON_ASCII_CODE.search(piece)
             if odd:
@@ -214,10 +217,30 @@ def _scan(sql: str) -> _Scanned:
                     *_at(scanned, start + odd.start()),
                     name=char,
                 )
+            if first_word and piece.strip():
+                first_word = False
+                _check_first_word(scanned, piece, start)
         pieces.append(piece)
     if scanned.braced:
         scanned.text = "".join(pieces)
     return scanned
+
+
+_FIRST_WORD = re.compile(r"\s*([A-Za-z_]+)")
+
+
+def _check_first_word(scanned: _Scanned, piece: str, start: int) -> None:
+    """A statement that is not a query is named at once, even one sqlglot cannot parse."""
+    match = _FIRST_WORD.match(piece)
+    if piece.lstrip().startswith("(") or match is None:
+        return
+    word = match.group(1).upper()
+    if word not in ("SELECT", "WITH"):
+        raise QueryRejected(
+            f"only a SELECT may be run; this is a {word} statement",
+            *_at(scanned, start + match.start(1)),
+            name=word,
+        )
 
 
 def _at(scanned: _Scanned, offset: int) -> tuple[int, int]:
@@ -313,15 +336,9 @@ _SYNTAX_FUNCTIONS: frozenset[type[exp.Expr]] = frozenset(
     {exp.Exists, exp.Case, exp.If, exp.Cast, exp.Extract, exp.Count, exp.JSONExtract}
 )
 
-# Var (a bare keyword) only where it is one: interval units, EXTRACT parts, collations.
-_VAR_PARENTS = (
-    exp.Interval,
-    exp.Extract,
-    exp.Collate,
-    exp.DataType,
-    exp.TimestampDiff,
-    exp.DateAdd,
-)
+# Var (a bare keyword) only where it is one: a function's unit (TIMESTAMPDIFF(DAY, …)), an
+# interval unit, a collation or character set name.
+_VAR_PARENTS = (exp.Interval, exp.Collate, exp.DataType, exp.CharacterSet)
 
 _SELECT_ARGS = frozenset(
     {"with_", "with", "hint", "distinct", "expressions", "from_", "from", "joins", "where"}
@@ -400,14 +417,14 @@ class _Walk:
             self.hints.append(node)
             return ctes
         elif kind is exp.Var:
-            if not isinstance(node.parent, _VAR_PARENTS):
+            if not isinstance(node.parent, (exp.Func, *_VAR_PARENTS)):
                 self.reject(f"`{node.name}` is not allowed here", node, node.name)
         elif kind is exp.Anonymous:
             name = node.name.upper()
             if name not in ALLOWED_FUNCTIONS:
                 self.reject(f"function `{name}` is not one a report may call", node, name)
         elif isinstance(node, exp.Func) and kind not in self.functions:
-            name = node.sql_name()
+            name = self.written_name(node) or node.sql_name()
             self.reject(f"function `{name}` is not one a report may call", node, name)
         elif kind in (exp.Parameter, exp.SessionParameter):
             name = node.sql(dialect=_MYSQL)
@@ -416,6 +433,10 @@ class _Walk:
             self.reject_node(node)
         if kind is exp.Select:
             self.check_select(node, ctes)
+        elif kind is exp.Join:
+            for used in node.args.get("using") or []:
+                if used.name.lower() in _CREDENTIAL_NAMES:
+                    self.sensitive_columns.append(used)
         with_ = node.args.get("with_") or node.args.get("with")
         if with_ is not None:
             ctes = self.push_ctes(with_, ctes, stack)
@@ -423,6 +444,13 @@ class _Walk:
             if child is not with_:
                 stack.append((child, ctes))
         return ctes
+
+    def written_name(self, node: exp.Expr) -> str | None:
+        """The name as the author wrote it (sqlglot reads DATABASE() as CURRENT_SCHEMA)."""
+        meta = node._meta
+        if meta and "start" in meta and "end" in meta:
+            return self.scanned.text[meta["start"] : meta["end"] + 1].upper()
+        return None
 
     def reject_node(self, node: exp.Expr) -> None:
         text = node.sql(dialect=_MYSQL)
@@ -450,6 +478,8 @@ class _Walk:
                 continue
             label = _SELECT_ARG_NAMES.get(key, key)
             self.reject(f"{label} is not allowed in a report", select, key)
+        if not select.expressions:
+            self.reject("a SELECT needs at least one column", select, "SELECT")
         if isinstance(select.parent, exp.Exists):
             return
         for projection in select.expressions:
@@ -474,6 +504,8 @@ class _Walk:
         ]
         for source in sources:
             if not isinstance(source, exp.Table) or source.name.lower() in ctes:
+                continue
+            if source.args.get("db") or source.args.get("catalog"):
                 continue
             if qualifier is not None and qualifier not in (
                 source.alias_or_name.lower(),
@@ -543,6 +575,9 @@ class _Walk:
         table.set("this", exp.to_identifier(self.prefix + name))
 
     def check_column(self, column: exp.Expr) -> None:
+        if column.name.startswith("$"):
+            problem = f"`{column.name}` placeholders are not supported: name them, e.g. `:courseid`"
+            self.reject(problem, column, column.name)
         if column.args.get("db") or column.args.get("catalog"):
             full = ".".join(part.name for part in _parts(column))
             self.reject(f"column `{full}` names another database or table path", column, full)
