@@ -19,6 +19,9 @@ from typing import IO, Any
 from sqlalchemy.exc import OperationalError
 
 from common.appdb import AppDB
+from common.customreports.catalog import all_reports, find_report
+from common.customreports.stored_report import StoredReport, report_id_of
+from common.customsql.execute import QueryTimeout
 from common.db import require_database
 from common.errors import FieldError
 from common.ids import parse_id
@@ -29,7 +32,7 @@ from common.reports.export import FORMATS, ExportDocument
 from common.reports.filters import describe_filters
 from common.reports.runs import RunRecord, recorded_run
 from common.settings import SettingsError, load_settings
-from common.tenancy import TenantScope
+from common.tenancy import TenantScope, TenantViolation
 
 OUTPUT_FORMATS = ("csv", "json", "xlsx", "pdf")
 
@@ -60,13 +63,41 @@ def company_id(raw: str) -> int:
         raise argparse.ArgumentTypeError(exc.reason) from None
 
 
+def _every_report() -> list[Report]:
+    """The registered reports, then the stored custom ones (`custom_<id>`) when the app DB
+    has them (a fresh instance without one lists the registered reports only)."""
+    try:
+        appdb = AppDB(load_settings().database_url)
+    except SettingsError:
+        return registered_reports()
+    try:
+        return all_reports(appdb)
+    except OperationalError:
+        return registered_reports()
+    finally:
+        appdb.dispose()
+
+
+def _find_report(name: str) -> Report | None:
+    if report_id_of(name) is None:
+        return get_report(name)
+    appdb = AppDB(load_settings().database_url)
+    try:
+        return find_report(name, appdb)
+    except OperationalError:
+        return None
+    finally:
+        appdb.dispose()
+
+
 def list_reports(args: argparse.Namespace) -> int:
     from common.reports.describe import report_description
 
+    every = _every_report()
     if args.json:
-        print(json.dumps([report_description(r) for r in registered_reports()], indent=2))
+        print(json.dumps([report_description(r) for r in every], indent=2))
         return 0
-    for report in registered_reports():
+    for report in every:
         params = " ".join(
             f"{p.name}={'|'.join(map(str, p.choices)) if p.choices else p.kind}"
             for p in report.params
@@ -111,9 +142,9 @@ def _flag(field: str, args: argparse.Namespace) -> str:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    report = get_report(args.name)
+    report = _find_report(args.name)
     if report is None:
-        names = ", ".join(r.type_name for r in registered_reports())
+        names = ", ".join(r.type_name for r in _every_report())
         return _fail(f"no report named {args.name!r} (available: {names})")
     try:
         raw = _raw_params(args, report)
@@ -133,10 +164,20 @@ def run_report(args: argparse.Namespace) -> int:
         ctx = RunContext(source=source, scope=scope, now=int(time.time()), appdb=appdb)
         with recorded_run(appdb, viewer_id=None, company_id=args.company, report=report,
                           params=params, origin="cli", required=False) as run:  # fmt: skip
+            if isinstance(report, StoredReport):
+                params = report.bind_company(params, scope)
+                report.run(ctx, params)  # its parameters and the query checked before any output
             with ExitStack() as stack:
                 out = _open_output(args, stack)
                 for chunk in _render(args.format, report, ctx, params, page, run):
                     out.write(chunk)
+    except QueryTimeout as exc:
+        print(f"manireports: {exc.reason}", file=sys.stderr)
+        return 1
+    except FieldError as exc:  # found by the run itself (a custom report's query)
+        return _fail(f"{exc.field}: {exc.reason}")
+    except TenantViolation as exc:
+        return _fail(str(exc))
     except OperationalError as exc:
         reason = str(exc.orig).splitlines()[0]
         raise SettingsError(

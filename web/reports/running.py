@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from common.access.viewer import Viewer
-from common.reports import PageRequest, Report, RunContext, get_report, registered_reports
+from common.customreports.catalog import all_reports, find_report
+from common.customreports.stored_report import StoredReport
+from common.reports import PageRequest, Report, RunContext
 from common.reports.filters import describe_filters
 from common.tenancy import NotFound, TenantScope, TenantViolation
 from web.auth.guards import current_viewer, request_scope, web_context
@@ -19,17 +21,19 @@ def runnable(report: Report, viewer: Viewer) -> bool:
 
 
 def reports_for(viewer: Viewer) -> list[Report]:
-    return [r for r in registered_reports() if runnable(r, viewer)]
+    return [r for r in all_reports(web_context().appdb) if runnable(r, viewer)]
 
 
 def report_for(name: str, viewer: Viewer) -> Report:
     """The report `name` if this viewer may run it: NotFound (404) for no such report on this
     site, TenantViolation (403, audited) for one their capabilities do not reach."""
-    report = get_report(name)
+    report = find_report(name, web_context().appdb)
     if report is None or not report.enabled(web_context().moodle.features()):
         raise NotFound(f"No report named {name[:64]!r}.")
     if not viewer.can_any(report.capabilities):
-        raise TenantViolation(None, f"You may not run the {report.title} report.")
+        # A stored report's title is its author's: not told to whoever may not run it.
+        what = "this report" if isinstance(report, StoredReport) else f"the {report.title} report"
+        raise TenantViolation(None, f"You may not run {what}.")
     return report
 
 
@@ -54,6 +58,8 @@ def parse_request(
     tenant scope, the parameters and the page — so a streamed export never fails halfway."""
     report = report_for(name, viewer)
     params = report.parse_params(args)
+    if isinstance(report, StoredReport):  # its company is the scope's: another one is a 403
+        params = report.bind_company(params, scope)
     page = report.page_request(args)
     return ReportRequest(report, run_context(scope, viewer), params, page)
 
