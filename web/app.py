@@ -53,6 +53,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.audit.routes import bp as audit_bp
     from web.auth.routes import bp as auth_bp
     from web.callbacks.routes import bp as callbacks_bp
+    from web.customreports.routes import bp as customreports_bp
     from web.dashboardbuilder.routes import bp as dashboardbuilder_bp
     from web.dashboards.routes import bp as dashboards_bp
     from web.email_offload.routes import bp as email_offload_bp
@@ -61,6 +62,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.home.routes import bp as home_bp
     from web.jobs.routes import bp as jobs_bp
     from web.people.routes import bp as people_bp
+    from web.reportbuilder.routes import bp as reportbuilder_bp
     from web.reports.routes import bp as reports_bp
     from web.runs.routes import bp as runs_bp
     from web.tracking.routes import bp as tracking_bp
@@ -72,7 +74,9 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboards_bp)
     app.register_blueprint(dashboardbuilder_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(reportbuilder_bp)
     app.register_blueprint(runs_bp)
+    app.register_blueprint(customreports_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(tracking_bp)
     app.register_blueprint(account_bp)
