@@ -158,3 +158,40 @@ def test_max_rows_cuts_and_says_so_on_stderr(tmp_path, site):
     document = json.loads(result.stdout)
     assert (len(document["rows"]), document["truncated"]) == (2, True)
     assert result.stderr == "manireports: only the first 2 rows (--max-rows)\n"
+
+
+@pytest.fixture(scope="module", params=BOTH_DATABASES)
+def demo_url(request, tmp_path_factory):
+    """A small seeded demo site (`manireports demo seed`), on SQLite and on MariaDB."""
+    tmp = tmp_path_factory.mktemp("demo")
+    for url in _empty_database(request.param, tmp, "demo"):
+        env = {"PATH": "/usr/bin:/bin", "MANIREPORTS_INSTANCE": str(tmp), "SECRET_KEY": TEST_SECRET}
+        seeded = subprocess.run([sys.executable, "-m", "cli.main", "demo", "seed", "--url", url,
+                                 "--users", "60", "--courses", "4", "--companies", "2",
+                                 "--days", "3"], env=env, cwd=REPO, capture_output=True,
+                                text=True, timeout=600)  # fmt: skip
+        assert seeded.returncode == 0, seeded.stderr
+        yield url
+
+
+def test_on_a_seeded_demo_site_a_big_join_is_stopped_and_a_report_runs(tmp_path, demo_url):
+    three_way = """
+        SELECT COUNT(*) AS n FROM mdl_logstore_standard_log a
+        CROSS JOIN mdl_logstore_standard_log b CROSS JOIN mdl_logstore_standard_log c
+    """
+    slow = manireports(tmp_path, demo_url, "run", "--timeout", "1", stdin=three_way)
+    assert (slow.returncode, slow.stdout) == (1, "")
+    assert "time limit of 1 s and was stopped" in slow.stderr
+    per_course = """
+        SELECT c.fullname, COUNT(l.id) AS events
+        FROM {course} c JOIN {logstore_standard_log} l ON l.courseid = c.id
+        WHERE l.timecreated >= :since AND l.userid <> :skip
+        GROUP BY c.fullname ORDER BY events DESC, c.fullname
+    """
+    report = manireports(tmp_path, demo_url, "run", "--format", "json", "--param", "since=0",
+                         "--param-type", "since=int", "--param", "skip=0",
+                         "--param-type", "skip=int", stdin=per_course)  # fmt: skip
+    assert report.returncode == 0, report.stderr
+    rows = json.loads(report.stdout)["rows"]
+    assert rows and all(isinstance(events, int) and events > 0 for _, events in rows)
+    assert [events for _, events in rows] == sorted((e for _, e in rows), reverse=True)

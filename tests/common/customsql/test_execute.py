@@ -259,3 +259,8 @@ def test_a_query_the_database_refuses_is_one_clear_error(source):
     assert caught.value.reason.startswith("the database could not run the query: ")
     assert "no_such_column" in caught.value.reason and "\n" not in caught.value.reason
     assert run(source, "SELECT id FROM mdl_course WHERE id = 1").rows == [(1,)]
+
+
+def test_colons_in_quoted_text_stay_text_and_a_parameter_may_repeat(source):
+    sql = "SELECT 'a :b' AS x, ':c' AS y, :v AS v FROM mdl_course WHERE id = :v OR id = :v"
+    assert run(source, sql, {"v": 1}).rows == [("a :b", ":c", 1)]
