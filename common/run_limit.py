@@ -22,6 +22,7 @@ import asyncio
 import json
 import logging
 import os
+import random
 import re
 import socket
 import threading
@@ -45,8 +46,8 @@ DEFAULT_WAIT_S = 2.0
 SLOT_TTL_S = 30.0
 SLOT_RENEW_S = 10.0
 WAIT_TTL_S = 5.0
-WAIT_RENEW_S = 1.0
-SCAN_INTERVAL_S = 0.1
+WAIT_RENEW_S = 2.0
+SCAN_INTERVAL_S = 0.05
 BUCKET_PREFIX = "manireports_run"
 _TICKET = re.compile(r"([0-9]{1,19})\.([0-9a-f]{32})")
 
@@ -62,8 +63,9 @@ class RunLimitBusy(Exception):
 
 
 def retry_after(position: int, limit: int) -> int:
-    """Seconds before asking again: 1 near the front, at most 3 far back."""
-    return min(3, 1 + position // max(limit, 1))
+    """Seconds before asking again: 1, or 2 far back in a long queue. Short on purpose: a
+    slot that frees while its next-in-line sleeps stays idle (measured in bench/run_limit.py)."""
+    return 1 if position < 8 * max(limit, 1) else 2
 
 
 @dataclass
@@ -202,6 +204,7 @@ class KvRunLimiter:
         self._wake: asyncio.Event | None = None
         self._renewals: dict[str, asyncio.Task[None]] = {}
         self._revisions: dict[str, int] = {}
+        self._bus: Bus | None = None
 
     def describe(self) -> str:
         return f"{self.limit} at once across every web replica (NATS KV {self.slots_bucket})"
@@ -231,21 +234,38 @@ class KvRunLimiter:
 
     # ---- the bus loop's side -------------------------------------------------------------
 
+    @property
+    def freed_subject(self) -> str:
+        return f"mr.runlimit.{self.slots_bucket}.freed"
+
     async def _buckets(self, bus: Bus) -> tuple[KeyValue, KeyValue]:
         if self._kv is None:
             slots = await _bucket(bus, self.slots_bucket, self.slot_ttl_s)
             queue = await _bucket(bus, self.queue_bucket, self.wait_ttl_s)
-            self._kv = (slots, queue)
             self._wake = asyncio.Event()
+            wake = self._wake
+
+            async def freed(_msg: Any) -> None:
+                wake.set()
+
+            # A slot given back on any replica wakes every replica's waiters at once (the
+            # scan every SCAN_INTERVAL_S still finds slots freed by expiry).
+            await bus.nc.subscribe(self.freed_subject, cb=freed)
+            self._kv = (slots, queue)
         return self._kv
 
     async def _acquire(self, bus: Bus, wait_s: float, ticket: str | None) -> tuple[str, int]:
         slots, queue = await self._buckets(bus)
+        self._bus = bus
         waiter = await self._enqueue(bus, queue, ticket)
         self._waiters[waiter.key] = waiter
         self._wake_scanner(bus)
+        # Each waiter gives up somewhere in the second half of `wait_s`: waiters that came
+        # together (a burst) then park and come back at different times, so some always wait
+        # for the next free slot — all parked at once, slots would idle until they return.
+        patience = wait_s * random.uniform(0.5, 1.0)
         try:
-            return await asyncio.wait_for(asyncio.shield(waiter.future), wait_s)
+            return await asyncio.wait_for(asyncio.shield(waiter.future), patience)
         except TimeoutError:
             if waiter.future.done() and not waiter.future.cancelled():
                 return waiter.future.result()
@@ -323,26 +343,29 @@ class KvRunLimiter:
         queued = sorted(keys, key=lambda k: k[5:])
         waiting = [k for k in queued if k.startswith("wait.")]
         now = asyncio.get_running_loop().time()
+        work = []
         for waiter in sorted(self._waiters.values(), key=lambda w: w.key):
             waiter.position = queued.index(waiter.key)
             if waiter.future.done():
                 continue
             turn = waiting.index(waiter.key)
             if turn < len(free):
-                index = free[turn]
-                got = await self._take(slots, index)
-                if got is None:
-                    continue  # another replica was quicker: the next round sees it
-                if waiter.future.done():  # gave up meanwhile
-                    await self._release(f"slot.{index}", got)
-                    continue
-                free.remove(index)
-                waiter.future.set_result((f"slot.{index}", got))
-                self._waiters.pop(waiter.key, None)
-                await self._purge(bus, waiter.key)
+                work.append(self._grant(bus, slots, waiter, free[turn]))
             elif now - waiter.renewed >= WAIT_RENEW_S:
-                await queue.put(waiter.key, b"")
                 waiter.renewed = now
+                work.append(queue.put(waiter.key, b""))
+        await asyncio.gather(*work)
+
+    async def _grant(self, bus: Bus, slots: KeyValue, waiter: _Waiter, index: int) -> None:
+        got = await self._take(slots, index)
+        if got is None:
+            return  # another replica was quicker: the next round sees it
+        if waiter.future.done():  # gave up meanwhile
+            await self._release(f"slot.{index}", got)
+            return
+        waiter.future.set_result((f"slot.{index}", got))
+        self._waiters.pop(waiter.key, None)
+        await self._purge(bus, waiter.key)
 
     async def _take(self, slots: KeyValue, index: int) -> int | None:
         key = f"slot.{index}"
@@ -381,6 +404,9 @@ class KvRunLimiter:
             log.warning("run limit: %s had expired and was taken again", key)
         if self._wake is not None:
             self._wake.set()
+        bus = self._bus
+        if bus is not None:
+            await bus.nc.publish(self.freed_subject, b"")
 
 
 async def _bucket(bus: Bus, name: str, ttl_s: float) -> KeyValue:
