@@ -209,7 +209,8 @@ def main() -> None:
           f"({figures['limited_runs_per_s']} runs/s, {figures['limited_answered_429']} × 429) vs "
           f"{figures['baseline_wall_s']} s unlimited ({figures['baseline_runs_per_s']} runs/s): "
           f"ratio {figures['throughput_ratio']}")  # fmt: skip
-    print(f"slots busy {figures['slot_use']:.0%} of the burst (runs of {figures['mean_run_ms']} ms)")
+    use, mean_ms = figures["slot_use"], figures["mean_run_ms"]
+    print(f"slots busy {use:.0%} of the burst (runs of {mean_ms} ms)")
     print(f"idle request overhead of the limit: {overhead} ms")
     print(json.dumps(figures))
     missed = []
