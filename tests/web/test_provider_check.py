@@ -162,3 +162,22 @@ def test_ses_checked_with_a_send_quota_call(moto_ses):
     nowhere = MailSite(ses_endpoint_url=f"http://127.0.0.1:{free_port()}")
     problems = check_connection("ses", moto_ses.provider_config(), nowhere, timeout_s=2)
     assert list(fields(problems)) == ["region"]
+
+
+def test_refused_numbers_come_back_as_they_were_typed(app, site, client_as):
+    """ "abc" for the chunk size and "-5" for the quota: named errors, and the fields show what
+    was typed — not "None" and not "-5.0"."""
+    client = client_as("admin")
+    company = site.companies["A"]
+    data = form(client, company, smtp__host="127.0.0.1", smtp__port="25x", chunk_size="abc",
+                rate_per_s="-5")  # fmt: skip
+    response = client.post(f"{URL}?company={company}", data=data)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422
+    for field in ("chunk_size", "rate_per_s", "smtp__port"):
+        assert f'id="{field}-error"' in body, field
+    assert 'name="chunk_size"' in body and 'value="abc"' in body
+    assert 'value="-5"' in body and 'value="-5.0"' not in body
+    assert 'value="25x"' in body
+    assert 'value="None"' not in body
+    assert stored(app) is None

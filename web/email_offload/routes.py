@@ -139,6 +139,7 @@ def save():  # type: ignore[no-untyped-def]
         shown = {**values, "provider_config": {k: v for k, v in values["provider_config"].items()
                                                if k not in masked}}  # fmt: skip
         shown["test_to"] = test_to
+        _typed_numbers(request.form, shown, masked)
         return _render(company_id, shown, masked, errors, 422)
     checked = check is not None and config.enabled
     flash("Email offload settings saved" + (" and the connection works." if checked else "."),
@@ -154,6 +155,18 @@ def save():  # type: ignore[no-untyped-def]
               f"Test message saved as job {test.job_id}; the mailers cannot be reached now.",
               "info" if test.dispatched else "error")  # fmt: skip
     return redirect(url_for("email_offload.index", company=company_id))
+
+
+def _typed_numbers(form, shown: dict[str, Any], masked: dict[str, str]) -> None:  # type: ignore[no-untyped-def]
+    """Show the number fields as they were typed (a refused "abc" or "-5" comes back as it
+    was, not as None or -5.0) on the form re-rendered with its errors."""
+    for name in ("chunk_size", "rate_per_s"):
+        shown[name] = form.get(name, "").strip()[:40]
+    provider = shown["provider"]
+    for spec in provider_fields().get(provider, []):
+        if spec.kind in (int, float) and spec.name not in masked:
+            typed = form.get(f"{provider}__{spec.name}", "")
+            shown["provider_config"][spec.name] = typed.strip()[:40]
 
 
 def _parse_form(form) -> tuple[dict[str, Any], list[FieldError]]:  # type: ignore[no-untyped-def]
