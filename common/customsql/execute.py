@@ -100,21 +100,25 @@ def run_checked(
     max_rows: int = 10_000,
     window: Window | None = None,
 ) -> QueryResult:
-    """The rows of ``checked`` with ``values`` bound, at most ``max_rows`` of them."""
+    """The rows of ``checked`` with ``values`` bound, at most ``max_rows`` of them. A window
+    with neither sort nor offset (a preview) is only a smaller cap: the query is not wrapped."""
     _check_limits(timeout_s, max_rows)
     dialect = _dialect(source)
     sql = checked.sql_for(dialect)
     binds = _binds(checked, values)
     started = time.monotonic()
+    fetch = max_rows + 1  # one more than the cap tells that there were more
     if window is not None:
+        fetch = min(window.limit, fetch)
+    if window is not None and (window.sort is not None or window.offset):
         columns = result_columns(source, checked, values, timeout_s=timeout_s)
         sql = _windowed(source, sql, columns, window)
-        binds |= {_WINDOW_LIMIT: min(window.limit, max_rows + 1), _WINDOW_OFFSET: window.offset}
+        binds |= {_WINDOW_LIMIT: fetch, _WINDOW_OFFSET: window.offset}
         timeout_s = max(0.001, timeout_s - (time.monotonic() - started))
-    with _limited(source, checked, timeout_s, row_cap=max_rows + 1) as (conn, prefix):
+    with _limited(source, checked, timeout_s, row_cap=fetch) as (conn, prefix):
         result = conn.execute(_statement(prefix + sql, binds), binds)
         columns = list(result.keys())
-        rows = [tuple(row) for row in result.fetchmany(max_rows + 1)]
+        rows = [tuple(row) for row in result.fetchmany(fetch)]
         result.close()
     truncated = len(rows) > max_rows
     elapsed_ms = (time.monotonic() - started) * 1000

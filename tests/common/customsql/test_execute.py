@@ -207,9 +207,15 @@ def test_odd_column_names_sort_safely_quoted(source):
     assert [r[0] for r in rows] == sorted((r[0] for r in run(source, sql).rows), reverse=True)[:3]
 
 
-def test_a_window_needs_distinct_column_names(source):
-    with pytest.raises(QueryFailed, match="'id'"):
-        run(source, "SELECT u.id, c.id FROM mdl_user u, mdl_course c", window=Window("id"))
+def test_a_sorted_window_needs_distinct_column_names_and_a_preview_does_not(source):
+    both = "SELECT u.id, c.id FROM mdl_user u, mdl_course c"
+    for window in (Window("id"), Window(None, offset=2)):
+        with pytest.raises(QueryFailed, match="'id'"):
+            run(source, both, window=window)
+    preview = run(source, both, window=Window(None, limit=3))
+    assert (preview.columns, len(preview.rows), preview.truncated) == (["id", "id"], 3, False)
+    capped = run(source, both, window=Window(None, limit=50), max_rows=2)
+    assert (len(capped.rows), capped.truncated) == (2, True)
 
 
 def test_bad_limits_and_pages_are_refused(source):
