@@ -62,6 +62,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.home.routes import bp as home_bp
     from web.jobs.routes import bp as jobs_bp
     from web.people.routes import bp as people_bp
+    from web.reportbuilder.routes import bp as reportbuilder_bp
     from web.reports.routes import bp as reports_bp
     from web.runs.routes import bp as runs_bp
     from web.tracking.routes import bp as tracking_bp
@@ -73,6 +74,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(dashboards_bp)
     app.register_blueprint(dashboardbuilder_bp)
     app.register_blueprint(reports_bp)
+    app.register_blueprint(reportbuilder_bp)
     app.register_blueprint(runs_bp)
     app.register_blueprint(customreports_bp)
     app.register_blueprint(audit_bp)

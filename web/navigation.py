@@ -110,4 +110,5 @@ def usable_in_company(viewer: Viewer, endpoint: str, company_id: int | None) -> 
 # lists only what the viewer may open, so no report is named here.
 add_nav_item("Dashboards", "dashboards.index", section="dashboards", group="Dashboards")
 add_nav_item("Reports", "reports.index", section="reports")
+add_nav_item("Report builder", "reportbuilder.new", caps.CUSTOM_REPORTS, section="reportbuilder")
 add_nav_item("Audit log", "audit.index", caps.VIEW_AUDIT_LOG, group="Administration")
