@@ -8,13 +8,11 @@ import { drawChart, el, hasChart, renderKpis, renderTable } from "./reportkit.js
 const GS = window.GridStack && (window.GridStack.GridStack || window.GridStack);
 const COLUMNS = 12;
 const CELL_HEIGHT = 80;
-// Below this grid width the widgets stack in one column (a phone): positions are kept for
+// Below this window width the widgets stack in one column (a phone): positions are kept for
 // wider screens, and the builder does not move or resize there.
 const ONE_COLUMN_BELOW = 700;
-const GRID_OPTIONS = {
-  column: COLUMNS, cellHeight: CELL_HEIGHT, margin: 6,
-  columnOpts: { breakpoints: [{ w: ONE_COLUMN_BELOW, c: 1 }] },
-};
+const GRID_OPTIONS = { column: COLUMNS, cellHeight: CELL_HEIGHT, margin: 6 };
+const RESPONSIVE = { columnOpts: { breakpointForWindow: true, breakpoints: [{ w: ONE_COLUMN_BELOW, c: 1 }] } };
 const SIZES = { kpi: [3, 2], line: [6, 4], bar: [6, 4], pie: [4, 4], table: [6, 4] };
 const MIN = { kpi: [2, 2], line: [3, 3], bar: [3, 3], pie: [3, 3], table: [3, 3] };
 const UNAVAILABLE = "This widget's report is not available to you.";
@@ -145,6 +143,8 @@ function drawWidget(body, widget, data) {
   }
 }
 
+// The grid starts in 12 columns and turns responsive once the widgets are placed, so a
+// narrow screen stacks them in reading order and gridstack keeps their 12-column places.
 function makeGrid(element, extra) {
   GS.renderCB = () => {}; // the content is built here, never from a string
   return GS.init({ ...GRID_OPTIONS, ...extra }, element);
@@ -158,7 +158,7 @@ function contentOf(item) {
 
 function startView(root) {
   const meta = JSON.parse(root.dataset.meta);
-  const grid = makeGrid(root.querySelector(".grid-stack"), { staticGrid: true });
+  const grid = makeGrid(root.querySelector(".grid-stack"), { staticGrid: true, animate: false });
   const pending = [];
   for (const widget of meta.widgets) {
     const item = grid.addWidget({ id: widget.id, x: widget.x, y: widget.y, w: widget.w, h: widget.h });
@@ -168,6 +168,7 @@ function startView(root) {
     pending.push(fillWidget(body, widget, { reportsUrl: meta.reports_url, company: meta.company,
                                             available: widget.available }));
   }
+  grid.updateOptions(RESPONSIVE);
   root.querySelector("#empty").hidden = meta.widgets.length > 0;
   Promise.allSettled(pending).then(() => { root.dataset.loaded = "true"; });
 }
@@ -199,9 +200,10 @@ function startBuilder(root) {
 
   const wide = () => grid.getColumn() === COLUMNS;
   function followWidth() {
-    grid.enableMove(wide());
-    grid.enableResize(wide());
-    root.classList.toggle("one-column", !wide());
+    const roomy = window.innerWidth >= ONE_COLUMN_BELOW;
+    grid.enableMove(roomy);
+    grid.enableResize(roomy);
+    root.classList.toggle("one-column", !roomy);
   }
 
   function newId() {
@@ -224,18 +226,21 @@ function startBuilder(root) {
     item.dataset.type = widget.type;
     const entry = { widget, item, body: null, heading: null, data: null };
     widgets.set(widget.id, entry);
+    if (wide()) remember([item.gridstackNode]);
+    else if (!Number.isInteger(widget.y)) Object.assign(widget, { x: 0, y: bottom(widget) });
     const card = widgetCard(contentOf(item), widget, "");
     entry.body = card.body;
     entry.heading = card.heading;
     const buttons = el("span", "widget-buttons");
-    const edit = el("button", "link-button widget-edit", "Settings");
+    const edit = el("button", "link-button widget-edit", "Edit");
     edit.type = "button";
     edit.addEventListener("click", () => select(widget.id));
-    const remove = el("button", "link-button widget-remove", "Remove");
+    const remove = el("button", "link-button widget-remove", "✕");
     remove.type = "button";
     remove.addEventListener("click", () => removeWidget(widget.id));
     buttons.append(edit, remove);
     card.head.appendChild(buttons);
+    grid.refreshDragHandles(item); // the title bar, made after gridstack set the item up
     refresh(entry);
     empty.hidden = true;
     return entry;
@@ -246,7 +251,8 @@ function startBuilder(root) {
     const report = reports.get(widget.report);
     const title = widgetTitle(widget, report ? report.title : "");
     entry.heading.textContent = title;
-    entry.item.querySelector(".widget-edit").setAttribute("aria-label", "Settings of " + title);
+    entry.heading.title = title;
+    entry.item.querySelector(".widget-edit").setAttribute("aria-label", "Edit " + title);
     entry.item.querySelector(".widget-remove").setAttribute("aria-label", "Remove " + title);
     fillWidget(entry.body, widget, { reportsUrl: meta.reports_url, company: companyForWidgets(),
                                      available: Boolean(report), defaultRows: meta.limits.default_rows })
@@ -295,15 +301,29 @@ function startBuilder(root) {
     status.textContent = "Unsaved changes";
   }
 
-  // The layout in 12 columns, whatever the width on screen (gridstack keeps the wide one).
+  // Each widget keeps its 12-column place, taken from the grid only while it shows 12 columns
+  // (stacked on a phone, the places on screen are not the layout's).
+  function remember(nodes) {
+    if (!wide()) return;
+    for (const node of nodes || []) {
+      const entry = widgets.get(String(node.id));
+      if (entry) Object.assign(entry.widget, { x: node.x, y: node.y, w: node.w, h: node.h });
+    }
+  }
+
+  function bottom(except) {
+    let last = 0;
+    for (const { widget } of widgets.values()) {
+      if (widget !== except && Number.isInteger(widget.y)) last = Math.max(last, widget.y + widget.h);
+    }
+    return last;
+  }
+
   function serialize() {
-    const saved = grid.save(false);
-    const positions = new Map(saved.map((n) => [String(n.id), n]));
-    return Array.from(widgets.values()).map(({ widget }) => {
-      const n = positions.get(widget.id) || {};
-      return { id: widget.id, type: widget.type, report: widget.report, filters: widget.filters,
-               options: widget.options, x: n.x || 0, y: n.y || 0, w: n.w || 1, h: n.h || 1 };
-    });
+    return Array.from(widgets.values()).map(({ widget }) => ({
+      id: widget.id, type: widget.type, report: widget.report, filters: widget.filters,
+      options: widget.options, x: widget.x, y: widget.y, w: widget.w, h: widget.h,
+    }));
   }
 
   // ---- The settings panel of the selected widget ----
@@ -317,6 +337,7 @@ function startBuilder(root) {
   function closeSettings() {
     selected = null;
     settings.hidden = true;
+    root.classList.remove("editing");
     for (const entry of widgets.values()) entry.item.classList.remove("selected");
   }
 
@@ -429,6 +450,7 @@ function startBuilder(root) {
     actions.append(apply, close);
     settingsForm.appendChild(actions);
     settings.hidden = false;
+    root.classList.add("editing");
     settings.dataset.widget = widget.id;
     if (focus) title.focus();
   }
@@ -518,7 +540,10 @@ function startBuilder(root) {
 
   // ---- Grid events ----
 
-  grid.on("change", () => { if (wide()) changed(); });
+  grid.on("change", (event, nodes) => {
+    remember(nodes);
+    if (wide()) changed();
+  });
   grid.on("dropped", (event, previous, node) => {
     // A palette item dropped on the grid: a widget of its type where it landed.
     const type = node && node.el ? node.el.dataset.type : null;
@@ -547,6 +572,7 @@ function startBuilder(root) {
   grid.batchUpdate();
   for (const widget of meta.widgets) place(widget);
   grid.batchUpdate(false);
+  grid.updateOptions(RESPONSIVE);
   empty.hidden = widgets.size > 0;
   followWidth();
   window.addEventListener("resize", followWidth);
