@@ -16,7 +16,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from common.audit import record_audit
-from common.errors import FieldError
+from common.errors import FieldError, raise_all
 from common.models.analytics import RiskRule
 from common.tenancy import NotFound
 
@@ -150,10 +150,12 @@ def save_rule(
     """Create or change one rule, audited in the same transaction."""
     if ruletype not in RULE_KINDS:
         raise FieldError("ruletype", f"must be one of {', '.join(RULE_KINDS)}")
+    errors = []  # every problem at once
     if not 0 <= threshold <= 100_000:
-        raise FieldError("threshold", "must be from 0 to 100000")
+        errors.append(FieldError("threshold", "must be from 0 to 100000"))
     if not 0 <= weight <= 100:
-        raise FieldError("weight", "must be from 0 to 100")
+        errors.append(FieldError("weight", "must be from 0 to 100"))
+    raise_all(errors)
     row = _stored_rule(session, company_id, ruletype)
     if row is None:
         row = RiskRule(companyid=company_id, ruletype=ruletype)

@@ -17,7 +17,7 @@ from common.analytics.risk_rules import (
     save_rule,
     set_rule_enabled,
 )
-from common.errors import FieldError
+from common.errors import FieldError, raise_all
 from web.analytics.routes import bp
 from web.auth.guards import (
     Tenancy,
@@ -79,11 +79,20 @@ def _number(field: str, whole: bool = False) -> float:
 @bp.get("/risk-rules")
 @signed_in(*EDITORS, tenancy=Tenancy.MANAGE)
 def risk_rules():  # type: ignore[no-untyped-def]
-    company = _company()
+    return _page(_company())
+
+
+def _page(company: int | None, typed: dict[str, str] | None = None,
+          errors: list[FieldError] | None = None, status: int = 200):  # type: ignore[no-untyped-def]  # fmt: skip
+    """The rules page; after a refused save, that rule's row shows what was typed with each
+    problem beside its field."""
     with web_context().appdb.transaction() as db:
         settings = rule_settings(db, company)
+    problems = {e.field: e.reason for e in errors or []}
+    label = RULE_KINDS[typed["ruletype"]].label if typed else ""
     return render_template("analytics/risk_rules.html", settings=settings, company=company,
-                           form=RuleActionForm())  # fmt: skip
+                           form=RuleActionForm(), typed=typed, problems=problems,
+                           typed_label=label), status  # fmt: skip
 
 
 @bp.post("/risk-rules/save")
@@ -92,11 +101,24 @@ def save_risk_rule():  # type: ignore[no-untyped-def]
     company = _company()
     _checked_post()
     ruletype = _ruletype()
-    threshold, weight = _number("threshold"), int(_number("weight", whole=True))
-    with web_context().appdb.transaction() as db:
-        save_rule(db, actor_id=current_viewer().user_id, company_id=company, ruletype=ruletype,
-                  threshold=threshold, weight=weight,
-                  enabled=request.form.get("enabled") == "1")  # fmt: skip
+    typed = {f: request.form.get(f, "").strip()[:40] for f in ("threshold", "weight", "enabled")}
+    typed["ruletype"] = ruletype
+    errors: list[FieldError] = []
+    numbers: dict[str, float] = {}
+    for field, whole in (("threshold", False), ("weight", True)):
+        try:
+            numbers[field] = _number(field, whole=whole)
+        except FieldError as exc:
+            errors.extend(exc.errors)
+    try:
+        raise_all(errors)
+        with web_context().appdb.transaction() as db:
+            save_rule(db, actor_id=current_viewer().user_id, company_id=company,
+                      ruletype=ruletype, threshold=numbers["threshold"],
+                      weight=int(numbers["weight"]),
+                      enabled=typed["enabled"] == "1")  # fmt: skip
+    except FieldError as exc:
+        return _page(company, typed, exc.errors, 422)
     flash(f"Saved the rule “{RULE_KINDS[ruletype].label}”.", "info")
     return _back(company)
 

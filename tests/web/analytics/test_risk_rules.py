@@ -121,3 +121,29 @@ def test_a_manager_of_two_companies_never_edits_the_site_rules(app, site, client
     assert rules(app) == {(company, "min_active_days_30d"): (5.0, 10, True)}
     assert client.post("/analytics/risk-rules/save?company=0", data=form).status_code == 403
     assert None not in {c for c, _ in rules(app)}
+
+
+def test_a_refused_save_shows_the_page_with_every_problem_and_the_input_kept(app, client_as):
+    """Not a bare error page: the rules page again (422), the typed values in the rule's row,
+    each problem beside its field, the other rows as they were, nothing stored."""
+    client = client_as("admin")
+    token = csrf_token(client, "/analytics/risk-rules")
+    form = {"csrf_token": token, "ruletype": "min_completion_pct", "threshold": "-7",
+            "weight": "101", "enabled": "1"}  # fmt: skip
+    response = client.post("/analytics/risk-rules/save", data=form)
+    body = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "<h1>At-risk rules of the site</h1>" in body
+    assert "was not saved (2 problems)" in body
+    row = body[body.index('id="rule-min_completion_pct-threshold"') - 200 :]
+    row = row[: row.index("</tr>")]
+    assert 'value="-7"' in row and 'value="101"' in row
+    assert 'id="rule-min_completion_pct-threshold-error">must be from 0 to 100000<' in row
+    assert 'id="rule-min_completion_pct-weight-error">must be from 0 to 100<' in row
+    assert 'aria-invalid="true"' in row
+    other = body[body.index('id="rule-max_days_since_login-threshold"') - 200 :]
+    other = other[: other.index("</tr>")]
+    assert 'value="7' in other and "field-error" not in other
+    lots = client.post("/analytics/risk-rules/save", data={**form, "threshold": "lots"})
+    assert lots.status_code == 422 and 'value="lots"' in lots.get_data(as_text=True)
+    assert rules(app) == {} and audit_actions(app) == []
