@@ -45,6 +45,7 @@ SQL_MAX = 50_000
 LEARN_ROWS = 5
 LEARN_TIMEOUT_S = 5.0
 OBJECT_TYPE = "custom_report"
+UNIX_TIME_MIN = 100_000_000  # 1973: smaller whole numbers are counts, not Moodle times
 # Moodle's Unix-time columns that neither start with `time` nor end with `date`/`time`.
 _TIME_NAMES = frozenset({"lastaccess", "firstaccess", "lastlogin", "currentlogin", "lastaccessed",
                          "enrolstartdate", "startdate", "enddate", "timeaccess"})  # fmt: skip
@@ -214,24 +215,30 @@ def column_key(name: str, index: int) -> str:
 
 
 def guess_kind(name: str, values: Sequence[Any]) -> str:
-    """The column kind (common.reports.base.COLUMN_KINDS) its values and name suggest."""
+    """The column kind (common.reports.base.COLUMN_KINDS) its values and name suggest: whole
+    numbers under a time-like name (`timecreated`, `last_completed`, `startdate`) that look
+    like Unix times are `datetime`, shown in the viewer's timezone."""
     lowered = name.lower()
-    timeish = (lowered.startswith("time") or lowered.endswith(("date", "time"))
-               or lowered in _TIME_NAMES) and "spent" not in lowered  # fmt: skip
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, datetime) for v in present):
         return "datetime"
     if present and all(isinstance(v, date) for v in present):
         return "date"
-    numeric = present and all(isinstance(v, int | float | Decimal) for v in present)
-    if numeric or not present:
-        if timeish and all(isinstance(v, int) for v in present):
-            return "datetime"
-        if "spent" in lowered or "duration" in lowered or lowered.endswith("seconds"):
-            return "duration" if numeric or not present else "text"
-        if lowered.endswith(("pct", "percent", "percentage")):
-            return "percent"
-        if not present:
-            return "text"
-        return "int" if all(isinstance(v, int) for v in present) else "float"
-    return "text"
+    if present and not all(isinstance(v, int | float | Decimal) for v in present):
+        return "text"
+    whole = all(isinstance(v, int) and not isinstance(v, bool) for v in present)
+    if "spent" in lowered or "duration" in lowered or lowered.endswith("seconds"):
+        return "duration"
+    if whole and _timeish(lowered) and all(v == 0 or v > UNIX_TIME_MIN for v in present):
+        return "datetime"
+    if lowered.endswith(("pct", "percent", "percentage")):
+        return "percent"
+    if not present:
+        return "text"
+    return "int" if whole else "float"
+
+
+def _timeish(name: str) -> bool:
+    return (name in _TIME_NAMES or name.startswith("time") or name.endswith(("date", "time", "_at"))
+            or any(word in name for word in ("completed", "modified", "created", "access",
+                                             "login", "started", "finished")))  # fmt: skip

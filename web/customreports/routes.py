@@ -19,6 +19,7 @@ from common.access import capabilities as caps
 from common.customreports.store import (
     check_sql,
     delete_report,
+    describe_columns,
     get_report_row,
     learning_values,
     list_reports,
@@ -162,6 +163,8 @@ def _editor(
         by_field=outcome.by_field(), form=CustomReportForm(), param_types=PARAM_TYPES,
         rejected_line=_rejected_line(draft.sql, rejected), companies=_company_choices(outcome),
         run_name=report_name(row.id) if row is not None else None,
+        preview_columns=describe_columns(outcome.preview.columns, outcome.preview.rows)
+        if outcome.preview else [],
     ), status  # fmt: skip
 
 

@@ -116,3 +116,6 @@ def test_column_keys_and_kinds():
     assert guess_kind("average", [3.5]) == "float"
     assert guess_kind("course", ["Fire Safety"]) == "text"
     assert guess_kind("timecreated", ["yesterday"]) == "text"
+    assert guess_kind("last_completed", [1_795_015_364]) == "datetime"
+    assert guess_kind("completed_count", [12]) == "int"  # too small for a time
+    assert guess_kind("timecreated", [1.5e9]) == "float"
