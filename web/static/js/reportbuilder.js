@@ -117,9 +117,9 @@
   }
 
   function relationLabel(r, chosen) {
-    var adding = chosen.indexOf(r.child) >= 0 ? r.parent : r.child;
-    var via = tables[r.child].label + " › " + (column(r.child, r.column) || { label: r.column }).label;
-    return tables[adding].label + " (by " + via + ")";
+    var key = (column(r.child, r.column) || { label: r.column }).label;
+    if (chosen.indexOf(r.child) >= 0) { return tables[r.parent].label + " (by " + tables[r.child].label + " › " + key + ")"; }
+    return tables[r.child].label + " (by " + key + ")";
   }
 
   function renderData() {
