@@ -1,11 +1,13 @@
 """Printing a checked query for the database that runs it (MariaDB/MySQL, SQLite, PostgreSQL).
 
 The tree was parsed as MySQL and sqlglot transpiles it. SQLite (the demo site) lacks the MySQL
-date functions Moodle reports lean on, so its printer is taught FROM_UNIXTIME, UNIX_TIMESTAMP,
-NOW, YEAR … SECOND, EXTRACT, LEFT/RIGHT, date arithmetic with INTERVAL and TIMESTAMPDIFF in
-seconds to days; other MySQL-only functions (LPAD, STDDEV, REGEXP …) print as they are and need
-MariaDB/MySQL. A colon that would start `:name` inside quoted text is escaped as `\\:`, since
-SQLAlchemy's text() would take it for a bind.
+date functions Moodle reports lean on, so before printing for SQLite a copy of the tree has
+FROM_UNIXTIME, UNIX_TIMESTAMP, NOW, YEAR … SECOND, DAYOFWEEK, QUARTER, EXTRACT, LEFT/RIGHT,
+DATE_ADD/DATE_SUB and `± INTERVAL`, and TIMESTAMPDIFF rewritten into SQLite's STRFTIME/DATETIME
+forms; other MySQL-only functions (LPAD, STDDEV, REGEXP …) print as they are and need
+MariaDB/MySQL. The rewrite edits the tree rather than subclassing sqlglot's generator, so it
+also works with sqlglot's compiled build (sqlglotc). A colon that would start `:name` inside
+quoted text is escaped as `\\:`, since SQLAlchemy's text() would take it for a bind.
 """
 
 from __future__ import annotations
@@ -17,10 +19,8 @@ from sqlglot import exp
 from sqlglot.dialects.mysql import MySQL
 from sqlglot.dialects.postgres import Postgres
 from sqlglot.dialects.sqlite import SQLite
-from sqlglot.generators.sqlite import SQLiteGenerator
 
-# strftime pattern and the MySQL function it stands for
-_PARTS = {
+_PARTS: dict[type[exp.Expr], str] = {
     exp.Year: "%Y",
     exp.Month: "%m",
     exp.Day: "%d",
@@ -30,8 +30,8 @@ _PARTS = {
     exp.Minute: "%M",
     exp.Second: "%S",
 }
-_EXTRACT = {"YEAR": "%Y", "MONTH": "%m", "DAY": "%d", "HOUR": "%H", "MINUTE": "%M", "SECOND": "%S"}
-_ANONYMOUS_PARTS = {"HOUR": "%H", "MINUTE": "%M", "SECOND": "%S", "WEEKDAY": None}
+_NAMED_PARTS = {"YEAR": "%Y", "MONTH": "%m", "DAY": "%d", "HOUR": "%H", "MINUTE": "%M"}
+_NAMED_PARTS |= {"SECOND": "%S"}
 # interval unit -> (SQLite modifier unit, multiplier)
 _UNITS = {
     "SECOND": ("seconds", 1),
@@ -46,133 +46,145 @@ _UNITS = {
 _SECONDS = {"SECOND": 1, "MINUTE": 60, "HOUR": 3600, "DAY": 86400, "WEEK": 604800}
 
 
-def _strftime(gen: SQLiteGenerator, pattern: str, value: exp.Expr) -> str:
-    return f"CAST(STRFTIME('{pattern}', {gen.sql(value)}) AS INTEGER)"
+def _call(name: str, *args: exp.Expr) -> exp.Expr:
+    return exp.Anonymous(this=name, expressions=list(args))
 
 
-def _part(gen: SQLiteGenerator, node: exp.Func) -> str:
-    value = node.this
-    if isinstance(value, exp.TsOrDsToDate | exp.TsOrDsToTimestamp):
+def _int(value: exp.Expr) -> exp.Expr:
+    return exp.Cast(this=value, to=exp.DataType.build("INT"))
+
+
+def _strftime(pattern: str, value: exp.Expr, *modifiers: exp.Expr) -> exp.Expr:
+    return _call("STRFTIME", exp.Literal.string(pattern), value, *modifiers)
+
+
+def _unwrapped(value: exp.Expr) -> exp.Expr:
+    """sqlglot wraps date arguments in TsOrDsTo…; SQLite's functions take the text as it is."""
+    while isinstance(value, exp.TsOrDsToDate | exp.TsOrDsToTimestamp):
         value = value.this
-    return _strftime(gen, _PARTS[type(node)], value)
+    return value
 
 
-def _unix_to_time(gen: SQLiteGenerator, node: exp.Func) -> str:
-    value = gen.sql(node, "this")
-    fmt = node.args.get("format")
-    if isinstance(fmt, exp.Literal):
-        converted = MySQL.format_time(fmt)
-        return f"STRFTIME({gen.sql(converted)}, {value}, 'unixepoch')"
-    return f"DATETIME({value}, 'unixepoch')"
+def _unit(node: exp.Expr, key: str = "unit") -> str:
+    unit = node.args.get(key)
+    return unit.name.upper() if isinstance(unit, exp.Expr) and unit.name else "DAY"
 
 
-def _shift(gen: SQLiteGenerator, value: exp.Expr, amount: exp.Expr, unit: str, sign: str) -> str:
-    name, times = _UNITS.get(unit.upper(), (unit.lower(), 1))
-    if isinstance(amount, exp.Literal):
-        number = amount.name
-        if re.fullmatch(r"-?\d+(\.\d+)?", number):
-            shifted = float(number) * times
-            text = f"{shifted:g}"
-            signed = text if sign == "+" else (text[1:] if text.startswith("-") else "-" + text)
-            if not signed.startswith("-"):
-                signed = "+" + signed
-            return f"DATETIME({gen.sql(value)}, '{signed} {name}')"
-    scaled = f"({gen.sql(amount)}) * {times}" if times != 1 else f"({gen.sql(amount)})"
-    return f"DATETIME({gen.sql(value)}, '{sign}' || {scaled} || ' {name}')"
+def _shift(value: exp.Expr, amount: exp.Expr, unit: str, sign: int) -> exp.Expr:
+    name, times = _UNITS.get(unit, (unit.lower(), 1))
+    if isinstance(amount, exp.Literal) and re.fullmatch(r"-?\d+(\.\d+)?", amount.name):
+        shifted = float(amount.name) * times * sign
+        modifier: exp.Expr = exp.Literal.string(f"{shifted:+g} {name}")
+    else:
+        # SQLite reads "-7 days" and "7 days" (a '+' before a negative number it would refuse)
+        scaled: exp.Expr = exp.Paren(this=amount)
+        if times * sign != 1:
+            scaled = exp.Mul(this=scaled, expression=exp.Literal.number(times * sign))
+        modifier = exp.DPipe(this=scaled, expression=exp.Literal.string(f" {name}"))
+    return _call("DATETIME", _unwrapped(value), modifier)
 
 
-def _date_add(gen: SQLiteGenerator, node: exp.Func) -> str:
-    sign = "-" if isinstance(node, exp.DateSub) else "+"
-    unit = node.args.get("unit")
-    return _shift(gen, node.this, node.expression, unit.name if unit else "DAY", sign)
+def _seconds(value: exp.Expr) -> exp.Expr:
+    return _int(_strftime("%s", value))
 
 
-def _arith(gen: SQLiteGenerator, node: exp.Binary) -> str:
-    operator = "+" if isinstance(node, exp.Add) else "-"
+def _timestampdiff(node: exp.Expr) -> exp.Expr:
+    unit = _unit(node)
+    later, earlier = _unwrapped(node.this), _unwrapped(node.expression)
+    if unit in _SECONDS:
+        diff: exp.Expr = exp.Paren(this=exp.Sub(this=_seconds(later), expression=_seconds(earlier)))
+        if _SECONDS[unit] == 1:
+            return diff
+        return exp.Paren(this=exp.IntDiv(this=diff, expression=exp.Literal.number(_SECONDS[unit])))
+    years = exp.Sub(this=_int(_strftime("%Y", later)), expression=_int(_strftime("%Y", earlier)))
+    months = exp.Sub(this=_int(_strftime("%m", later)), expression=_int(_strftime("%m", earlier)))
+    total = exp.Paren(
+        this=exp.Add(this=exp.Mul(this=exp.Paren(this=years), expression=exp.Literal.number(12)),
+                     expression=months)
+    )  # fmt: skip
+    if unit == "MONTH":
+        return total
+    return exp.Paren(this=exp.IntDiv(this=total, expression=exp.Literal.number(12)))
+
+
+def _interval_shift(node: exp.Expr) -> exp.Expr | None:
+    sign = 1 if isinstance(node, exp.Add) else -1
     left, right = node.this, node.expression
     if isinstance(right, exp.Interval):
-        unit = right.args.get("unit")
-        return _shift(gen, left, right.this, unit.name if unit else "DAY", operator)
-    if isinstance(left, exp.Interval) and operator == "+":
-        unit = left.args.get("unit")
-        return _shift(gen, right, left.this, unit.name if unit else "DAY", "+")
-    return f"{gen.sql(left)} {operator} {gen.sql(right)}"
+        return _shift(left, right.this, _unit(right), sign)
+    if isinstance(left, exp.Interval) and sign == 1:
+        return _shift(right, left.this, _unit(left), 1)
+    return None
 
 
-def _timestampdiff(gen: SQLiteGenerator, node: exp.Func) -> str:
-    unit = node.args.get("unit")
-    seconds = _SECONDS.get(unit.name.upper() if unit else "DAY")
-    later, earlier = gen.sql(node, "this"), gen.sql(node, "expression")
-    if seconds is None:
-        months = f"((STRFTIME('%Y', {later}) - STRFTIME('%Y', {earlier})) * 12 + "
-        months += f"STRFTIME('%m', {later}) - STRFTIME('%m', {earlier}))"
-        return months if unit and unit.name.upper() == "MONTH" else f"({months} / 12)"
-    diff = f"(STRFTIME('%s', {later}) - STRFTIME('%s', {earlier}))"
-    return diff if seconds == 1 else f"({diff} / {seconds})"
+def _anonymous(node: exp.Anonymous) -> exp.Expr | None:
+    name, args = node.name.upper(), node.expressions
+    if name == "UNIX_TIMESTAMP" and len(args) <= 1:
+        return _seconds(_unwrapped(args[0]) if args else exp.Literal.string("now"))
+    if name == "NOW" and not args:
+        return _call("DATETIME", exp.Literal.string("now"))
+    if name in ("HOUR", "MINUTE", "SECOND") and len(args) == 1:
+        return _int(_strftime(_NAMED_PARTS[name], _unwrapped(args[0])))
+    if name == "WEEKDAY" and len(args) == 1:
+        shifted = exp.Add(this=_int(_strftime("%w", args[0])), expression=exp.Literal.number(6))
+        return exp.Paren(
+            this=exp.Mod(this=exp.Paren(this=shifted), expression=exp.Literal.number(7))
+        )
+    return None
 
 
-def _extract(gen: SQLiteGenerator, node: exp.Func) -> str:
-    part = node.this.name.upper()
-    pattern = _EXTRACT.get(part)
-    if pattern is None:
-        return gen.function_fallback_sql(node)
-    return _strftime(gen, pattern, node.expression)
+def _for_sqlite(node: exp.Expr) -> exp.Expr | None:
+    """SQLite's form of one MySQL node, or None when it prints as it is."""
+    kind = type(node)
+    if kind in _PARTS:
+        return _int(_strftime(_PARTS[kind], _unwrapped(node.this)))
+    if kind is exp.UnixToTime:
+        fmt = node.args.get("format")
+        if isinstance(fmt, exp.Literal):
+            converted = MySQL.format_time(fmt)
+            assert converted is not None
+            return _call("STRFTIME", converted, node.this, exp.Literal.string("unixepoch"))
+        return _call("DATETIME", node.this, exp.Literal.string("unixepoch"))
+    if kind in (exp.DateAdd, exp.DateSub):
+        sign = -1 if kind is exp.DateSub else 1
+        return _shift(node.this, node.expression, _unit(node), sign)
+    if kind in (exp.Add, exp.Sub):
+        return _interval_shift(node)
+    if kind is exp.TimestampDiff:
+        return _timestampdiff(node)
+    if kind is exp.Extract:
+        pattern = _NAMED_PARTS.get(node.this.name.upper())
+        return _int(_strftime(pattern, _unwrapped(node.expression))) if pattern else None
+    if kind is exp.DayOfWeek:
+        weekday = _int(_strftime("%w", _unwrapped(node.this)))
+        return exp.Paren(this=exp.Add(this=weekday, expression=exp.Literal.number(1)))
+    if kind is exp.Quarter:
+        month = _int(_strftime("%m", _unwrapped(node.this)))
+        plus = exp.Paren(this=exp.Add(this=month, expression=exp.Literal.number(2)))
+        return exp.Paren(this=exp.IntDiv(this=plus, expression=exp.Literal.number(3)))
+    if kind is exp.Left:
+        return _call("SUBSTR", node.this, exp.Literal.number(1), node.expression)
+    if kind is exp.Right:
+        return _call("SUBSTR", node.this, exp.Neg(this=exp.Paren(this=node.expression)))
+    if isinstance(node, exp.Anonymous):
+        return _anonymous(node)
+    return None
 
 
-def _day_of_week(gen: SQLiteGenerator, node: exp.Func) -> str:
-    value = node.this.this if isinstance(node.this, exp.TsOrDsToDate) else node.this
-    return f"(CAST(STRFTIME('%w', {gen.sql(value)}) AS INTEGER) + 1)"
+def sqlite_tree(tree: exp.Expr) -> exp.Expr:
+    """A copy of the tree with the MySQL functions SQLite lacks rewritten, innermost first."""
+    root = tree.copy()
+    for node in reversed(list(root.walk(bfs=False))):
+        replacement = _for_sqlite(node)
+        if replacement is not None:
+            if node is root:
+                root = replacement
+            else:
+                node.replace(replacement)
+    return root
 
 
-def _quarter(gen: SQLiteGenerator, node: exp.Func) -> str:
-    return f"((CAST(STRFTIME('%m', {gen.sql(node, 'this')}) AS INTEGER) + 2) / 3)"
-
-
-def _substr_left(gen: SQLiteGenerator, node: exp.Func) -> str:
-    return f"SUBSTR({gen.sql(node, 'this')}, 1, {gen.sql(node, 'expression')})"
-
-
-def _substr_right(gen: SQLiteGenerator, node: exp.Func) -> str:
-    return f"SUBSTR({gen.sql(node, 'this')}, -({gen.sql(node, 'expression')}))"
-
-
-class ReportSQLiteGenerator(SQLiteGenerator):
-    TRANSFORMS = {
-        **SQLiteGenerator.TRANSFORMS,
-        **dict.fromkeys(_PARTS, _part),
-        exp.UnixToTime: _unix_to_time,
-        exp.DateAdd: _date_add,
-        exp.DateSub: _date_add,
-        exp.Add: _arith,
-        exp.Sub: _arith,
-        exp.TimestampDiff: _timestampdiff,
-        exp.Extract: _extract,
-        exp.DayOfWeek: _day_of_week,
-        exp.Quarter: _quarter,
-        exp.Left: _substr_left,
-        exp.Right: _substr_right,
-    }
-
-    def anonymous_sql(self, expression: exp.Anonymous) -> str:
-        name = expression.name.upper()
-        args = expression.expressions
-        if name == "UNIX_TIMESTAMP":
-            value = self.sql(args[0]) if args else "'now'"
-            return f"CAST(STRFTIME('%s', {value}) AS INTEGER)"
-        if name == "NOW":
-            return "DATETIME('now')"
-        if name in ("HOUR", "MINUTE", "SECOND") and len(args) == 1:
-            return _strftime(self, _EXTRACT[name], args[0])
-        if name == "WEEKDAY" and len(args) == 1:
-            return f"((CAST(STRFTIME('%w', {self.sql(args[0])}) AS INTEGER) + 6) % 7)"
-        return super().anonymous_sql(expression)
-
-
-class ReportSQLite(SQLite):
-    Generator = ReportSQLiteGenerator
-
-
-_DIALECTS = {"mysql": MySQL(), "sqlite": ReportSQLite(), "postgres": Postgres()}
+_DIALECTS = {"mysql": MySQL(), "sqlite": SQLite(), "postgres": Postgres()}
 
 # A colon that SQLAlchemy's text() would take for `:name`, inside quoted text or a quoted name.
 _QUOTED = {
@@ -194,7 +206,10 @@ def generator_for(dialect: str) -> Callable[[exp.Expr], str]:
     quoted = _QUOTED[dialect]
 
     def generate(tree: exp.Expr) -> str:
-        text = printer.generate(tree, comments=False)
+        if dialect == "sqlite":
+            text = printer.generate(sqlite_tree(tree), copy=False, comments=False)
+        else:
+            text = printer.generate(tree, comments=False)
         return quoted.sub(_escape_colons, text) if ":" in text else text
 
     return generate

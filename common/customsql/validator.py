@@ -529,7 +529,7 @@ class _Walk:
         if not isinstance(identifier, exp.Identifier):
             return None
         written = identifier.name.lower()
-        if _offset_of(identifier) in self.scanned.braced:
+        if self.scanned.braced and _start_of(identifier) in self.scanned.braced:
             return written
         if written.startswith("prefix_"):
             return written[len("prefix_") :]
@@ -584,7 +584,8 @@ class _Walk:
         if column.name.lower() in _CREDENTIAL_NAMES:
             self.sensitive_columns.append(column)
         qualifier = column.args.get("table")
-        if isinstance(qualifier, exp.Identifier) and _offset_of(qualifier) in self.scanned.braced:
+        braced = self.scanned.braced
+        if braced and isinstance(qualifier, exp.Identifier) and _start_of(qualifier) in braced:
             column.set("table", exp.to_identifier(self.prefix + qualifier.name.lower()))
 
     def check_credential(self, column: exp.Expr) -> None:
@@ -618,6 +619,11 @@ def _parse_one(sql: str) -> exp.Expr:
     tree = _MYSQL.parse(sql)[0]
     assert tree is not None
     return tree
+
+
+def _start_of(identifier: exp.Expr) -> int | None:
+    meta = identifier._meta
+    return meta.get("start") if meta else None
 
 
 def _offset_of(node: exp.Expr) -> int | None:
