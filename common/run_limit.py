@@ -343,7 +343,7 @@ class KvRunLimiter:
         queued = sorted(keys, key=lambda k: k[5:])
         waiting = [k for k in queued if k.startswith("wait.")]
         now = asyncio.get_running_loop().time()
-        work = []
+        work: list[Coroutine[Any, Any, object]] = []
         for waiter in sorted(self._waiters.values(), key=lambda w: w.key):
             waiter.position = queued.index(waiter.key)
             if waiter.future.done():

@@ -165,15 +165,13 @@ def recorded_run(
 RUNS_TABLE = TableSpec(
     columns=(
         Column("started_at", "Started", "datetime"),
-        Column("report_title", "Report"),
+        Column("report_title", "Report"),  # with its parameters below
         Column("userid", "User", sortable=False),
         Column("companyid", "Company", sortable=False),
         Column("origin", "From"),
-        Column("status", "Status"),
+        Column("status", "Status"),  # with the error below
         Column("duration_ms", "Duration", "int"),
         Column("row_count", "Rows", "int"),
-        Column("params", "Parameters", sortable=False),
-        Column("error", "Error", sortable=False),
     ),
     default_sort="started_at",
     default_direction="desc",

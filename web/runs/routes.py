@@ -25,6 +25,7 @@ from common.reports.rows import SqlRows
 from common.reports.runs import RUNS_TABLE, RunFilters, history_scope, runs_query
 from common.tenancy import TenantScope, scoped, sees_every_company
 from web.auth.guards import Tenancy, current_viewer, requested_company_id, signed_in, web_context
+from web.home.header import company_name
 from web.humanize import zone_named
 from web.navigation import add_nav_item
 from web.runs.execution import run_limiter
@@ -72,14 +73,26 @@ def _user_filter(scope: TenantScope) -> UserFilter:
     return UserFilter(text, [p.user_id for p in matches], matches)
 
 
-def _params_text(raw: str | None) -> str:
+def _params(raw: str | None) -> dict[str, object]:
     try:
         params = json.loads(raw or "{}")
     except ValueError:
-        return ""
-    if not isinstance(params, dict):
-        return ""
-    return ", ".join(f"{k}={v}" for k, v in params.items() if v not in (None, "", []))
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+def _params_text(params: dict[str, object], courses: dict[int, str]) -> str:
+    """`days 30 · course Fire Safety`: courses and companies by name, empty values left out."""
+    shown = []
+    for key, value in params.items():
+        if value in (None, "", []):
+            continue
+        if key == "course" and isinstance(value, int):
+            value = courses.get(value, f"#{value}")
+        elif key in ("company", "companyid") and isinstance(value, int):
+            value = company_name(value)
+        shown.append(f"{key} {value}")
+    return " · ".join(shown)
 
 
 @bp.get("/")
@@ -114,7 +127,11 @@ def index():  # type: ignore[no-untyped-def]
                           for r in conn.execute(reports_query.distinct())}.items(),
                          key=lambda item: (item[1].lower(), item[0]))  # fmt: skip
         running = int(conn.scalar(running_query.select_from(ReportRun)) or 0)
-    people, _ = display_names(ctx.moodle, {r["userid"] for r in found if r["userid"]}, set())
+    params = {r["id"]: _params(r["params_json"]) for r in found}
+    course_ids = {p["course"] for p in params.values() if isinstance(p.get("course"), int)}
+    users = {r["userid"] for r in found if r["userid"]}
+    people, courses = display_names(ctx.moodle, users, course_ids)  # type: ignore[arg-type]
+    shown = {run_id: _params_text(p, courses) for run_id, p in params.items()}
     chosen_name = None
     if chosen.by_id is not None:
         person = person_in_scope(ctx.moodle, _people_scope(scope), chosen.by_id)
@@ -122,7 +139,7 @@ def index():  # type: ignore[no-untyped-def]
     return render_template(
         "runs/index.html", table=TablePage(RUNS_TABLE, found, total, page_request),
         people=people, chosen=chosen, chosen_name=chosen_name, own_only=own_only,
-        reports=reports, statuses=RUN_STATUSES, running=running, params_text=_params_text,
+        reports=reports, statuses=RUN_STATUSES, running=running, params_shown=shown,
         every_company=sees_every_company(viewer), manager=scope.company_id is not None
         and not own_only, limit=run_limiter().describe(), page_sizes=PAGE_SIZES,
     )  # fmt: skip
