@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "or parameter value.",
     )
     run.add_argument("file", nargs="?", metavar="FILE", help="the query (default: stdin)")
-    run.add_argument("--format", choices=("json", "csv"), default="csv")
+    run.add_argument("--format", choices=("json", "csv"), default="csv", help="default csv")
     run.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
                      help="a value for :NAME (repeatable), e.g. --param courseid=4")  # fmt: skip
     run.add_argument("--param-type", action="append", default=[], metavar="NAME=TYPE",
