@@ -48,6 +48,7 @@ SLOT_RENEW_S = 10.0
 WAIT_TTL_S = 5.0
 WAIT_RENEW_S = 2.0
 SCAN_INTERVAL_S = 0.05
+BUS_RETRY_S = 15
 BUCKET_PREFIX = "manireports_run"
 _TICKET = re.compile(r"([0-9]{1,19})\.([0-9a-f]{32})")
 
@@ -205,6 +206,7 @@ class KvRunLimiter:
         self._renewals: dict[str, asyncio.Task[None]] = {}
         self._revisions: dict[str, int] = {}
         self._bus: Bus | None = None
+        self._bus_down_until = 0.0
 
     def describe(self) -> str:
         return f"{self.limit} at once across every web replica (NATS KV {self.slots_bucket})"
@@ -213,12 +215,16 @@ class KvRunLimiter:
 
     def acquire(self, *, wait_s: float = DEFAULT_WAIT_S, ticket: str | None = None) -> Hold:
         started = time.monotonic()
+        if started < self._bus_down_until:  # not every request waits for a dead bus
+            return self.fallback.acquire(wait_s=wait_s)
         try:
             name, revision = self._run(lambda bus: self._acquire(bus, wait_s, ticket), wait_s + 10)
         except RunLimitBusy:
             raise
         except Exception as exc:  # noqa: BLE001 - the bus is down: the local limit still holds
-            log.warning("run limit: %s; limiting within this process only", exc)
+            self._bus_down_until = time.monotonic() + BUS_RETRY_S
+            log.warning("run limit: %s; limiting within this process only for %d s", exc,
+                        BUS_RETRY_S)  # fmt: skip
             return self.fallback.acquire(wait_s=max(0.0, wait_s - (time.monotonic() - started)))
 
         def release() -> None:

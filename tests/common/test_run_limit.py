@@ -19,6 +19,8 @@ from common.run_limit import (
     build_run_limiter,
     slot,
 )
+from common.settings import SettingsError
+from tests.support import make_settings
 from web.bus_client import BusClient
 
 
@@ -165,8 +167,23 @@ def test_an_unreachable_bus_falls_back_to_the_process_limit():
             limiter.acquire(wait_s=0.2)
         hold.release()
         assert limiter.fallback.running == 0
+        # Until the bus is tried again, requests go straight to the local limit.
+        started = time.monotonic()
+        limiter.acquire(wait_s=0.2).release()
+        assert time.monotonic() - started < 0.1
     finally:
         unreachable.close()
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", 4), ("0", 0), ("12", 12)])
+def test_the_setting_defaults_to_four(tmp_path, value, expected):
+    assert make_settings(tmp_path, REPORT_MAX_CONCURRENT=value).report_max_concurrent == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "257"])
+def test_a_bad_setting_names_the_variable(tmp_path, value):
+    with pytest.raises(SettingsError, match="REPORT_MAX_CONCURRENT"):
+        make_settings(tmp_path, REPORT_MAX_CONCURRENT=value)
 
 
 def test_the_local_queue_is_first_come_first_served():
