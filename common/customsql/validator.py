@@ -350,7 +350,7 @@ _SELECT_ARG_NAMES = {
     "operation_modifiers": "SELECT options such as SQL_CALC_FOUND_ROWS or HIGH_PRIORITY",
     "laterals": "LATERAL",
 }
-_TABLE_ARGS = frozenset({"this", "alias", "db", "catalog"})
+_TABLE_ARGS = frozenset({"this", "alias", "db", "catalog", "joins"})  # joins: FROM (a JOIN b)
 
 
 @lru_cache(maxsize=1)
@@ -402,11 +402,10 @@ class _Walk:
         stack: list[tuple[exp.Expr, frozenset[str]]],
     ) -> frozenset[str]:
         kind = type(node)
-        if kind is exp.Table:
-            self.check_table(node, ctes)
-            return ctes
         if kind in _PLAIN_NODES:
             pass
+        elif kind is exp.Table:
+            self.check_table(node, ctes)
         elif kind is exp.Column:
             self.check_column(node)
         elif kind is exp.Star:
@@ -434,6 +433,11 @@ class _Walk:
         if kind is exp.Select:
             self.check_select(node, ctes)
         elif kind is exp.Join:
+            if node.args.get("method"):
+                method = str(node.args["method"]).upper()
+                self.reject(
+                    f"{method} JOIN is not allowed: join with ON or USING", node.this, method
+                )
             for used in node.args.get("using") or []:
                 if used.name.lower() in _CREDENTIAL_NAMES:
                     self.sensitive_columns.append(used)
@@ -498,11 +502,7 @@ class _Walk:
         qualifier: str | None,
         ctes: frozenset[str],
     ) -> None:
-        from_ = select.args.get("from_") or select.args.get("from")
-        sources = ([from_.this] if from_ is not None else []) + [
-            join.this for join in select.args.get("joins") or []
-        ]
-        for source in sources:
+        for source in _sources(select):
             if not isinstance(source, exp.Table) or source.name.lower() in ctes:
                 continue
             if source.args.get("db") or source.args.get("catalog"):
@@ -619,6 +619,23 @@ def _parse_one(sql: str) -> exp.Expr:
     tree = _MYSQL.parse(sql)[0]
     assert tree is not None
     return tree
+
+
+def _sources(select: exp.Expr) -> list[exp.Expr]:
+    """What a SELECT reads from directly: its FROM, its joins, and joins in parentheses."""
+    from_ = select.args.get("from_") or select.args.get("from")
+    pending = ([from_.this] if from_ is not None else []) + [
+        join.this for join in select.args.get("joins") or []
+    ]
+    found = []
+    while pending:
+        source = pending.pop()
+        if isinstance(source, exp.Subquery) and not isinstance(source.this, exp.Query):
+            pending.append(source.this)  # FROM (a JOIN b): parentheses around tables
+            continue
+        found.append(source)
+        pending.extend(join.this for join in source.args.get("joins") or [])
+    return found
 
 
 def _start_of(identifier: exp.Expr) -> int | None:

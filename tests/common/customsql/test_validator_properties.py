@@ -85,6 +85,11 @@ def selects(draw: st.DrawFn, depth: int = 0) -> str:
     sql = f"SELECT {', '.join(columns)} FROM {source} t"
     if draw(st.booleans()):
         sql += f" JOIN {draw(tables)} j ON j.id = t.id"
+    elif draw(st.booleans()):  # tables joined in parentheses
+        sql = sql.replace(
+            f" FROM {source} t",
+            f" FROM ({source} t JOIN ({draw(tables)} p JOIN {draw(tables)} q ON 1 = 1) ON 1 = 1)",
+        )
     if draw(st.booleans()):
         condition = draw(expressions)
         if depth < 2 and draw(st.booleans()):
@@ -140,8 +145,8 @@ def assert_nothing_forbidden(printed: str, tables: frozenset[str]) -> None:
         ]
         if not stars:
             continue
-        sources = [select.args["from_"].this] if select.args.get("from_") else []
-        sources += [join.this for join in select.args.get("joins") or []]
+        # every table this SELECT itself reads, parenthesised joins included
+        sources = [t for t in select.find_all(exp.Table) if t.find_ancestor(exp.Select) is select]
         for source in sources:
             if isinstance(source, exp.Table) and source.name not in CTE_NAMES:
                 name = source.name.removeprefix("mdl_")
