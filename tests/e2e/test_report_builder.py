@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 
 from tests.e2e.test_drilldown import login
+from tests.e2e.test_walk import AXE, BLOCKING
 
 SHOTS = Path(os.environ.get("MANIREPORTS_SCREENSHOTS", "/tmp/manireports-shots"))
 
@@ -66,6 +67,14 @@ def test_build_preview_save_run_and_export(browser, live_server, demo_site):  # 
     assert course not in page.locator("#rb-sql-text").input_value()
     dates = page.locator("#rb-preview tbody td:nth-child(4)").all_inner_texts()
     assert all(re.fullmatch(r"(\d{4}-\d\d-\d\d \d\d:\d\d)?", d) for d in dates)
+
+    if AXE.exists():  # the built form, filters and preview: no serious accessibility fault
+        page.evaluate(AXE.read_text())
+        found = page.evaluate(
+            "() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations.map("
+            "v => [v.impact, v.id, v.nodes.slice(0, 3).map(n => n.target.join(' '))]))"
+        )
+        assert [v for v in found if v[0] in BLOCKING] == []
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / "report-builder-1366.png"), full_page=True)
