@@ -8,7 +8,8 @@ registered or not enabled on this site are left out.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -173,22 +174,29 @@ def dashboard_data(
     ctx: RunContext,
     raw_filters: Mapping[str, str],
     enabled: Any = lambda report: True,
+    recorded: Callable[[Report, dict[str, Any]], AbstractContextManager[Any]] | None = None,
 ) -> dict[str, Any]:
     """Every widget's figures under the same filters: one run per report, however many
-    widgets show it. A bad filter raises FieldError (400) naming it."""
+    widgets show it — inside `recorded(report, params)` when given (the run history). A bad
+    filter raises FieldError (400) naming it, before any report runs."""
     raw = {k: v for k, v in raw_filters.items() if k in dashboard.filters}
-    runs: dict[str, Any] = {}
-    widgets = []
+    chosen = widget_reports(dashboard, enabled)
+    params_of = {r.type_name: r.parse_params(raw) for _, r in chosen}
+    shown: dict[int, dict[str, Any]] = {}
     filters: dict[str, str] = {}
-    for widget, report in widget_reports(dashboard, enabled):
-        if report.type_name not in runs:
-            params = report.parse_params(raw)
-            runs[report.type_name] = (params, report.run(ctx, params))
+    for name, params in params_of.items():
+        mine = [(i, w, r) for i, (w, r) in enumerate(chosen) if r.type_name == name]
+        report = mine[0][2]
+        with recorded(report, params) if recorded else nullcontext():
+            data = report.run(ctx, params)
             filters.update(dict(describe_filters(report, ctx, params)))
-        params, data = runs[report.type_name]
-        shown = _shown(widget, report, ctx, params, data)
-        widgets.append({"key": widget.key, "title": widget.title, "report": report.type_name,
-                        "show": widget.show, **shown})  # fmt: skip
+            for i, widget, _ in mine:
+                shown[i] = _shown(widget, report, ctx, params, data)
+    widgets = [
+        {"key": widget.key, "title": widget.title, "report": report.type_name,
+         "show": widget.show, **shown[i]}
+        for i, (widget, report) in enumerate(chosen)
+    ]  # fmt: skip
     return {
         "dashboard": dashboard.role,
         "title": dashboard.title,

@@ -200,3 +200,22 @@ def test_bad_filters_are_a_400_naming_the_field(client_as, history, query):
     response = client_as("admin").get("/runs/", query_string=query)
     assert response.status_code == 400
     assert next(iter(query)) in response.get_data(as_text=True)
+
+
+def test_a_dashboard_records_one_run_per_report_it_shows(app, site, client_as):
+    data = client_as("admin").get("/dashboards/admin/data?days=90").get_json()
+    shown = {w["report"] for w in data["widgets"]}
+    recorded = runs(app)
+    assert sorted(r.report for r in recorded) == sorted(shown)
+    assert {(r.origin, r.status, r.userid) for r in recorded} == {
+        ("dashboard", "ok", site.users["admin"])
+    }
+
+
+def test_a_busy_dashboard_answers_429_and_runs_nothing(app, client_as, one_slot):
+    hold = one_slot.acquire()
+    response = client_as("admin").get("/dashboards/admin/data")
+    hold.release()
+    assert response.status_code == 429
+    assert response.get_json()["position"] == 0
+    assert runs(app) == []

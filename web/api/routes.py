@@ -37,7 +37,7 @@ from web.reports.running import (
     run_context,
     runnable,
 )
-from web.runs.execution import limited_run
+from web.runs.execution import limited_run, run_recorder, run_slot
 
 bp = Blueprint("api_v1", __name__, url_prefix="/api/v1", template_folder="templates")
 install_error_handlers(bp)
@@ -103,7 +103,10 @@ def dashboard():  # type: ignore[no-untyped-def]
         mine = ", ".join(d.role for d in theirs)
         raise ApiError(404, f"no dashboard {role[:32]!r} for you (yours: {mine})", "role")
     ctx = run_context(token_scope(requested_company()), viewer)
-    return jsonify(dashboard_data(chosen, ctx, request.args, lambda r: runnable(r, viewer)))
+    recorded = run_recorder(viewer.user_id, ctx.scope.company_id, "api")
+    with run_slot():
+        found = dashboard_data(chosen, ctx, request.args, lambda r: runnable(r, viewer), recorded)
+    return jsonify(found)
 
 
 @bp.get("/openapi.json")

@@ -15,7 +15,7 @@ from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, w
 from web.reports.filter_bar import company_options, controls_for, view_meta
 from web.reports.routes import page as reports_page
 from web.reports.running import run_context, runnable
-from web.runs.execution import run_slot
+from web.runs.execution import run_recorder, run_slot
 
 bp = Blueprint("dashboards", __name__, url_prefix="/dashboards", template_folder="templates")
 
@@ -89,6 +89,9 @@ def data(role: str):  # type: ignore[no-untyped-def]
     dashboard = dashboard_for_viewer(role)
     viewer = current_viewer()
     ctx = run_context(request_scope(), viewer)
+    recorded = run_recorder(viewer.user_id, ctx.scope.company_id, "dashboard")
     with run_slot():  # the dashboard's reports run under the report concurrency limit
-        found = dashboard_data(dashboard, ctx, request.args, enabled=lambda r: runnable(r, viewer))
+        found = dashboard_data(
+            dashboard, ctx, request.args, enabled=lambda r: runnable(r, viewer), recorded=recorded
+        )
     return jsonify(found)

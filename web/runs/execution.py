@@ -10,7 +10,7 @@ last byte is written or the client goes away.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from flask import Flask, current_app, jsonify, request
@@ -69,6 +69,19 @@ def limited_run(wanted: ReportRequest, *, viewer_id: int, origin: str) -> Iterat
         report=wanted.report, params=wanted.params, origin=origin,
     ) as run:  # fmt: skip
         yield run
+
+
+def run_recorder(
+    viewer_id: int, company_id: int | None, origin: str
+) -> Callable[[Any, dict[str, Any]], AbstractContextManager[RunRecord]]:
+    """`recorded(report, params)` for the dashboards: one recorded run per report shown."""
+    appdb = _appdb()
+
+    def recorded(report: Any, params: dict[str, Any]) -> AbstractContextManager[RunRecord]:
+        return recorded_run(appdb, viewer_id=viewer_id, company_id=company_id, report=report,
+                            params=params, origin=origin)  # fmt: skip
+
+    return recorded
 
 
 @contextmanager
