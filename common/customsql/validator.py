@@ -10,7 +10,6 @@ checked, never the author's text.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -18,44 +17,16 @@ from sqlglot import exp
 from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import ParseError, TokenError
 
+from common.customsql import grammar
 from common.customsql.dialects import generator_for
-from common.customsql.whitelist import (
-    ALLOWED_FUNCTIONS,
-    CREDENTIAL_COLUMNS,
-    FUNCTION_EXAMPLES,
-    REPORT_TABLES,
-)
-from common.errors import FieldError
+from common.customsql.rawtext import MAX_SQL_BYTES, Scanned, scan
+from common.customsql.rejected import QueryRejected
+from common.customsql.whitelist import ALLOWED_FUNCTIONS, CREDENTIAL_COLUMNS, REPORT_TABLES
 
-MAX_SQL_BYTES = 100_000
+__all__ = ["MAX_SQL_BYTES", "CheckedQuery", "QueryRejected", "validate"]
 
 _MYSQL = MySQL()
 _CREDENTIAL_NAMES = frozenset(name for names in CREDENTIAL_COLUMNS.values() for name in names)
-
-
-class QueryRejected(FieldError):
-    """Why the SQL was refused. ``reason`` is the whole message, where first ("line 3, column 14:
-    table `config` is not one a report may read"), so every edge that shows a FieldError's reason
-    shows the place too; ``problem`` is the message without the place."""
-
-    def __init__(
-        self,
-        problem: str,
-        line: int | None = None,
-        column: int | None = None,
-        *,
-        name: str | None = None,
-    ) -> None:
-        where = f"line {line}, column {column}: " if line is not None and column is not None else ""
-        super().__init__("sql", where + problem, status=422)
-        self.problem = problem
-        self.line = line
-        self.column = column
-        self.name = name
-        self.args = (self.reason,)
-
-    def __str__(self) -> str:
-        return self.reason
 
 
 @dataclass(frozen=True)
@@ -85,7 +56,7 @@ def validate(sql: str, prefix: str = "mdl_") -> CheckedQuery:
 
 @lru_cache(maxsize=256)
 def _validate(sql: str, prefix: str) -> CheckedQuery:
-    scanned = _scan(sql)
+    scanned = scan(sql)
     try:
         statements = _MYSQL.parse(scanned.text)
     except ParseError as error:
@@ -113,264 +84,13 @@ def _validate(sql: str, prefix: str) -> CheckedQuery:
     return CheckedQuery(source=sql, params=params, tables=frozenset(walk.tables), tree=tree)
 
 
-# --- the raw text ------------------------------------------------------------------------------
-
-# MySQL's lexical pieces, in the order they are tried: quoted text (backslash escapes and doubled
-# quotes, as MySQL reads them by default), comments, a Moodle `{table}`, and everything else.
-_PIECES = re.compile(
-    r"""
-      (?P<squote>'(?:[^'\\]|\\.|'')*')
-    | (?P<dquote>"(?:[^"\\]|\\.|"")*")
-    | (?P<btick>`(?:[^`]|``)*`)
-    | (?P<block>/\*.*?\*/)
-    | (?P<line>(?:--(?=[\s]|$)|\#)[^\n]*)
-    | (?P<brace>\{[^{}\s'"`]*\})
-    | (?P<param>:[A-Za-z_][A-Za-z0-9_]*)
-    | (?P<semi>;)
-    | (?P<open>['"`]|/\*)
-    | (?P<code>[^'"`/\#{:;-]+|.)
-    """,
-    re.VERBOSE | re.DOTALL,
-)
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
-_NON_ASCII_CODE = re.compile(r"[^\x09\x0a\x0d\x20-\x7e]")
-_WORD = re.compile(r"[A-Za-z0-9_]+")
-
-
-@dataclass
-class _Scanned:
-    text: str  # the SQL with `{table}` written as `table` (same length: positions hold)
-    source: str
-    braced: set[int]  # start offsets of the `{table}` names
-    params: list[str]  # `:name` placeholders in order of first use
-
-    def place(self, offset: int) -> tuple[int, int]:
-        line = self.source.count("\n", 0, offset) + 1
-        return line, offset - (self.source.rfind("\n", 0, offset) + 1) + 1
-
-
-def _scan(sql: str) -> _Scanned:
-    if not isinstance(sql, str):
-        raise QueryRejected("the query must be text")
-    if len(sql) > MAX_SQL_BYTES or len(sql.encode("utf-8", "surrogatepass")) > MAX_SQL_BYTES:
-        raise QueryRejected(f"the query is longer than {MAX_SQL_BYTES // 1000} kB")
-    scanned = _Scanned(text=sql, source=sql, braced=set(), params=[])
-    if not sql.strip():
-        raise QueryRejected("the query is empty", 1, 1)
-    nul = sql.find("\x00")
-    if nul >= 0:
-        raise QueryRejected("a NUL character is not allowed", *_at(scanned, nul), name="NUL")
-    bidi = _BIDI.search(sql)
-    if bidi:
-        raise QueryRejected(
-            f"the invisible direction character U+{ord(bidi.group()):04X} is not allowed",
-            *_at(scanned, bidi.start()),
-            name=f"U+{ord(bidi.group()):04X}",
-        )
-    pieces: list[str] = []
-    statement_ended_at: int | None = None
-    first_word = True
-    for match in _PIECES.finditer(sql):
-        kind, piece, start = match.lastgroup, match.group(), match.start()
-        if statement_ended_at is not None and kind not in ("block", "line") and piece.strip():
-            raise QueryRejected(
-                "only one statement may be given: a second one follows the `;`",
-                *_at(scanned, statement_ended_at),
-                name=";",
-            )
-        if kind == "block":
-            if piece.startswith(("/*!", "/*M!", "/*m!")):
-                raise QueryRejected(
-                    "MySQL executable comments (/*! … */) are not allowed",
-                    *_at(scanned, start),
-                    name="/*!",
-                )
-            if "/*" in piece[2:]:
-                raise QueryRejected(
-                    "a comment may not contain `/*`",
-                    *_at(scanned, start + 2 + piece[2:].index("/*")),
-                )
-        elif kind == "brace":
-            name = piece[1:-1]
-            if not _WORD.fullmatch(name):
-                raise QueryRejected(
-                    f"`{piece}` is not a Moodle table name", *_at(scanned, start), name=piece
-                )
-            scanned.braced.add(start)
-            piece = f"`{name}`"
-        elif kind == "param":
-            if piece[1:] not in scanned.params:
-                scanned.params.append(piece[1:])
-        elif kind == "semi":
-            statement_ended_at = start
-        elif kind == "open":
-            what = "comment" if piece == "/*" else "quoted text"
-            raise QueryRejected(
-                f"this {what} (`{piece}`) is never closed", *_at(scanned, start), name=piece
-            )
-        elif kind == "code":
-            odd = _NON_ASCII_CODE.search(piece)
-            if odd:
-                char = odd.group()
-                raise QueryRejected(
-                    f"the character {char!r} (U+{ord(char):04X}) may only appear inside quotes",
-                    *_at(scanned, start + odd.start()),
-                    name=char,
-                )
-            if first_word and piece.strip():
-                first_word = False
-                _check_first_word(scanned, piece, start)
-        pieces.append(piece)
-    if scanned.braced:
-        scanned.text = "".join(pieces)
-    return scanned
-
-
-_FIRST_WORD = re.compile(r"\s*([A-Za-z_]+)")
-
-
-def _check_first_word(scanned: _Scanned, piece: str, start: int) -> None:
-    """A statement that is not a query is named at once, even one sqlglot cannot parse."""
-    match = _FIRST_WORD.match(piece)
-    if piece.lstrip().startswith("(") or match is None:
-        return
-    word = match.group(1).upper()
-    if word not in ("SELECT", "WITH"):
-        raise QueryRejected(
-            f"only a SELECT may be run; this is a {word} statement",
-            *_at(scanned, start + match.start(1)),
-            name=word,
-        )
-
-
-def _at(scanned: _Scanned, offset: int) -> tuple[int, int]:
-    return scanned.place(offset)
-
-
-# --- the tree ----------------------------------------------------------------------------------
-
-_STATEMENT_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
-
-# Node kinds a report may contain besides functions (checked against the function allow-list),
-# tables, columns, stars and placeholders (checked by name).
-_PLAIN_NODES: frozenset[type[exp.Expr]] = frozenset(
-    {
-        exp.Select,
-        exp.Union,
-        exp.Intersect,
-        exp.Except,
-        exp.Subquery,
-        exp.From,
-        exp.Join,
-        exp.Where,
-        exp.Group,
-        exp.Rollup,
-        exp.Having,
-        exp.Order,
-        exp.Ordered,
-        exp.Limit,
-        exp.Offset,
-        exp.CTE,
-        exp.TableAlias,
-        exp.Alias,
-        exp.Identifier,
-        exp.Literal,
-        exp.Null,
-        exp.Boolean,
-        exp.HexString,
-        exp.BitString,
-        exp.National,
-        exp.Paren,
-        exp.Tuple,
-        exp.Distinct,
-        exp.Neg,
-        exp.Not,
-        exp.BitwiseNot,
-        exp.And,
-        exp.Or,
-        exp.Xor,
-        exp.EQ,
-        exp.NEQ,
-        exp.NullSafeEQ,
-        exp.GT,
-        exp.GTE,
-        exp.LT,
-        exp.LTE,
-        exp.Is,
-        exp.In,
-        exp.Between,
-        exp.Like,
-        exp.Escape,
-        exp.Add,
-        exp.Sub,
-        exp.Mul,
-        exp.Div,
-        exp.IntDiv,
-        exp.Mod,
-        exp.BitwiseAnd,
-        exp.BitwiseOr,
-        exp.BitwiseXor,
-        exp.BitwiseLeftShift,
-        exp.BitwiseRightShift,
-        exp.Case,
-        exp.If,
-        exp.Interval,
-        exp.DataType,
-        exp.DataTypeParam,
-        exp.Window,
-        exp.WindowSpec,
-        exp.Any,
-        exp.All,
-        exp.Collate,
-        exp.Introducer,
-        exp.JSONPath,
-        exp.JSONPathKey,
-        exp.JSONPathRoot,
-        exp.JSONPathSubscript,
-        exp.JSONPathWildcard,
-    }
-)
-
-# Functions that are syntax rather than a name an author looks up.
-_SYNTAX_FUNCTIONS: frozenset[type[exp.Expr]] = frozenset(
-    {exp.Exists, exp.Case, exp.If, exp.Cast, exp.Extract, exp.Count, exp.JSONExtract}
-)
-
-# Var (a bare keyword) only where it is one: a function's unit (TIMESTAMPDIFF(DAY, …)), an
-# interval unit, a collation or character set name.
-_VAR_PARENTS = (exp.Interval, exp.Collate, exp.DataType, exp.CharacterSet)
-
-_SELECT_ARGS = frozenset(
-    {"with_", "with", "hint", "distinct", "expressions", "from_", "from", "joins", "where"}
-    | {"group", "having", "windows", "order", "limit", "offset", "kind"}
-)
-_SELECT_ARG_NAMES = {
-    "into": "SELECT … INTO",
-    "locks": "a locking read (FOR UPDATE / FOR SHARE / LOCK IN SHARE MODE)",
-    "operation_modifiers": "SELECT options such as SQL_CALC_FOUND_ROWS or HIGH_PRIORITY",
-    "laterals": "LATERAL",
-}
-_TABLE_ARGS = frozenset({"this", "alias", "db", "catalog", "joins"})  # joins: FROM (a JOIN b)
-
-
-@lru_cache(maxsize=1)
-def _allowed_function_kinds() -> frozenset[type[exp.Expr]]:
-    """The sqlglot node kinds the allowed function names become in the MySQL dialect."""
-    kinds: set[type[exp.Expr]] = set(_SYNTAX_FUNCTIONS)
-    for example in FUNCTION_EXAMPLES.values():
-        for node in _parse_one(f"SELECT {example}").walk():
-            if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):
-                kinds.add(type(node))
-    return frozenset(kinds)
-
-
 class _Walk:
-    def __init__(self, scanned: _Scanned, prefix: str) -> None:
+    def __init__(self, scanned: Scanned, prefix: str) -> None:
         self.scanned = scanned
         self.prefix = prefix.lower()
         self.tables: set[str] = set()
         self.params: set[str] = set()
-        self.functions = _allowed_function_kinds()
+        self.functions = grammar.allowed_function_kinds()
         self.sensitive_columns: list[exp.Expr] = []
         self.hints: list[exp.Expr] = []
 
@@ -381,11 +101,11 @@ class _Walk:
         raise QueryRejected(problem, *self.scanned.place(offset), name=name)
 
     def check(self, tree: exp.Expr) -> None:
-        if not isinstance(tree, _STATEMENT_ROOTS):
-            kind = tree.name if isinstance(tree, exp.Command) else tree.key
-            self.reject(
-                f"only a SELECT may be run; this is a {kind.upper()} statement", tree, kind.upper()
-            )
+        if not isinstance(tree, grammar.STATEMENT_ROOTS):
+            kind = (tree.name if isinstance(tree, exp.Command) else tree.key).upper()
+            if isinstance(tree, exp.Condition):
+                self.reject("only a SELECT may be run; this is not a statement", tree, kind)
+            self.reject(f"only a SELECT may be run; this is a {kind} statement", tree, kind)
         stack: list[tuple[exp.Expr, frozenset[str]]] = [(tree, frozenset())]
         while stack:
             node, ctes = stack.pop()
@@ -402,7 +122,7 @@ class _Walk:
         stack: list[tuple[exp.Expr, frozenset[str]]],
     ) -> frozenset[str]:
         kind = type(node)
-        if kind in _PLAIN_NODES:
+        if kind in grammar.PLAIN_NODES:
             pass
         elif kind is exp.Table:
             self.check_table(node, ctes)
@@ -416,7 +136,7 @@ class _Walk:
             self.hints.append(node)
             return ctes
         elif kind is exp.Var:
-            if not isinstance(node.parent, (exp.Func, *_VAR_PARENTS)):
+            if not isinstance(node.parent, (exp.Func, *grammar.VAR_PARENTS)):
                 self.reject(f"`{node.name}` is not allowed here", node, node.name)
         elif kind is exp.Anonymous:
             name = node.name.upper()
@@ -471,16 +191,18 @@ class _Walk:
         for cte in with_.expressions:
             if not isinstance(cte, exp.CTE):
                 self.reject_node(cte)
-            name = cte.alias_or_name.lower()
+            # exact case: MySQL on Linux may read `mdl_config` as the table even under a CTE
+            # named `MDL_CONFIG`, so only the very same name counts as the CTE
+            name = cte.alias_or_name
             stack.append((cte.this, ctes | {name} if recursive else ctes))
             ctes = ctes | {name}
         return ctes
 
     def check_select(self, select: exp.Expr, ctes: frozenset[str]) -> None:
         for key, value in select.args.items():
-            if value in (None, [], False) or key in _SELECT_ARGS:
+            if value in (None, [], False) or key in grammar.SELECT_ARGS:
                 continue
-            label = _SELECT_ARG_NAMES.get(key, key)
+            label = grammar.SELECT_ARG_NAMES.get(key, key)
             self.reject(f"{label} is not allowed in a report", select, key)
         if not select.expressions:
             self.reject("a SELECT needs at least one column", select, "SELECT")
@@ -503,7 +225,7 @@ class _Walk:
         ctes: frozenset[str],
     ) -> None:
         for source in _sources(select):
-            if not isinstance(source, exp.Table) or source.name.lower() in ctes:
+            if not isinstance(source, exp.Table) or source.name in ctes:
                 continue
             if source.args.get("db") or source.args.get("catalog"):
                 continue
@@ -541,7 +263,7 @@ class _Walk:
 
     def check_table(self, table: exp.Expr, ctes: frozenset[str]) -> None:
         for key, value in table.args.items():
-            if value in (None, [], False) or key in _TABLE_ARGS:
+            if value in (None, [], False) or key in grammar.TABLE_ARGS:
                 continue
             self.reject(
                 f"table option `{key}` is not allowed in a report", table, table.name or key
@@ -556,7 +278,7 @@ class _Walk:
             )
         if not isinstance(table.this, exp.Identifier):
             self.reject_node(table)
-        if written.lower() in ctes:
+        if written in ctes:
             return
         if written.lower() == "dual" and not table.this.quoted:
             self.reject("leave out FROM DUAL", table, "dual")
@@ -613,12 +335,6 @@ class _Walk:
 def _parts(node: exp.Expr) -> list[exp.Expr]:
     keys = ("catalog", "db", "table", "this")
     return [node.args[key] for key in keys if isinstance(node.args.get(key), exp.Expr)]
-
-
-def _parse_one(sql: str) -> exp.Expr:
-    tree = _MYSQL.parse(sql)[0]
-    assert tree is not None
-    return tree
 
 
 def _sources(select: exp.Expr) -> list[exp.Expr]:
