@@ -205,6 +205,10 @@ def test_a_manager_runs_a_company_safe_report_for_their_company_only(app, site, 
     assert len(audits(app, "access_denied")) == denied_before + 4
     # Bolt's manager gets Bolt's rows from the same report.
     assert usernames(client_as("mgr_b").get(f"/reports/{name}/data")) == BOLT
+    # Acme's manager who is a plain member of Bolt sees only their own data there: not enough.
+    both = client_as("mgr_a_in_b")
+    assert usernames(both.get(f"/reports/{name}/data")) == ACME
+    assert both.get(f"/reports/{name}/data?company={bolt}").status_code == 403
 
 
 def test_a_report_that_is_not_company_safe_is_for_site_admins_only(app, site, client_as):
