@@ -26,6 +26,7 @@ from common.customsql.whitelist import ALLOWED_FUNCTIONS, CREDENTIAL_COLUMNS, RE
 __all__ = ["MAX_SQL_BYTES", "CheckedQuery", "QueryRejected", "validate"]
 
 _MYSQL = MySQL()
+_WITH_HOLDERS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
 _CREDENTIAL_NAMES = frozenset(name for names in CREDENTIAL_COLUMNS.values() for name in names)
 
 
@@ -161,7 +162,7 @@ class _Walk:
             for used in node.args.get("using") or []:
                 if used.name.lower() in _CREDENTIAL_NAMES:
                     self.sensitive_columns.append(used)
-        with_ = node.args.get("with_") or node.args.get("with")
+        with_ = node.args.get("with_") if kind in _WITH_HOLDERS else None
         if with_ is not None:
             ctes = self.push_ctes(with_, ctes, stack)
         for child in node.iter_expressions(reverse=True):
