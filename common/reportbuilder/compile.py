@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from common.customsql.validator import CheckedQuery
 
 DAY_S = 86_400
+COMPANY_PLACEHOLDER = "companyid"  # common.customsql.params.COMPANY_PARAM
 MAX_NAME_CHARS = 60
 _Sql = exp.Expression | exp.Condition
 _UNSAFE = re.compile(r"[^A-Za-z0-9 ]+")
@@ -72,18 +73,22 @@ class CompiledReport:
     sql: str  # MySQL dialect, as shown to the author and stored as the report's SQL
     values: tuple[BoundValue, ...]
     columns: tuple[ResultColumn, ...]
+    company_safe: bool = False  # uses :companyid, bound to the company it runs for
 
     def bind(self) -> dict[str, str]:
         return {v.name: v.value for v in self.values}
 
     def query_params(self) -> list[QueryParam]:
         """The placeholders as a stored report declares them, each defaulting to its value."""
-        from common.customsql.params import QueryParam
+        from common.customsql.params import COMPANY_PARAM, QueryParam
 
-        return [
+        declared = [
             QueryParam(name=v.name, type=v.type, label=v.label, required=True, default=v.value)
             for v in self.values
         ]
+        if self.company_safe:
+            declared.append(QueryParam(name=COMPANY_PARAM, type="company", label="Company"))
+        return declared
 
 
 class _Placeholders:
@@ -139,7 +144,7 @@ def compile_document(doc: BuilderDocument, schema: BuilderSchema) -> CompiledRep
         ResultColumn(key, c.label, c.type) for c, key in zip(doc.columns, keys, strict=True)
     )
     sql = query.sql(dialect="mysql", pretty=True)
-    return CompiledReport(sql, tuple(placeholders.values), columns)
+    return CompiledReport(sql, tuple(placeholders.values), columns, doc.company_safe)
 
 
 def table_expression(name: str, alias: str) -> exp.Table:
@@ -237,6 +242,8 @@ def _condition(f: Filter, col: exp.Column, ph: _Placeholders) -> _Sql:
         return exp.Paren(this=_empty(col, kind))
     if op == "not_empty":
         return exp.Not(this=exp.Paren(this=_empty(col, kind)))
+    if op == "viewer_company":
+        return exp.EQ(this=col, expression=exp.Placeholder(this=COMPANY_PLACEHOLDER))
     if op == "is_true":
         return exp.NEQ(this=col, expression=_number(0))
     if op == "is_false":

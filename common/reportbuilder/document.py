@@ -22,7 +22,7 @@ from datetime import date
 from typing import Any
 
 from common.errors import FieldError
-from common.reportbuilder.schema import BuilderSchema, ColumnInfo, ColumnType
+from common.reportbuilder.schema import COMPANY_COLUMNS, BuilderSchema, ColumnInfo, ColumnType
 
 VERSION = 1
 MAX_DOCUMENT_CHARS = 64_000
@@ -69,6 +69,8 @@ OPERATORS: dict[str, tuple[str, frozenset[ColumnType], str | None]] = {
     "in_last_days": ("in the last N days", frozenset({"datetime"}), "days"),
     "is_true": ("is yes", frozenset({"boolean"}), None),
     "is_false": ("is no", frozenset({"boolean"}), None),
+    # Only on COMPANY_COLUMNS: bound to the company the report runs for (`:companyid`).
+    "viewer_company": ("is the viewer's company", frozenset({"int"}), None),
 }
 _INT = re.compile(r"-?[0-9]{1,18}")
 _NUMBER = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,12})?")
@@ -143,6 +145,11 @@ class BuilderDocument:
     @property
     def grouped(self) -> bool:
         return any(c.aggregate for c in self.columns)
+
+    @property
+    def company_safe(self) -> bool:
+        """Its rows are limited to the company it runs for (`:companyid`)."""
+        return any(f.op == "viewer_company" for f in self.filters)
 
     def as_json(self) -> dict[str, Any]:
         """The canonical document (what is stored as the report's builder_json)."""
@@ -299,6 +306,8 @@ def _filters(raw: Any, chosen: tuple[str, ...], schema: BuilderSchema) -> tuple[
         if ref.type not in types:
             reason = f"operator {op} does not apply to {ref.type} column {ref.column}"
             raise FieldError(where, reason)
+        if op == "viewer_company" and (ref.table, ref.column) not in COMPANY_COLUMNS:
+            raise FieldError(where, f"{ref.table}.{ref.column} does not hold a company id")
         filters.append(Filter(ref, op, _values(item.get("value"), shape, ref.type, where)))
     return tuple(filters)
 

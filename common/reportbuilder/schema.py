@@ -138,6 +138,13 @@ EXTRA_KEYS: tuple[tuple[str, str, str], ...] = (
     ("local_iomad_track", "companyid", "company"),
 )
 
+# Columns holding an IOMAD company id: a filter "is the viewer's company" on one binds
+# `:companyid`, which makes the report company-safe (a manager runs it for their company only).
+COMPANY_COLUMNS = frozenset({
+    ("company", "id"), ("company_users", "companyid"), ("company_course", "companyid"),
+    ("companylicense", "companyid"), ("local_iomad_track", "companyid"), ("department", "company"),
+})  # fmt: skip
+
 _WORDS = {
     "id": "id", "userid": "Learner id", "courseid": "Course id", "companyid": "Company id",
     "timecreated": "Created", "timemodified": "Modified", "timecompleted": "Completed",
@@ -167,8 +174,11 @@ class TableInfo:
         return next((c for c in self.columns if c.name == name), None)
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "label": self.label,
-                "columns": [c.as_json() for c in self.columns]}  # fmt: skip
+        columns = [
+            {**c.as_json(), "company": True} if (self.name, c.name) in COMPANY_COLUMNS
+            else c.as_json() for c in self.columns
+        ]  # fmt: skip
+        return {"name": self.name, "label": self.label, "columns": columns}
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from sqlglot import exp
 from common.access.viewer import Viewer
 from common.customreports.store import column_key, save_report
 from common.customsql.execute import run_checked
-from common.customsql.params import declare_params, parse_param_values
+from common.customsql.params import COMPANY_PARAM, declare_params, parse_param_values
 from common.customsql.validator import CheckedQuery, validate
 from common.errors import FieldError
 from common.models.custom import CustomReport
@@ -52,11 +52,19 @@ def site_schema(source: MoodleSource) -> BuilderSchema:
 
 
 def preview(
-    source: MoodleSource, compiled: CompiledReport, checked: CheckedQuery, zone: tzinfo
+    source: MoodleSource,
+    compiled: CompiledReport,
+    checked: CheckedQuery,
+    zone: tzinfo,
+    company_id: int | None = None,
 ) -> dict[str, Any]:
-    """The first PREVIEW_ROWS rows as the report's columns show them, its SQL and values."""
+    """The first PREVIEW_ROWS rows as the report's columns show them, its SQL and values; a
+    company-safe report's as it runs for ``company_id``."""
     declared = declare_params(checked, compiled.query_params())
-    values = parse_param_values(declared, {}, bound_company=None, zone=zone)
+    if compiled.company_safe and company_id is None:
+        raise FieldError(COMPANY_PARAM, "choose a company in the header to preview this report")
+    raw = {COMPANY_PARAM: str(company_id)} if compiled.company_safe else {}
+    values = parse_param_values(declared, raw, bound_company=None, zone=zone)
     result = run_checked(source, checked, values, timeout_s=PREVIEW_TIMEOUT_S,
                          max_rows=PREVIEW_ROWS)  # fmt: skip
     types = [c.type for c in compiled.columns]
@@ -135,14 +143,16 @@ def save_built_report(
     ip: str | None = None,
 ) -> CustomReport:
     """Check, compile and store the document (kind "builder"): its SQL runs, exports and is
-    scheduled like any stored report's; its filter values are the parameters' defaults."""
+    scheduled like any stored report's; its filter values are the parameters' defaults. With
+    a "viewer's company" filter it is company-safe: company managers run it for theirs."""
     schema = site_schema(source)
     doc = parse_document(raw_document, schema)
     compiled, _ = compile_checked(doc, schema, source.prefix)
     row = save_report(
         appdb, report_id=report_id, kind="builder", title=title, description=description,
         sql_text=compiled.sql, builder_json=json.dumps(doc.as_json()),
-        params=compiled.query_params(), company_safe=False, actor=actor, source=source, ip=ip,
+        params=compiled.query_params(), company_safe=compiled.company_safe, actor=actor,
+        source=source, ip=ip,
     )  # fmt: skip
     with appdb.transaction() as session:
         stored = session.get(CustomReport, row.id)

@@ -193,3 +193,35 @@ def test_saving_over_a_report_that_is_not_built_is_refused(admin):  # type: igno
                          {"document": BUILT, "title": "x", "report_id": 999}, token)  # fmt: skip
     assert response.status_code == 404
     assert client.get("/reportbuilder/999").status_code == 404
+
+
+def test_a_company_safe_built_report_runs_for_each_managers_own_company(admin, client_as, site):  # type: ignore[no-untyped-def]
+    client, token = admin
+    document = {
+        "base": "user",
+        "joins": [{"relation": "company_users.userid=user.id"}],
+        "columns": [{"table": "user", "column": "firstname"}],
+        "filters": [{"table": "company_users", "column": "companyid", "op": "viewer_company"},
+                    {"table": "user", "column": "lastname", "op": "eq", "value": "Learner"}],
+    }  # fmt: skip
+    preview = post_json(client, "/reportbuilder/preview", {"document": document}, token)
+    assert preview.status_code == 200, preview.get_data(as_text=True)
+    assert ":companyid" in preview.get_json()["sql"]
+    saved = post_json(client, "/reportbuilder/save", {"document": document, "title": "Ours"}, token)
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    name = saved.get_json()["name"]
+    with client.application.extensions["manireports"].appdb.transaction() as db:
+        assert db.get(CustomReport, saved.get_json()["id"]).company_safe  # type: ignore[union-attr]
+    bolt = client_as("mgr_b").get(f"/reports/{name}/export.csv")
+    assert bolt.status_code == 200
+    assert {"Yuri", "Zoe", "Xena"} <= set(bolt.get_data(as_text=True).split())
+    assert "Ana" not in bolt.get_data(as_text=True)
+    acme = client_as("mgr_a").get(f"/reports/{name}/export.csv").get_data(as_text=True)
+    assert "Ana" in acme and "Yuri" not in acme
+    # A manager cannot point it at the other company, nor open the builder.
+    other = client_as("mgr_a").get(f"/reports/{name}/export.csv",
+                                    query_string={"companyid": site.companies["B"]})  # fmt: skip
+    assert other.status_code == 403 and "Yuri" not in other.get_data(as_text=True)
+    teacher = client_as("teacher_a")
+    assert teacher.get(f"/reports/{name}").status_code in (403, 404)
+    assert client_as("mgr_a").get(saved.get_json()["edit_url"]).status_code == 403

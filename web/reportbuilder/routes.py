@@ -30,7 +30,15 @@ from common.reportbuilder.site import (
     site_schema,
 )
 from common.tenancy import NotFound
-from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
+from web.auth.guards import (
+    Tenancy,
+    current_viewer,
+    fallback_company_id,
+    request_scope,
+    requested_company_id,
+    signed_in,
+    web_context,
+)
 from web.reports.running import run_context
 
 bp = Blueprint("reportbuilder", __name__, url_prefix="/reportbuilder", template_folder="templates")
@@ -85,7 +93,8 @@ def preview_rows():  # type: ignore[no-untyped-def]
         doc = parse_document(_body().get("document"), schema)
         compiled, checked = compile_checked(doc, schema, ctx.moodle.prefix)
         zone = run_context(request_scope(), viewer).zone
-        found = preview(ctx.moodle, compiled, checked, zone)
+        company = requested_company_id() or fallback_company_id(viewer)
+        found = preview(ctx.moodle, compiled, checked, zone, company)
     except FieldError as exc:
         return _errors(exc)
     return jsonify({"ok": True, **found})

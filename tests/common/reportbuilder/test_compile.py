@@ -22,7 +22,7 @@ from common.reportbuilder.document import (
     BuilderDocument,
     parse_document,
 )
-from common.reportbuilder.schema import builder_schema
+from common.reportbuilder.schema import COMPANY_COLUMNS, builder_schema
 from tests.factories.sites import DAY, NOW, Site
 
 SCHEMA = builder_schema()
@@ -37,12 +37,12 @@ def parsed(document: dict[str, Any]) -> BuilderDocument:
     return parse_document(document, SCHEMA)
 
 
-def run(site: Site, document: dict[str, Any]) -> list[tuple[Any, ...]]:
+def run(site: Site, document: dict[str, Any], company: int | None = None) -> list[tuple[Any, ...]]:
     source = MoodleSource(site.url)
     try:
         compiled, checked = compile_checked(parsed(document), SCHEMA, source.prefix)
         declared = declare_params(checked, compiled.query_params())
-        values = parse_param_values(declared, {}, bound_company=None)
+        values = parse_param_values(declared, {}, bound_company=company)
         return run_checked(source, checked, values).rows
     finally:
         source.engine.dispose()
@@ -162,6 +162,26 @@ def test_keep_unmatched_is_a_left_join(site):  # type: ignore[no-untyped-def]
     assert "Induction (no learners yet)" not in {r[0] for r in run(site, document)}
 
 
+def test_the_viewers_company_filter_binds_companyid(site):  # type: ignore[no-untyped-def]
+    document = {
+        "base": "user",
+        "joins": [{"relation": "company_users.userid=user.id"}],
+        "columns": [{"table": "user", "column": "firstname"}],
+        "filters": [{"table": "company_users", "column": "companyid", "op": "viewer_company"},
+                    {"table": "user", "column": "lastname", "op": "eq", "value": "Learner"}],
+    }  # fmt: skip
+    compiled = compile_document(parsed(document), SCHEMA)
+    assert compiled.company_safe and ":companyid" in compiled.sql
+    assert [p.type for p in compiled.query_params() if p.name == "companyid"] == ["company"]
+    assert first_names(run(site, document, site.companies["B"])) == {"Yuri", "Zoe", "Xena"}
+    assert "Ana" in first_names(run(site, document, site.companies["A"]))
+    wrong = {**document, "filters": [{"table": "user", "column": "id", "op": "viewer_company"}]}
+    from common.errors import FieldError
+
+    with pytest.raises(FieldError, match="does not hold a company id"):
+        parsed(wrong)
+
+
 HOSTILE = [
     "'; DROP TABLE mdl_user; --",
     '" OR 1=1 --',
@@ -251,7 +271,10 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
     filters = []
     for _ in range(draw(st.integers(0, 3))):
         table, col = a_column()
-        op = draw(st.sampled_from(OPS_FOR[col.type]))
+        ops = OPS_FOR[col.type]
+        if (table, col.name) not in COMPANY_COLUMNS:
+            ops = [op for op in ops if op != "viewer_company"]
+        op = draw(st.sampled_from(ops))
         shape = OPERATORS[op][2]
         one = ONE_VALUE.get(col.type, TEXTS)
         dates = st.dates().map(lambda d: d.isoformat()).filter(lambda s: len(s) == 10)
@@ -273,7 +296,8 @@ def documents(draw: st.DrawFn) -> dict[str, Any]:
 def test_every_accepted_document_compiles_to_sql_the_validator_accepts(document):  # type: ignore[no-untyped-def]
     doc = parse_document(json.dumps(document), SCHEMA)
     compiled, checked = compile_checked(doc, SCHEMA)
-    assert set(checked.params) == {v.name for v in compiled.values}
+    company = {"companyid"} if doc.company_safe else set()
+    assert set(checked.params) == {v.name for v in compiled.values} | company
     assert checked.tables == set(doc.tables)
     for dialect in ("mysql", "sqlite"):
         assert checked.sql_for(dialect)

@@ -37,8 +37,15 @@
     ["date_between", "between dates", ["datetime"], "dates"],
     ["in_last_days", "in the last N days", ["datetime"], "days"],
     ["is_true", "is yes", ["boolean"], null], ["is_false", "is no", ["boolean"], null],
-    ["is_empty", "is empty", ANY, null], ["not_empty", "is not empty", ANY, null]
+    ["is_empty", "is empty", ANY, null], ["not_empty", "is not empty", ANY, null],
+    // Only on a column holding a company id: the report then runs for the viewer's company.
+    ["viewer_company", "is the viewer's company", ["int"], null]
   ];
+  function operatorsFor(info) {
+    return OPERATORS.filter(function (o) {
+      return o[2].indexOf(info.type) >= 0 && (o[0] !== "viewer_company" || info.company);
+    });
+  }
   var SHAPES = {};
   OPERATORS.forEach(function (o) { SHAPES[o[0]] = o[3]; });
   var VALUES_MAX = 100;
@@ -299,10 +306,9 @@
   function renderFilters() {
     var list = byId("rb-filters");
     list.replaceChildren.apply(list, doc.filters.map(function (f, i) {
-      var type = column(f.table, f.column).type;
       var name = columnName(f.table, f.column);
       var opId = "rb-filter-" + i + "-op";
-      var ops = el("select", { id: opId }, OPERATORS.filter(function (o) { return o[2].indexOf(type) >= 0; })
+      var ops = el("select", { id: opId }, operatorsFor(column(f.table, f.column))
         .map(function (o) { return option(o[0], o[1], o[0] === f.op); }));
       var holder = el("span", { class: "rb-values-in" });
       ops.addEventListener("change", function () {
@@ -440,8 +446,7 @@
   byId("rb-add-filter").addEventListener("click", function () {
     var parts = byId("rb-filter-column").value.split(".");
     if (parts.length !== 2) { return; }
-    var type = column(parts[0], parts[1]).type;
-    var op = OPERATORS.filter(function (o) { return o[2].indexOf(type) >= 0; })[0];
+    var op = operatorsFor(column(parts[0], parts[1]))[0];
     doc.filters.push({ table: parts[0], column: parts[1], op: op[0], value: defaultValue(op[3]) });
     changed();
   });
