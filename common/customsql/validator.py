@@ -55,7 +55,7 @@ def validate(sql: str, prefix: str = "mdl_") -> CheckedQuery:
     return _validate(sql, prefix)
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=64)
 def _validate(sql: str, prefix: str) -> CheckedQuery:
     scanned = scan(sql)
     try:
