@@ -1,5 +1,5 @@
 // Built dashboards: the view (widgets placed on a static grid) and the builder (gridstack:
-// drag from the palette, move and resize; a settings panel per widget; saved as JSON through
+// add from the palette, drag to move and resize; a settings panel per widget; saved as JSON through
 // the form's POST, CSRF token included). Every widget reads its report's data endpoint, so the
 // report's own capability and tenant scope decide what it shows. Text from the server is
 // written with textContent only.
@@ -192,11 +192,9 @@ function startBuilder(root) {
 
   const gridElement = root.querySelector(".grid-stack");
   const grid = makeGrid(gridElement, {
-    acceptWidgets: (el) => el.classList.contains("palette-item"),
     draggable: { handle: ".widget-head" },
     resizable: { handles: "se" },
   });
-  GS.setupDragIn(".palette-item", { appendTo: "body", helper: "clone" });
 
   const wide = () => grid.getColumn() === COLUMNS;
   function followWidth() {
@@ -216,6 +214,7 @@ function startBuilder(root) {
     return meta.palette.length ? meta.palette[0].name : "";
   }
 
+  // Puts `widget` on the grid: at its place, or (a new one) at the first free place.
   function place(widget) {
     const [minW, minH] = MIN[widget.type] || [1, 1];
     const spec = { id: widget.id, w: widget.w, h: widget.h, minW, minH };
@@ -269,14 +268,13 @@ function startBuilder(root) {
     return visibility && company && visibility.value === "company" ? company.value : "";
   }
 
-  function add(type, at) {
+  function add(type) {
     if (widgets.size >= meta.limits.widgets) {
       showErrors([{ error: "A dashboard holds at most " + meta.limits.widgets + " widgets." }]);
       return null;
     }
     const [w, h] = SIZES[type];
-    const widget = { id: newId(), type, report: defaultReport(), filters: {}, options: {}, w, h,
-                     x: at ? at.x : undefined, y: at ? at.y : undefined };
+    const widget = { id: newId(), type, report: defaultReport(), filters: {}, options: {}, w, h };
     if (type === "table") widget.options.rows = meta.limits.default_rows;
     const entry = place(widget);
     changed();
@@ -543,13 +541,6 @@ function startBuilder(root) {
   grid.on("change", (event, nodes) => {
     remember(nodes);
     if (wide()) changed();
-  });
-  grid.on("dropped", (event, previous, node) => {
-    // A palette item dropped on the grid: a widget of its type where it landed.
-    const type = node && node.el ? node.el.dataset.type : null;
-    const at = { x: node.x, y: node.y };
-    if (node && node.el) grid.removeWidget(node.el, true, false);
-    if (type && SIZES[type]) add(type, at);
   });
   for (const button of document.querySelectorAll(".palette-item")) {
     button.addEventListener("click", () => add(button.dataset.type));
