@@ -166,3 +166,52 @@ def test_one_company_pages_use_the_switchers_company_instead_of_400(client_as, s
     page = admin.get("/admin/email-offload/").get_data(as_text=True)
     assert f'<option value="{site.companies["B"]}" selected>Bolt</option>' in page
     assert admin.get("/jobs/").status_code == 200
+
+
+def test_a_forms_company_field_is_not_the_company_the_page_works_on(client_as, site):
+    """A token restricted to Bolt, created by a manager of both working on Acme: the page that
+    answers the POST still shows Acme in the switcher, and so does the next page."""
+    client = client_as("multi")
+    a, b = site.companies["A"], site.companies["B"]
+    assert switch(client, str(a)).status_code == 302
+    form = {"csrf_token": csrf_token(client, "/admin/api-tokens/"), "name": "Bolt feed",
+            "company": str(b), "scopes": "reports:read", "expires_days": "30"}  # fmt: skip
+    created = client.post("/admin/api-tokens/", data=form)
+    assert created.status_code == 201, created.get_data(as_text=True)[:2000]
+    html = created.get_data(as_text=True)
+    assert f'<option value="{a}" selected>Acme</option>' in html
+    assert f'<option value="{b}" selected>' not in html
+    html = client.get("/dashboards/").get_data(as_text=True)
+    assert f'<option value="{a}" selected>Acme</option>' in html
+    # A form field that is not an id is the form's business, not a 400 from the header.
+    form["company"] = "not-a-number"
+    refused = client.post("/admin/api-tokens/", data=form)
+    assert refused.status_code == 422
+    assert f'<option value="{a}" selected>Acme</option>' in refused.get_data(as_text=True)
+    # The query string still chooses the company for its page.
+    html = client.get(f"/dashboards/?company={b}").get_data(as_text=True)
+    assert f'<option value="{b}" selected>Bolt</option>' in html
+
+
+def test_a_posted_company_does_not_change_a_pages_scope(app, client_as, site):
+    """A POST to a company page takes the company from its URL or the switcher, never from a
+    `company` form field: posting Bolt's id to Acme's settings changes Acme's."""
+    from common.models.mail import CloudConf
+
+    client = client_as("multi")
+    a, b = site.companies["A"], site.companies["B"]
+    assert switch(client, str(a)).status_code == 302
+    token = csrf_token(client, "/admin/email-offload/")
+    form = {"csrf_token": token, "company": str(b), "provider": "smtp", "enabled": "",
+            "sender_email": "noreply@acme.example", "chunk_size": "100", "rate_per_s": "5",
+            "smtp__host": "smtp.acme.example", "smtp__port": "587",
+            "smtp__security": "starttls", "action": "save"}  # fmt: skip
+    response = client.post("/admin/email-offload/", data=form)
+    # The host is refused (it does not resolve here): the form comes back for Acme, kept.
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert '<h1>Email offload <span class="muted">(Acme)</span></h1>' in html
+    assert f'action="/admin/email-offload/?company={a}"' in html
+    assert 'value="noreply@acme.example"' in html
+    with app.extensions["manireports"].appdb.transaction() as session:
+        assert session.query(CloudConf).filter(CloudConf.companyid == b).count() == 0

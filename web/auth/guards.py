@@ -140,9 +140,14 @@ def signed_in(*capabilities: str, tenancy: Tenancy) -> Callable[[F], F]:
 
 
 def requested_company_id() -> int | None:
-    """The company asked for: `?company=` (or a form's `company`), else the one chosen in the
-    header for this session. 0 is the site itself (site-wide templates and rules)."""
-    raw = request.values.get("company")
+    """The company asked for: `?company=`, else the one chosen in the header's switcher for
+    this session. 0 is the site itself (site-wide templates and rules).
+
+    Only the query string counts, never a posted form: a form's own `company` field (a token's
+    restriction, a dashboard's company) is that form's data, not the company the page works
+    on — read as one it made the header's switcher show that company after the POST. Forms
+    that work on a company carry it in their action's URL."""
+    raw = request.args.get("company")
     if raw is None or raw == "":
         raw = session.get(SESSION_COMPANY)
     if raw is None or raw == "":
