@@ -178,6 +178,55 @@ def report_paths(report: Report) -> dict[str, Any]:
     return paths
 
 
+CUSTOM_DESCRIPTION = (
+    "A custom report an administrator saved (`custom_<id>`; `GET /api/v1/reports` lists those "
+    "the token's user may run). Its columns and parameters are its own: `…/metadata` lists them "
+    "with their types; give each parameter as a query parameter of its name. `companyid` is "
+    "bound to the caller's company (another company is refused with 403)."
+)
+
+
+def custom_report_paths() -> dict[str, Any]:
+    """Stored reports, described once: their names and parameters are the site's own, told to
+    a token's user by the listing and each report's metadata, not to this public document."""
+    base = f"{PREFIX}/reports/custom_{{id}}"
+    report_id = {"name": "id", "in": "path", "required": True, "schema": ID_SCHEMA,
+                 "description": "The stored report's id."}  # fmt: skip
+    page = {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_NUMBER}
+    paging = [
+        _query("page", {**page, "default": 1}, "Page number, from 1."),
+        _query("page_size", {**page, "default": DEFAULT_PAGE_SIZE},
+               f"Rows a page; more than {MAX_PAGE_SIZE} gives {MAX_PAGE_SIZE}."),
+    ]  # fmt: skip
+    ordering = [
+        _query("sort", {"type": "string", "maxLength": SEARCH_MAX},
+               "A column key (see the metadata); default the first column."),
+        _query("dir", {"type": "string", "enum": ["asc", "desc"]}, "Order; default asc."),
+    ]  # fmt: skip
+    paths: dict[str, Any] = {
+        base: {"get": _operation(
+            "custom_report", "A custom report",
+            _json({"$ref": "#/components/schemas/ReportPage"}, "One page of rows."),
+            tag="Reports", params=[report_id, COMPANY_PARAM, *paging, *ordering],
+            description=CUSTOM_DESCRIPTION,
+        )},
+        f"{base}/metadata": {"get": _operation(
+            "custom_report_metadata", "A custom report: columns and parameters",
+            _json({"$ref": "#/components/schemas/ReportMetadata"}, "The report described."),
+            tag="Reports", params=[report_id, COMPANY_PARAM],
+        )},
+    }  # fmt: skip
+    for fmt, export in FORMATS.items():
+        media = export.media_type.split(";")[0]
+        ok = {"description": f"Every row of the view (at most 10,000) as {fmt.upper()}.",
+              "content": {media: {"schema": {"type": "string"}}}}  # fmt: skip
+        paths[f"{base}/export.{fmt}"] = {"get": _operation(
+            f"custom_report_export_{fmt}", f"A custom report as {fmt.upper()}", ok,
+            tag="Exports", params=[report_id, COMPANY_PARAM, *ordering],
+        )}  # fmt: skip
+    return paths
+
+
 def dashboard_params() -> list[dict[str, Any]]:
     """`role`, `company` and every filter a dashboard offers, typed as the reports declare it."""
     declared = {p.name: p for r in registered_reports() for p in r.params}
@@ -354,6 +403,7 @@ def openapi_document() -> dict[str, Any]:
     }  # fmt: skip
     for report in registered_reports():
         paths.update(report_paths(report))
+    paths.update(custom_report_paths())
     paths[f"{PREFIX}/dashboard"] = {"get": _operation(
         "dashboard", "The caller's role dashboard: every widget under shared filters",
         _json({"$ref": "#/components/schemas/Dashboard"}, "The dashboard's widgets."),

@@ -34,7 +34,8 @@ def document_paths(app: Flask) -> set[tuple[str, str]]:
             continue
         paths = [re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", r"{\1}", rule.rule)]
         if "{name}" in paths[0]:
-            paths = [p.replace("{name}", r.type_name) for p in paths for r in registered_reports()]
+            names = [r.type_name for r in registered_reports()] + ["custom_{id}"]
+            paths = [p.replace("{name}", name) for p in paths for name in names]
         if "{fmt}" in paths[0]:
             paths = [p.replace("{fmt}", f) for p in paths for f in FORMATS]
         for method in rule.methods - {"HEAD", "OPTIONS"}:
