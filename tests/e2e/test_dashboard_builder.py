@@ -42,6 +42,7 @@ def one_column(page) -> None:  # type: ignore[no-untyped-def]
     which the app's CSP refuses)."""
     for _ in range(50):
         if page.evaluate("document.querySelector('#grid').gridstack.getColumn()") == 1:
+            page.wait_for_timeout(400)  # gridstack's move animation
             return
         page.wait_for_timeout(100)
     raise AssertionError("the grid did not fall back to one column")
@@ -187,3 +188,40 @@ def test_manager_builds_saves_and_reloads_the_same_layout(live_server, browser, 
 
 def _first_manager(logins) -> str:  # type: ignore[no-untyped-def]
     return next(x.username for x in logins if x.role == "companymanager")
+
+
+def test_a_widget_whose_report_the_viewer_may_not_run_says_so(live_server, browser, demo_site):
+    _, logins = demo_site
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    page = context.new_page()
+    login(page, live_server, "admin", logins)
+    open_builder(page, f"{live_server}/custom-dashboards/new")
+    page.fill("#title", "For everyone")
+    page.select_option("#visibility", "global")
+    page.click("#add-kpi")
+    loaded(page, "kpi")
+    page.select_option("#setting-report", "company_summary")  # site admins' report
+    loaded(page, "kpi")
+    page.click("#add-bar")
+    loaded(page, "bar")
+    page.select_option("#setting-report", "course_completion")  # teachers may run it
+    loaded(page, "bar")
+    page.click("#save")
+    page.wait_for_selector("#builder[data-saved]:not([data-saved='error'])")
+    view_url = page.url.removesuffix("/edit")
+    context.close()
+
+    context = browser.new_context(viewport={"width": 375, "height": 800})
+    page = context.new_page()
+    login(page, live_server, "teacher", logins)
+    page.goto(f"{live_server}/custom-dashboards/")
+    page.click("text=For everyone")
+    page.wait_for_selector("#built-dashboard[data-loaded='true']")
+    assert page.url == view_url
+    kpi = page.locator(".grid-stack-item[data-type='kpi'] .widget-body")
+    assert kpi.get_attribute("data-state") == "unavailable"
+    assert kpi.inner_text() == "This widget's report is not available to you."
+    assert page.locator(".grid-stack-item[data-type='bar'] .widget-body").get_attribute(
+        "data-state") == "loaded"  # fmt: skip
+    assert page.goto(view_url + "/edit").status == 403  # a teacher builds nothing
+    context.close()
