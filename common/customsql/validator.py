@@ -347,8 +347,12 @@ def _sources(select: exp.Expr) -> list[exp.Expr]:
     found = []
     while pending:
         source = pending.pop()
-        if isinstance(source, exp.Subquery) and not isinstance(source.this, exp.Query):
-            pending.append(source.this)  # FROM (a JOIN b): parentheses around tables
+        if isinstance(source, exp.Subquery) and not isinstance(
+            source.this, exp.Select | exp.SetOperation
+        ):
+            # FROM (a JOIN b) or ((…) AS t JOIN b): parentheses around tables, not a derived
+            # table (sqlglot's compiled build nests these as a Subquery of a Subquery)
+            pending.append(source.this)
             continue
         found.append(source)
         pending.extend(join.this for join in source.args.get("joins") or [])
