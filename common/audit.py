@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, Select, case, cast, null, select
+from sqlalchemy import ColumnElement, Integer, Select, case, cast, null, select
 from sqlalchemy.orm import Session
 
 from common.analytics.tables import TableSpec
@@ -80,6 +80,7 @@ def audit_query(
     entry's company's place in ``company_order`` (ids in name order); entries about no
     company, or one not listed, have none."""
     a = AuditLog
+    company: ColumnElement[Any]
     if company_order:
         ranks = {int(company_id): rank for rank, company_id in enumerate(company_order)}
         company = case(ranks, value=a.companyid, else_=null())
