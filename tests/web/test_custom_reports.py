@@ -163,6 +163,8 @@ def test_bad_parameter_values_and_types_are_named(app, client_as):
     data = admin.get(f"/reports/custom_{report_id}/data?minid=abc")
     assert data.status_code == 422 and data.get_json()["field"] == "minid"
     assert admin.get(f"/reports/custom_{report_id}/data").status_code == 422  # required
+    page = admin.get(f"/reports/custom_{report_id}")  # its filter bar asks for the value
+    assert page.status_code == 200 and 'id="filter-minid"' in page.get_data(as_text=True)
     assert usernames(admin.get(f"/reports/custom_{report_id}/data?minid=0"))
 
 
