@@ -258,3 +258,32 @@ def test_an_admin_publishes_to_any_company_and_its_viewers_see_it(app, client_as
 def test_the_menu_offers_my_dashboards(client_as):
     page = client_as("ana").get("/dashboards/").get_data(as_text=True)
     assert 'href="/custom-dashboards/"' in page
+
+
+def test_custom_reports_are_widgets_too_under_their_own_rules(app, client_as, site):
+    """A stored report (`custom_<id>`) is in the palette of whoever may run it; a manager may
+    bind a company-safe one (its rows are their company's), never an admin-only one."""
+    from tests.web.test_custom_reports import ACME
+    from tests.web.test_custom_reports import create as create_report
+
+    admin = client_as("admin")
+    safe = f"custom_{create_report(admin)}"
+    admin_only = create_report(admin, title="Admin list", company_safe=False,
+                               sql="SELECT u.username FROM {user} u")  # fmt: skip
+    secret = f"custom_{admin_only}"
+    manager = client_as("mgr_a")
+    meta = page_meta(manager.get("/custom-dashboards/new").get_data(as_text=True), "builder")
+    names = {r["name"] for r in meta["palette"]}
+    assert safe in names and secret not in names
+    table = {"id": "c1", "type": "table", "report": safe, "filters": {},
+             "options": {"rows": 20}, "x": 0, "y": 0, "w": 12, "h": 4}  # fmt: skip
+    dashboard_id = create(manager, site, [table], title="Custom")
+    view = page_meta(manager.get(f"/custom-dashboards/{dashboard_id}").get_data(as_text=True),
+                     "built-dashboard")  # fmt: skip
+    assert view["widgets"][0]["available"] is True
+    rows = manager.get(f"/reports/{safe}/data?company={site.companies['A']}&page_size=20")
+    assert {r["username"] for r in rows.get_json()["rows"]} == ACME
+    data = form(manager, [{**table, "report": secret}], company=site.companies["A"])
+    refused = manager.post("/custom-dashboards/new", data=data, headers=JSON)
+    assert refused.status_code == 422
+    assert f"you may not run the report '{secret}'" in refused.get_json()["error"]
