@@ -17,6 +17,8 @@ from openpyxl import load_workbook
 from sqlalchemy import func, select
 
 from common.access.api_tokens import SCOPES, issue
+from common.access.viewer import load_viewer
+from common.customreports.store import save_report
 from common.models.access import AuditLog
 from common.models.custom import CustomReport
 from tests.support import REPO, TEST_SECRET
@@ -314,3 +316,22 @@ def test_the_edit_page_names_the_last_editor_and_links_the_run(app, client_as):
     assert f'href="/reports/custom_{report_id}"' in page
     assert re.search(r'name="param_type_companyid" value="company"', page)
     assert 'value="Company learners"' in page
+
+
+def test_a_built_report_is_not_edited_as_sql(app, site, client_as):
+    ctx = app.extensions["manireports"]
+    with ctx.appdb.transaction() as session:
+        admin_viewer = load_viewer(ctx.moodle, session, site.users["admin"])
+    assert admin_viewer is not None
+    built = save_report(ctx.appdb, report_id=None, kind="builder", title="Built",
+                        description="", sql_text="SELECT u.username FROM {user} u",
+                        builder_json='{"tables": ["user"]}', params=[], company_safe=False,
+                        actor=admin_viewer, source=ctx.moodle)  # fmt: skip
+    admin = client_as("admin")
+    assert admin.get(f"/custom-reports/{built.id}").status_code in (302, 404)
+    answer = submit(admin, f"/custom-reports/{built.id}", title="Now SQL", sql="SELECT 1 AS x")
+    assert answer.status_code in (302, 404)
+    with ctx.appdb.transaction() as session:
+        row = session.get(CustomReport, built.id)
+        assert (row.kind, row.title, row.builder_json) == ("builder", "Built",
+                                                           '{"tables": ["user"]}')  # fmt: skip

@@ -12,7 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_wtf import FlaskForm
 
 from common.access import capabilities as caps
@@ -185,6 +194,17 @@ def _stored(report_id: int) -> CustomReport:
     return row
 
 
+def _stored_sql(report_id: int) -> CustomReport:
+    """A report written in SQL: a built one is edited in the report builder (saving it here
+    would drop its builder document)."""
+    row = _stored(report_id)
+    if row.kind != "sql":
+        if "reportbuilder.edit" in current_app.view_functions:
+            abort(redirect(url_for("reportbuilder.edit", report_id=row.id)))
+        raise NotFound(f"Custom report {report_id} was built in the report builder: edit it there.")
+    return row
+
+
 def _checked_post() -> None:
     if not CustomReportForm().validate_on_submit():
         abort(400, description="the form expired; reload the page")
@@ -196,8 +216,10 @@ def index():  # type: ignore[no-untyped-def]
     ctx = web_context()
     rows = list_reports(ctx.appdb)
     people, _ = display_names(ctx.moodle, {r.modifiedby for r in rows}, set())
+    builder = "reportbuilder.edit" in current_app.view_functions
     return render_template("customreports/index.html", rows=rows, people=people,
-                           form=CustomReportForm(), report_name=report_name)  # fmt: skip
+                           form=CustomReportForm(), report_name=report_name,
+                           builder=builder)  # fmt: skip
 
 
 @bp.get("/new")
@@ -209,7 +231,7 @@ def new():  # type: ignore[no-untyped-def]
 @bp.get("/<id:report_id>")
 @signed_in(*EDITORS, tenancy=Tenancy.SITE)
 def edit(report_id: int):  # type: ignore[no-untyped-def]
-    row = _stored(report_id)
+    row = _stored_sql(report_id)
     draft = _draft_of(row)
     outcome = Outcome()
     _check(draft, outcome)  # the parameter table, and whether the whitelist still allows it
@@ -225,7 +247,7 @@ def create():  # type: ignore[no-untyped-def]
 @bp.post("/<id:report_id>")
 @signed_in(*EDITORS, tenancy=Tenancy.SITE)
 def update(report_id: int):  # type: ignore[no-untyped-def]
-    return _submitted(_stored(report_id))
+    return _submitted(_stored_sql(report_id))
 
 
 def _submitted(row: CustomReport | None):  # type: ignore[no-untyped-def]
