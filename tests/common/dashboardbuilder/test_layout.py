@@ -111,7 +111,7 @@ def test_columns_keep_the_reports_order_and_dir_needs_a_sort():
         (
             {"filters": {"colour": "red"}},
             "widgets[1].filters.colour",
-            "the Course completion report has no filter 'colour' (its filters: days, course, cohort)",
+            "report has no filter 'colour' (its filters: days, course, cohort)",
         ),
         ({"filters": {"days": ["30"]}}, "widgets[1].filters.days", "must be text"),
         ({"filters": "days=30"}, "widgets[1].filters", "filters must be an object"),
