@@ -227,11 +227,19 @@ class KvRunLimiter:
                         BUS_RETRY_S)  # fmt: skip
             return self.fallback.acquire(wait_s=max(0.0, wait_s - (time.monotonic() - started)))
 
-        def release() -> None:
+        def give_back() -> None:
             try:
                 self._run(lambda bus: self._release(name, revision), 10)
             except Exception as exc:  # noqa: BLE001 - the TTL frees it
                 log.warning("run limit: could not give back %s (%s); it expires", name, exc)
+
+        def release() -> None:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                give_back()
+            else:  # on an event loop (a finalizer run there): never block it
+                threading.Thread(target=give_back, daemon=True).start()
 
         return Hold(name, time.monotonic() - started, release)
 
@@ -431,13 +439,16 @@ async def _exists(kv: KeyValue, key: str) -> bool:
     return True
 
 
-def build_run_limiter(limit: int, runner: BusRunner | None) -> RunLimiter:
+def build_run_limiter(
+    limit: int, runner: BusRunner | None, *, prefix: str = BUCKET_PREFIX
+) -> RunLimiter:
     """The limiter for REPORT_MAX_CONCURRENT=`limit`: across replicas through `runner` (the
-    web tier's bus), in this process only without one, none at 0."""
+    web tier's bus, buckets named from `prefix`), in this process only without one, none
+    at 0."""
     if limit == 0:
         return UnlimitedRunLimiter()
     if runner is None:
         limiter = LocalRunLimiter(limit)
         log.warning("REPORT_MAX_CONCURRENT: %s", limiter.describe())
         return limiter
-    return KvRunLimiter(runner, limit)
+    return KvRunLimiter(runner, limit, prefix=prefix)

@@ -98,6 +98,14 @@ def test_an_export_holds_its_slot_until_the_response_is_closed(app, client_as, o
     assert run.status == "cancelled"
 
 
+def test_an_export_read_to_its_end_frees_its_slot_before_closing(app, client_as, one_slot):
+    export = client_as("mgr_a").get("/reports/course_completion/export.csv", buffered=False)
+    export.get_data()
+    assert one_slot.running == 0
+    assert runs(app)[0].status == "ok"
+    export.close()
+
+
 def test_the_api_answers_429_with_retry_after(app, token_for, one_slot):  # noqa: F811
     hold = one_slot.acquire()
     token = token_for("mgr_a", company="A")

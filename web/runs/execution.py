@@ -9,14 +9,24 @@ last byte is written or the client goes away.
 
 from __future__ import annotations
 
+import hashlib
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from flask import Flask, current_app, jsonify, request
+from sqlalchemy.engine import make_url
 
 from common.reports.runs import RunRecord, finish_run, recorded_run, start_run
-from common.run_limit import DEFAULT_WAIT_S, Hold, RunLimitBusy, RunLimiter, build_run_limiter
+from common.run_limit import (
+    BUCKET_PREFIX,
+    DEFAULT_WAIT_S,
+    Hold,
+    RunLimitBusy,
+    RunLimiter,
+    build_run_limiter,
+)
 from common.settings import Settings
 from web.bus_client import BusClient
 from web.errors import error_response, wants_json
@@ -27,9 +37,17 @@ RowCounter = Callable[[Iterable[dict[str, Any]]], Iterator[dict[str, Any]]]
 EXTENSION = "manireports_run_limiter"
 
 
+def bucket_prefix(settings: Settings) -> str:
+    """The KV buckets' name prefix: one set per app database, so the replicas of one
+    installation share the limit and two installations on one NATS do not."""
+    url = make_url(settings.database_url).render_as_string(hide_password=True)
+    return f"{BUCKET_PREFIX}_{hashlib.sha256(url.encode()).hexdigest()[:10]}"
+
+
 def install(app: Flask, settings: Settings, bus_client: BusClient) -> None:
     runner = bus_client if settings.nats_url else None
-    limiter = build_run_limiter(settings.report_max_concurrent, runner)
+    limiter = build_run_limiter(settings.report_max_concurrent, runner,
+                                prefix=bucket_prefix(settings))  # fmt: skip
     app.extensions[EXTENSION] = limiter
     app.logger.info("report runs: %s", limiter.describe())
     app.register_error_handler(RunLimitBusy, busy_response)
@@ -134,9 +152,13 @@ def limited_stream(
             finish_run(appdb, run, exc)
             raise
         finish_run(appdb, run, None)
+        hold.release()  # the last byte is out: the slot is free before the response closes
 
     def on_close() -> None:
         finish_run(appdb, run, GeneratorExit())  # nothing when already finished
         hold.release()
 
-    return streamed(), on_close
+    stream = streamed()
+    # A response dropped without close() (a client that never read it) still frees its slot.
+    weakref.finalize(stream, on_close)
+    return stream, on_close
