@@ -121,5 +121,10 @@
 
   document.documentElement.classList.add("js-ready");
   showPanels();
-  if (chosen() !== "paste" || document.getElementById("recipients").value.trim()) count();
+  // Count what is there on load, unless the page came back with the recipients refused: their
+  // error is already beside the field, and counting would only say it a second time.
+  var refused = form.querySelector("[data-source='" + chosen() + "'] [aria-invalid=true]");
+  if (!refused && (chosen() !== "paste" || document.getElementById("recipients").value.trim())) {
+    count();
+  }
 })();
