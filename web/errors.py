@@ -14,6 +14,7 @@ in /data, `Accept: application/json`, or `X-Requested-With: XMLHttpRequest`) get
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from flask import Flask, current_app, g, jsonify, render_template, render_template_string, request
@@ -22,6 +23,16 @@ from werkzeug.exceptions import HTTPException
 from common.errors import FieldError
 from common.tenancy import NotFound, TenantViolation
 from web.auth.guards import audit_denial, optional_viewer
+
+
+def reasons_by_field(errors: Iterable[FieldError]) -> dict[str, list[str]]:
+    """A form's errors as its template's `by_field` (templates/form_errors.html): each
+    field's reasons, in the order they were found."""
+    found: dict[str, list[str]] = {}
+    for error in errors:
+        found.setdefault(error.field, []).append(error.reason)
+    return found
+
 
 TITLES = {
     400: "Bad request",

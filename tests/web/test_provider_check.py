@@ -62,7 +62,7 @@ def test_a_wrong_port_fails_the_save_with_every_error_and_the_input_kept(app, si
     body = response.get_data(as_text=True)
     assert response.status_code == 422
     assert f"nothing answers at 127.0.0.1:{closed}" in body
-    assert 'id="smtp__port-error"' in body and 'aria-invalid="true"' in body
+    assert 'id="error-smtp__port-1"' in body and 'aria-invalid="true"' in body
     assert f'value="{closed}"' in body and 'value="relay"' in body  # input kept
     assert "Pa55-Secret-Typed" not in body  # a secret is never echoed
     assert stored(app) is None
@@ -72,7 +72,7 @@ def test_a_wrong_port_fails_the_save_with_every_error_and_the_input_kept(app, si
                 sender_email="nope", test_to="also nope")  # fmt: skip
     body = client.post(f"{URL}?company={company}", data=data).get_data(as_text=True)
     for field in ("port", "chunk_size", "sender_email", "test_to"):
-        assert f'id="{field if field != "port" else "smtp__port"}-error"' in body, field
+        assert f'id="error-{field if field != "port" else "smtp__port"}-1"' in body, field
     assert "(4 problems)" in body
     assert stored(app) is None
 
@@ -175,7 +175,7 @@ def test_refused_numbers_come_back_as_they_were_typed(app, site, client_as):
     body = response.get_data(as_text=True)
     assert response.status_code == 422
     for field in ("chunk_size", "rate_per_s", "smtp__port"):
-        assert f'id="{field}-error"' in body, field
+        assert f'id="error-{field}-1"' in body, field
     assert 'name="chunk_size"' in body and 'value="abc"' in body
     assert 'value="-5"' in body and 'value="-5.0"' not in body
     assert 'value="25x"' in body

@@ -33,6 +33,7 @@ from common.models.base import utcnow
 from common.reports import registered_reports
 from common.tenancy import MANAGE, SITE, VIEW, TenantScope, TenantViolation, load_token, scope_for
 from web.auth.guards import Tenancy, current_viewer, signed_in, web_context
+from web.errors import reasons_by_field
 from web.navigation import add_nav_item
 
 # Whoever holds a capability some API endpoint checks may hold a token (a learner too: the
@@ -68,6 +69,12 @@ def _is_admin(viewer: Viewer) -> bool:
     return viewer.can(caps.VIEW_ADMIN_DASHBOARD)
 
 
+# The form's fields as its labels call them, for the summary above the form.
+FIELD_LABELS = {"name": "Name", "username": "For user", "scopes": "Scopes",
+                "company": "Restrict to company", "expires_days": "Expires after",
+                "expires_at": "Expires after"}  # fmt: skip
+
+
 def _token_scope(viewer: Viewer) -> TenantScope:
     """Whose tokens the page lists and may revoke: an admin everyone's, anyone else their own."""
     return SITE if _is_admin(viewer) else TenantScope(None, user_ids=frozenset({viewer.user_id}))
@@ -85,6 +92,7 @@ def _page(
     names = usernames(ctx.moodle, {t.userid for t in tokens})
     return render_template(
         "api/tokens.html", tokens=tokens, names=names, scopes=SCOPES, errors=errors or [],
+        by_field=reasons_by_field(errors or []), labels=FIELD_LABELS,
         values=values or {}, is_admin=_is_admin(viewer), form=TokenForm(), now=utcnow(),
     ), status  # fmt: skip
 

@@ -51,6 +51,7 @@ from common.models.custom import CustomReport
 from common.moodle.names import display_names
 from common.tenancy import SITE, NotFound
 from web.auth.guards import Tenancy, current_viewer, signed_in, web_context
+from web.errors import reasons_by_field
 from web.navigation import add_nav_item
 
 bp = Blueprint("customreports", __name__, url_prefix="/custom-reports",
@@ -84,10 +85,7 @@ class Outcome:
     preview: QueryResult | None = None
 
     def by_field(self) -> dict[str, list[str]]:
-        found: dict[str, list[str]] = {}
-        for error in self.errors:
-            found.setdefault(error.field, []).append(error.reason)
-        return found
+        return reasons_by_field(self.errors)
 
 
 def _draft() -> tuple[Draft, list[FieldError]]:

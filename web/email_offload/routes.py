@@ -93,7 +93,7 @@ def _render(company_id: int, values: dict, masked: dict, errors: list[FieldError
         by_field.setdefault(key, []).append(error.reason)
     return render_template(
         "email_offload/index.html", company_id=company_id, values=values, masked=masked,
-        errors=errors, field_errors=by_field, fields=provider_fields(), labels=PROVIDER_LABELS,
+        errors=errors, by_field=by_field, fields=provider_fields(), labels=PROVIDER_LABELS,
         events=OFFLOADABLE_EVENTS, cloud_fields=CLOUD_FIELDS, cloud_secrets=CLOUD_SECRETS,
         form=SettingsForm(), private_host_field=ALLOW_PRIVATE_SMTP_HOST,
         company_name=company_names([company_id])[company_id],

@@ -47,7 +47,7 @@ from web.auth.guards import (
     signed_in,
     web_context,
 )
-from web.errors import wants_json
+from web.errors import reasons_by_field, wants_json
 from web.jobs.routes import ActionForm, bp
 from web.navigation import add_nav_item
 
@@ -151,9 +151,7 @@ def _page(composed: Composed, *, errors: list[FieldError] | None = None, status:
     choices = moodle_choices(web_context().moodle, scope) if scope.company_id else {}
     # Listed in the order of the page: the message first, then its recipients.
     errors = sorted(errors or [], key=lambda e: _FIELD_ORDER.get(e.field, len(_FIELD_ORDER)))
-    by_field: dict[str, list[str]] = {}
-    for error in errors:
-        by_field.setdefault(error.field, []).append(error.reason)
+    by_field = reasons_by_field(errors)
     if not composed.test_to:
         composed.test_to = _viewer_email()
     return render_template(

@@ -56,9 +56,16 @@ def test_token_is_shown_once_and_only_its_hash_is_stored(app, site, client_as):
 def test_form_errors_are_422_a_missing_csrf_token_400_and_nothing_is_issued(app, client_as):
     client = client_as("mgr_a")
     response = create(client, scopes=[], name="")
-    assert response.status_code == 422 and "name: required" in response.get_data(as_text=True)
-    response = create(client, expires_days="0")
-    assert response.status_code == 422 and "expires_days:" in response.get_data(as_text=True)
+    assert response.status_code == 422 and "Name: required" in response.get_data(as_text=True)
+    response = create(client, name="Power BI", expires_days="0")
+    body = response.get_data(as_text=True)
+    # Named as the form labels it, beside its field, and every typed value kept.
+    assert response.status_code == 422 and "Expires after: a number of days" in body
+    assert "expires_days:" not in body
+    assert 'aria-describedby="error-expires_days-1 "' in body
+    assert 'id="error-expires_days-1">a number of days' in body
+    assert 'value="Power BI"' in body
+    assert 'name="expires_days" inputmode="numeric" value="0"' in body
     no_csrf = client.post(PAGE, data={"name": "x", "scopes": ["reports:read"]})
     assert no_csrf.status_code == 400
     assert tokens(app) == []
