@@ -342,7 +342,10 @@ def _schemas() -> dict[str, Any]:
                 "status": string, "source": string, "recipients_total": integer,
                 "emails_sent": integer, "emails_failed": integer, "chunks_total": integer,
                 "chunks_dead": integer, "progress_pct": {"type": "number"},
-                "rate_per_s": {"type": ["number", "null"]},
+                "rate_per_s": {"type": ["number", "null"], "description":
+                               "Messages a second over the last 10 s, as the job page shows"},
+                "eta_s": {"type": ["number", "null"], "description":
+                          "Seconds left at that rate; null when finished or not sending"},
                 "recipients_by_status": {"type": "object",
                                          "additionalProperties": integer},
                 "last_error": {"type": ["string", "null"]},
