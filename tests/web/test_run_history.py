@@ -117,11 +117,12 @@ def test_the_api_answers_429_with_retry_after(app, token_for, one_slot):  # noqa
 
 
 def record(app, site, user: str, company: str | None, report: str = "course_completion",
-           status: str = "ok", when: datetime | None = None) -> int:  # fmt: skip
+           status: str = "ok", when: datetime | None = None,
+           params: dict | None = None) -> int:  # fmt: skip
     appdb = app.extensions["manireports"].appdb
     run = start_run(
         appdb, viewer_id=site.users[user], company_id=site.companies[company] if company else None,
-        report=get_report(report), params={"days": 30}, origin="web",
+        report=get_report(report), params=params or {"days": 30}, origin="web",
     )  # fmt: skip
     with appdb.transaction() as db:
         db.execute(update(ReportRun).where(ReportRun.id == run.id).values(
@@ -227,3 +228,16 @@ def test_a_busy_dashboard_answers_429_and_runs_nothing(app, client_as, one_slot)
     assert response.status_code == 429
     assert response.get_json()["position"] == 0
     assert runs(app) == []
+
+
+def test_a_course_in_a_runs_parameters_is_named_only_when_the_viewer_may_see_it(
+    app, site, client_as
+):
+    forklift, fire = site.courses["Forklift"], site.courses["Fire Safety"]
+    record(app, site, "ana", "A", params={"course": forklift})
+    record(app, site, "ana", "A", params={"course": fire})
+    own = table_of(client_as("ana").get("/runs/").get_data(as_text=True))
+    assert "Forklift" not in own and f"course #{forklift}" in own
+    assert "course Fire Safety" in own
+    admin = table_of(client_as("admin").get("/runs/").get_data(as_text=True))
+    assert "course Forklift" in admin

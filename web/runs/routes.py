@@ -95,6 +95,18 @@ def _params_text(params: dict[str, object], courses: dict[int, str]) -> str:
     return " · ".join(shown)
 
 
+def _course_names(scope: TenantScope, course_ids: set[int]) -> dict[int, str]:
+    """Names of the courses in runs' parameters that `scope` may see (a parameter is what
+    someone typed: a course outside the scope stays a number)."""
+    if not course_ids:
+        return {}
+    source = web_context().moodle
+    course = source.tables.course
+    query = select(course.c.id, course.c.fullname).where(course.c.id.in_(sorted(course_ids)))
+    with source.engine.connect() as conn:
+        return {int(r.id): str(r.fullname) for r in conn.execute(scoped(query, scope, source))}
+
+
 @bp.get("/")
 @signed_in(tenancy=Tenancy.VIEW)
 def index():  # type: ignore[no-untyped-def]
@@ -130,7 +142,8 @@ def index():  # type: ignore[no-untyped-def]
     params = {r["id"]: _params(r["params_json"]) for r in found}
     course_ids = {p["course"] for p in params.values() if isinstance(p.get("course"), int)}
     users = {r["userid"] for r in found if r["userid"]}
-    people, courses = display_names(ctx.moodle, users, course_ids)  # type: ignore[arg-type]
+    people, _ = display_names(ctx.moodle, users, set())
+    courses = _course_names(scope, course_ids)  # type: ignore[arg-type]
     shown = {run_id: _params_text(p, courses) for run_id, p in params.items()}
     chosen_name = None
     if chosen.by_id is not None:
