@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta
 
 from flask import Blueprint, render_template, request
 from sqlalchemy import func, select
@@ -23,21 +22,13 @@ from common.models.access import AuditLog
 from common.moodle.names import display_names
 from common.moodle.people_search import MAX_QUERY_CHARS, Person, find_people, person_in_scope
 from common.reports.rows import SqlRows
-from web.auth.guards import Tenancy, request_scope, signed_in, web_context
+from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
+from web.humanize import zone_named
+from web.period import requested_period
 
 bp = Blueprint("audit", __name__, url_prefix="/admin/audit", template_folder="templates")
 MAX_ACTION_CHARS = 64
 _ALL_DIGITS = re.compile(r"[0-9]+")
-
-
-def _date_arg(name: str) -> date | None:
-    raw = request.args.get(name, "")
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise FieldError(name, f"{raw[:40]!r} is not a date (YYYY-MM-DD)", status=400) from None
 
 
 @dataclass
@@ -79,15 +70,10 @@ def _companies_by_name() -> list[int]:
 @bp.get("/")
 @signed_in(caps.VIEW_AUDIT_LOG, tenancy=Tenancy.VIEW)
 def index():  # type: ignore[no-untyped-def]
-    date_from, date_to = _date_arg("from"), _date_arg("to")
     request_ = AUDIT_TABLE.page_request(request.args)
     action = request.args.get("action", "")[:MAX_ACTION_CHARS] or None
     chosen = _user_filter()
-    since = datetime.combine(date_from, time.min, UTC) if date_from else None
-    # "to" is inclusive for the person filtering: everything before the next midnight.
-    until = None
-    if date_to is not None and date_to < date.max:
-        until = datetime.combine(date_to + timedelta(days=1), time.min, UTC)
+    since, until = requested_period(zone_named(current_viewer().timezone))
     ctx, scope = web_context(), request_scope()
     query = audit_query(scope, action=action, since=since, until=until,
                         company_order=_companies_by_name())  # fmt: skip

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
 
 from flask import Blueprint, render_template, request
 from sqlalchemy import func, select
@@ -28,6 +27,7 @@ from web.auth.guards import Tenancy, current_viewer, requested_company_id, signe
 from web.home.header import company_name
 from web.humanize import zone_named
 from web.navigation import add_nav_item
+from web.period import requested_period
 from web.runs.execution import run_limiter
 
 bp = Blueprint("runs", __name__, url_prefix="/runs", template_folder="templates")
@@ -43,16 +43,6 @@ class UserFilter:
     user_ids: list[int] | None = None
     matches: list[Person] = field(default_factory=list)
     by_id: int | None = None
-
-
-def _date_arg(name: str) -> date | None:
-    raw = request.args.get(name, "")
-    if not raw:
-        return None
-    try:
-        return date.fromisoformat(raw)
-    except ValueError:
-        raise FieldError(name, f"{raw[:40]!r} is not a date (YYYY-MM-DD)", status=400) from None
 
 
 def _people_scope(scope: TenantScope) -> TenantScope:
@@ -113,12 +103,7 @@ def index():  # type: ignore[no-untyped-def]
     viewer = current_viewer()
     scope = history_scope(viewer, requested_company_id())
     zone = zone_named(viewer.timezone)
-    date_from, date_to = _date_arg("from"), _date_arg("to")
-    # Days in the viewer's timezone: from its midnight to the midnight after "to".
-    since = datetime.combine(date_from, time.min, zone) if date_from else None
-    until = None
-    if date_to is not None and date_to < date.max:
-        until = datetime.combine(date_to + timedelta(days=1), time.min, zone)
+    since, until = requested_period(zone)
     status = request.args.get("status", "")
     if status and status not in RUN_STATUSES:
         raise FieldError("status", f"one of {', '.join(RUN_STATUSES)}", status=400)
