@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from common.access.viewer import Viewer
 from common.analytics.tables import TableSpec
 from common.appdb import AppDB
+from common.customsql.execute import QueryTimeout
 from common.errors import FieldError
 from common.models.base import utcnow
 from common.models.custom import RUN_STATUSES, ReportRun
@@ -71,20 +72,12 @@ def outcome_of(exc: BaseException | None) -> tuple[str, str | None]:
     if isinstance(exc, GeneratorExit | KeyboardInterrupt):
         return "cancelled", "the caller went away before the end"
     first_line = (str(exc).strip().splitlines() or [""])[0]
-    if _is_timeout(exc):
+    if isinstance(exc, QueryTimeout):
         return "timeout", first_line[:MAX_ERROR_CHARS] or "the time limit was reached"
     if isinstance(exc, FieldError):
         return "rejected", f"{exc.field}: {exc.reason}"[:MAX_ERROR_CHARS]
     text = f"{type(exc).__name__}: {first_line}" if first_line else type(exc).__name__
     return "error", text[:MAX_ERROR_CHARS]
-
-
-def _is_timeout(exc: BaseException) -> bool:
-    try:
-        from common.customsql.execute import QueryTimeout
-    except ImportError:  # pragma: no cover - the custom SQL package is part of the app
-        return False
-    return isinstance(exc, QueryTimeout)
 
 
 def start_run(
