@@ -23,6 +23,7 @@ from common.models.access import AuditLog
 from common.models.custom import CustomReport
 from tests.support import REPO, TEST_SECRET
 from tests.web.conftest import csrf_token
+from web.runs.execution import EXTENSION
 
 # Acme's or Bolt's learners (by `:companyid`), each with when their account was made.
 LEARNERS_SQL = """SELECT u.username, u.firstname AS `First name`, u.timecreated
@@ -335,3 +336,23 @@ def test_a_built_report_is_not_edited_as_sql(app, site, client_as):
         row = session.get(CustomReport, built.id)
         assert (row.kind, row.title, row.builder_json) == ("builder", "Built",
                                                            '{"tables": ["user"]}')  # fmt: skip
+
+
+def test_a_preview_or_save_while_every_slot_is_busy_keeps_the_form(app, client_as):
+    """The editor's own queries count against REPORT_MAX_CONCURRENT like any report run: when
+    no slot comes free the form comes back with the input and the reason, nothing saved."""
+    admin = client_as("admin")
+    limiter = app.extensions[EXTENSION]
+    holds = [limiter.acquire(wait_s=5) for _ in range(limiter.limit)]
+    try:
+        for action in ("preview", "save"):
+            response = submit(admin, "/custom-reports/new", title="Busy one", sql=LEARNERS_SQL,
+                              action=action, company_safe="1")  # fmt: skip
+            page = html.unescape(response.get_data(as_text=True))
+            assert response.status_code == 422, page[:1000]
+            assert "every report slot is busy" in page and 'value="Busy one"' in page
+    finally:
+        for hold in holds:
+            hold.release()
+    assert stored_count(app) == 0
+    assert create(admin, title="Free again") > 0

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from common.models.access import AuditLog
 from common.models.custom import CustomReport
 from tests.web.conftest import csrf_token
+from web.runs.execution import EXTENSION
 
 BUILT = {
     "base": "user",
@@ -225,3 +226,27 @@ def test_a_company_safe_built_report_runs_for_each_managers_own_company(admin, c
     teacher = client_as("teacher_a")
     assert teacher.get(f"/reports/{name}").status_code in (403, 404)
     assert client_as("mgr_a").get(saved.get_json()["edit_url"]).status_code == 403
+
+
+def test_preview_values_and_save_wait_for_a_report_slot_like_any_run(admin):  # type: ignore[no-untyped-def]
+    client, token = admin
+    limiter = client.application.extensions[EXTENSION]
+    holds = [limiter.acquire(wait_s=5) for _ in range(limiter.limit)]
+    try:
+        saves = _reports(client)
+        posts = (("/reportbuilder/preview", {"document": BUILT}),
+                 ("/reportbuilder/save", {"document": BUILT, "title": "Busy"}))  # fmt: skip
+        for path, body in posts:
+            response = post_json(client, path, body, token)
+            assert response.status_code == 429, response.get_data(as_text=True)
+            assert "every report slot is busy" in response.get_json()["errors"][0]["error"]
+        values = client.get("/reportbuilder/values?table=course&column=fullname",
+                            headers={"Accept": "application/json"})  # fmt: skip
+        assert values.status_code == 429
+        assert _reports(client) == saves
+    finally:
+        for hold in holds:
+            hold.release()
+    assert (
+        post_json(client, "/reportbuilder/preview", {"document": BUILT}, token).status_code == 200
+    )

@@ -53,6 +53,7 @@ from common.tenancy import SITE, NotFound
 from web.auth.guards import Tenancy, current_viewer, signed_in, web_context
 from web.errors import reasons_by_field
 from web.navigation import add_nav_item
+from web.runs.execution import form_slot
 
 bp = Blueprint("customreports", __name__, url_prefix="/custom-reports",
                template_folder="templates")  # fmt: skip
@@ -138,9 +139,10 @@ def _preview(draft: Draft, outcome: Outcome) -> None:
             [p for p in outcome.declared if p.name != COMPANY_PARAM]
         ) | _preview_company(draft, outcome.declared)
         window = Window(sort=None, limit=PREVIEW_ROWS)
-        outcome.preview = run_checked(source, outcome.checked, values, window=window,
-                                      timeout_s=PREVIEW_TIMEOUT_S,
-                                      max_rows=PREVIEW_ROWS)  # fmt: skip
+        with form_slot("sql"):
+            outcome.preview = run_checked(source, outcome.checked, values, window=window,
+                                          timeout_s=PREVIEW_TIMEOUT_S,
+                                          max_rows=PREVIEW_ROWS)  # fmt: skip
     except FieldError as exc:
         outcome.errors.extend(exc.errors)
 
@@ -262,12 +264,13 @@ def _submitted(row: CustomReport | None):  # type: ignore[no-untyped-def]
         return _editor(draft, outcome, row=row, status=422 if outcome.errors else 200)
     ctx = web_context()
     try:
-        saved = save_report(
-            ctx.appdb, report_id=None if row is None else row.id, kind="sql",
-            title=draft.title, description=draft.description, sql_text=draft.sql,
-            builder_json=None, params=outcome.declared, company_safe=draft.company_safe,
-            actor=current_viewer(), source=ctx.moodle, ip=request.remote_addr,
-        )  # fmt: skip
+        with form_slot("sql"):  # saving runs it once to learn its columns
+            saved = save_report(
+                ctx.appdb, report_id=None if row is None else row.id, kind="sql",
+                title=draft.title, description=draft.description, sql_text=draft.sql,
+                builder_json=None, params=outcome.declared, company_safe=draft.company_safe,
+                actor=current_viewer(), source=ctx.moodle, ip=request.remote_addr,
+            )  # fmt: skip
     except FieldError as exc:
         outcome.errors.extend(exc.errors)
         return _editor(draft, outcome, row=row, status=422)

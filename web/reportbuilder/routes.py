@@ -40,6 +40,7 @@ from web.auth.guards import (
     web_context,
 )
 from web.reports.running import run_context
+from web.runs.execution import form_slot
 
 bp = Blueprint("reportbuilder", __name__, url_prefix="/reportbuilder", template_folder="templates")
 BUILDER = (caps.CUSTOM_REPORTS,)
@@ -94,7 +95,8 @@ def preview_rows():  # type: ignore[no-untyped-def]
         compiled, checked = compile_checked(doc, schema, ctx.moodle.prefix)
         zone = run_context(request_scope(), viewer).zone
         company = requested_company_id() or fallback_company_id(viewer)
-        found = preview(ctx.moodle, compiled, checked, zone, company)
+        with form_slot("document"):
+            found = preview(ctx.moodle, compiled, checked, zone, company)
     except FieldError as exc:
         return _errors(exc)
     return jsonify({"ok": True, **found})
@@ -107,7 +109,8 @@ def values():  # type: ignore[no-untyped-def]
     ctx = web_context()
     try:
         table, column = request.args.get("table", ""), request.args.get("column", "")
-        found = distinct_values(ctx.moodle, site_schema(ctx.moodle), table, column)
+        with form_slot("column"):
+            found = distinct_values(ctx.moodle, site_schema(ctx.moodle), table, column)
     except FieldError as exc:
         return _errors(exc)
     return jsonify({"ok": True, "values": found})
@@ -130,10 +133,11 @@ def save():  # type: ignore[no-untyped-def]
         title, description = body.get("title", ""), body.get("description", "")
         if not isinstance(title, str) or not isinstance(description, str):
             raise FieldError("title", "the title and description are text")
-        saved = save_built_report(
-            ctx.appdb, ctx.moodle, body.get("document"), report_id=report_id, title=title,
-            description=description, actor=viewer, ip=request.remote_addr,
-        )  # fmt: skip
+        with form_slot("document"):  # saving runs it once to learn its columns
+            saved = save_built_report(
+                ctx.appdb, ctx.moodle, body.get("document"), report_id=report_id, title=title,
+                description=description, actor=viewer, ip=request.remote_addr,
+            )  # fmt: skip
     except FieldError as exc:
         return _errors(exc)
     name = report_name(saved.id)

@@ -18,6 +18,7 @@ from typing import Any
 from flask import Flask, current_app, jsonify, request
 from sqlalchemy.engine import make_url
 
+from common.errors import FieldError
 from common.reports.runs import RunRecord, finish_run, recorded_run, start_run
 from common.run_limit import (
     BUCKET_PREFIX,
@@ -108,6 +109,21 @@ def run_slot() -> Iterator[Hold]:
     hold = take_slot()
     try:
         yield hold
+    finally:
+        hold.release()
+
+
+@contextmanager
+def form_slot(field: str) -> Iterator[None]:
+    """A slot for a form's own query (a preview, the columns a saved report learns): a busy
+    limit becomes the form's error on `field`, so the page comes back with its input kept."""
+    try:
+        hold = take_slot()
+    except RunLimitBusy as busy:
+        raise FieldError(field, f"every report slot is busy ({busy.position} ahead of you): "
+                         "try again in a moment", status=429) from None  # fmt: skip
+    try:
+        yield
     finally:
         hold.release()
 
