@@ -83,6 +83,15 @@ class Settings:
     public_url: str | None = None
     # Reports (issue 11): report executions at once across every web replica (0: no limit).
     report_max_concurrent: int = 4
+    # Retention (issue 12): days each kind of record is kept before the daily retention task
+    # deletes it (0: kept forever). Audit log entries, report runs, cached dashboard data
+    # (past its expiry), heartbeat time sessions, and an email job's recipients (addresses
+    # and per-recipient data) once the job is finished.
+    retention_audit_days: int = 365
+    retention_report_runs_days: int = 90
+    retention_cache_days: int = 7
+    retention_heartbeat_days: int = 730
+    retention_email_recipients_days: int = 90
 
     @property
     def production(self) -> bool:
@@ -304,4 +313,9 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         api_rate_limit_per_minute=_int(env, "API_RATE_LIMIT_PER_MINUTE", 120, 0, 1_000_000),
         public_url=_http_url(env, "PUBLIC_URL"),
         report_max_concurrent=_int(env, "REPORT_MAX_CONCURRENT", 4, 0, 256),
+        retention_audit_days=_int(env, "RETENTION_AUDIT_DAYS", 365, 0, 36500),
+        retention_report_runs_days=_int(env, "RETENTION_REPORT_RUNS_DAYS", 90, 0, 36500),
+        retention_cache_days=_int(env, "RETENTION_CACHE_DAYS", 7, 0, 36500),
+        retention_heartbeat_days=_int(env, "RETENTION_HEARTBEAT_DAYS", 730, 0, 36500),
+        retention_email_recipients_days=_int(env, "RETENTION_EMAIL_RECIPIENTS_DAYS", 90, 0, 36500),
     )

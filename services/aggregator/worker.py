@@ -22,6 +22,7 @@ from common.commands import CommandHandler, CommandWorker
 from common.idempotency import forget_processed_before
 from common.models.base import utcnow
 from common.moodle import MoodleSource
+from common.retention import run_retention
 from common.service import Consumption
 from services.aggregator.jobs import Jobs
 from services.aggregator.storage import open_appdb
@@ -145,6 +146,7 @@ class AggregatorWorker(CommandWorker):
 
     async def retention_cleanup(self, payload: dict[str, Any], msg: Msg) -> None:
         await asyncio.to_thread(self._forget_old_messages)
+        await asyncio.to_thread(run_retention, self.appdb, self.settings)
 
     def _forget_old_messages(self) -> None:
         # Redeliveries come within minutes; a week of ids is a wide margin.
