@@ -1,0 +1,96 @@
+"""`manireports schedule next`: when a report schedule with this timing would run, worked out
+in its own time zone, printed as UTC instants. A group, so `schedule list` and `schedule run`
+join it once schedules are stored.
+
+Exit status: 0 printed; 2 a bad option (one line on standard error naming it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+from common.errors import FieldError
+from common.schedules import (
+    FREQUENCIES,
+    MAX_COUNT,
+    next_runs,
+    parse_after,
+    parse_count,
+    parse_recurrence,
+)
+
+# FieldError fields to the options they came in by.
+_OPTIONS = {"weekdays": "weekday"}
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """A missing option value is said in one line, like every other bad option here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"manireports: {message}\n")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    schedule = subparsers.add_parser("schedule", help="report schedules: when they run")
+    commands = schedule.add_subparsers(dest="schedule_command", required=True, metavar="COMMAND",
+                                       parser_class=_OneLineParser)  # fmt: skip
+    upcoming = commands.add_parser(
+        "next",
+        help="print the next run instants of a schedule's timing",
+        description="Print the next N runs strictly after --after, one per line, in UTC ISO 8601 "
+        "(2027-03-29T08:00:00Z). Times are the schedule's wall clock in --tz: a time a "
+        "spring-forward day skips runs at the first minute after the gap; one a fall-back day "
+        "repeats runs once, at its first occurrence. A day past a month's end runs on its last "
+        "day. Exit 2 with one line naming a bad option.",
+    )
+    # Values are checked by common.schedules (not argparse), so that every bad one is named
+    # in the same one line the forms and the API would give.
+    upcoming.add_argument("--frequency", metavar="|".join(FREQUENCIES),
+                          help="how often it runs (required)")  # fmt: skip
+    upcoming.add_argument("--at", metavar="HH:MM",
+                          help="local time of day (daily, weekly, monthly)")  # fmt: skip
+    upcoming.add_argument("--weekday", action="append", metavar="mon,wed",
+                          help="weekly: days mon..sun, comma-separated or repeated")  # fmt: skip
+    upcoming.add_argument("--day", metavar="N",
+                          help="monthly: day 1-31; past a month's end, its last day")  # fmt: skip
+    upcoming.add_argument("--cron", metavar="EXPR",
+                          help='cron: 5 fields, e.g. "0 9 * * mon-fri", in --tz')  # fmt: skip
+    upcoming.add_argument("--tz", metavar="ZONE",
+                          help="IANA time zone, e.g. Europe/London (required)")  # fmt: skip
+    upcoming.add_argument("--after", metavar="ISO8601",
+                          help="runs strictly after this instant (default now)")  # fmt: skip
+    upcoming.add_argument("--count", metavar="N",
+                          help=f"how many runs, 1 to {MAX_COUNT} (default 5)")  # fmt: skip
+    upcoming.set_defaults(func=run_next)
+
+
+def run_next(args: argparse.Namespace) -> int:
+    errors: list[FieldError] = []
+    try:
+        recurrence = parse_recurrence(
+            frequency=args.frequency, tz=args.tz, at=args.at,
+            weekdays=args.weekday, day=args.day, cron=args.cron,
+        )  # fmt: skip
+    except FieldError as exc:
+        errors.extend(exc.errors)
+    try:
+        after = parse_after(args.after)
+    except FieldError as exc:
+        errors.append(exc)
+    try:
+        count = parse_count(args.count)
+    except FieldError as exc:
+        errors.append(exc)
+    if not errors:
+        try:
+            runs = next_runs(recurrence, after, count)
+        except FieldError as exc:
+            errors.append(exc)
+    if errors:
+        message = "; ".join(f"--{_OPTIONS.get(e.field, e.field)}: {e.reason}" for e in errors)
+        print(f"manireports: {message}", file=sys.stderr)
+        return 2
+    sys.stdout.write("".join(f"{run:%Y-%m-%dT%H:%M:%SZ}\n" for run in runs))
+    return 0
