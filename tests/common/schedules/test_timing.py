@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from common.errors import FieldError
 from common.schedules import Recurrence, next_run, next_runs, parse_recurrence
@@ -458,3 +461,34 @@ def test_raw_after_and_count():
         with pytest.raises(FieldError) as caught:
             parse_count(bad)
         assert caught.value.field == "count"
+
+
+# --- properties over many zones and moments ------------------------------------------------
+
+ZONES = ["Europe/London", "America/New_York", "Australia/Lord_Howe", "America/Santiago",
+         "Pacific/Apia", "Asia/Kolkata", "Europe/Dublin", "UTC"]  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    zone=st.sampled_from(ZONES),
+    hour=st.integers(0, 23),
+    minute=st.sampled_from([0, 1, 15, 30, 45, 59]),
+    after=st.datetimes(datetime(2000, 1, 1), datetime(2040, 1, 1), timezones=st.just(UTC)),
+)
+def test_daily_agrees_with_the_same_cron_and_keeps_the_wall_clock(zone, hour, minute, after):
+    at = f"{hour:02d}:{minute:02d}"
+    daily = next_runs(parse_recurrence(frequency="daily", at=at, tz=zone), after, 10)
+    cron = parse_recurrence(frequency="cron", cron=f"{minute} {hour} * * *", tz=zone)
+    assert daily == next_runs(cron, after, 10)
+    assert daily[0] > after and all(a < b for a, b in zip(daily, daily[1:], strict=False))
+    tzinfo = ZoneInfo(zone)
+    for run in daily:
+        local = run.astimezone(tzinfo)
+        assert local.fold == 0  # never the repeat of a wall time
+        if (local.hour, local.minute) != (hour, minute):
+            # Only when the time did not exist that day: the run is the instant the clock
+            # jumped forward (a second earlier the offset was smaller), later on the wall clock.
+            earlier = (run - timedelta(seconds=1)).astimezone(tzinfo)
+            assert earlier.utcoffset() < local.utcoffset()
+            assert (local.hour, local.minute) > (hour, minute) or local.date() > earlier.date()
