@@ -60,14 +60,14 @@ RULES: tuple[PrivacyRule, ...] = (
     PrivacyRule("manireports_risk_scores", "at-risk scores and their factors", "userid"),
     PrivacyRule(
         "manireports_risk_acks",
-        "managers' acknowledgements of a flagged learner",
+        "managers’ acknowledgements of a flagged learner",
         "userid",
         actors={"ackedby": 0},
     ),  # fmt: skip
     PrivacyRule("manireports_report_runs", "reports the user ran", "userid"),
     PrivacyRule(
         "manireports_api_tokens",
-        "the user's API tokens (hashes never exported)",
+        "the user’s API tokens (hashes never exported)",
         "userid",
         actors={"createdby": None},
     ),  # fmt: skip
@@ -77,7 +77,7 @@ RULES: tuple[PrivacyRule, ...] = (
         "userid",
         actors={"grantedby": None},
     ),  # fmt: skip
-    PrivacyRule("manireports_web_sessions", "the user's ManiReports sign-ins", "userid"),
+    PrivacyRule("manireports_web_sessions", "the user’s ManiReports sign-ins", "userid"),
     PrivacyRule("manireports_cloud_recip", "emails sent to the user (job recipients)", "userid"),
     PrivacyRule(
         "manireports_audit_logs",
@@ -87,7 +87,7 @@ RULES: tuple[PrivacyRule, ...] = (
     ),  # fmt: skip
     PrivacyRule(
         "manireports_mail_unsubscribes",
-        "the user's unsubscribes (the address stays, so it is still honoured)",
+        "the user’s unsubscribes (the address stays, so it is still honoured)",
         "userid",
         anonymise={"userid": None},
     ),  # fmt: skip
@@ -105,6 +105,11 @@ RULES: tuple[PrivacyRule, ...] = (
     ),  # fmt: skip
     PrivacyRule(
         "manireports_cloud_jobs", "email jobs the user created", actors={"createdby": None}
+    ),  # fmt: skip
+    PrivacyRule(
+        "manireports_report_schedules",
+        "report schedules the user created",
+        actors={"createdby": 0},
     ),  # fmt: skip
     PrivacyRule(
         "manireports_cloud_conf", "email settings the user changed", actors={"modifiedby": None}

@@ -1,6 +1,15 @@
 """App DB models. Importing this package registers every table on Base.metadata."""
 
-from common.models import access, analytics, api, custom, mail, ops, unsubscribe  # noqa: F401
+from common.models import (  # noqa: F401
+    access,
+    analytics,
+    api,
+    custom,
+    mail,
+    ops,
+    schedules,
+    unsubscribe,
+)
 from common.models.base import Base
 
 __all__ = ["Base"]

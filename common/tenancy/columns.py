@@ -120,6 +120,8 @@ APP_TABLES: dict[str, TenantColumns] = {
     "manireports_mail_unsubscribes": TenantColumns(company="companyid"),
     # A run is its user's, in the company it was scoped to (None: site-wide, admins only).
     "manireports_report_runs": TenantColumns(company="companyid", user="userid"),
+    # A schedule is its company's (None: site-wide, site admins only).
+    "manireports_report_schedules": TenantColumns(company="companyid"),
 }
 
 # ManiReports' own bookkeeping: no tenant's data, read only by the services and sign-in.
