@@ -62,6 +62,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.home.routes import bp as home_bp
     from web.jobs.routes import bp as jobs_bp
     from web.people.routes import bp as people_bp
+    from web.privacy.routes import bp as privacy_bp
     from web.reportbuilder.routes import bp as reportbuilder_bp
     from web.reports.routes import bp as reports_bp
     from web.runs.routes import bp as runs_bp
@@ -88,6 +89,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(email_templates_bp)
     app.register_blueprint(api_tokens_bp)
     app.register_blueprint(unsubscribe_bp)
+    app.register_blueprint(privacy_bp)
     # Bearer tokens, no cookies: a cross-site page cannot make the browser send the token.
     csrf.exempt(api_v1_bp)
     app.register_blueprint(api_v1_bp)

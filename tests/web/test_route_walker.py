@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import itertools
 import re
+import zipfile
 from typing import Any
 
 import pytest
@@ -143,6 +144,9 @@ def readable_text(response: Any) -> str:
     kind = response.mimetype
     if kind == "application/pdf":
         return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(data)).pages)
+    if kind == "application/zip":  # a privacy export: JSON files
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "\n".join(archive.read(name).decode("utf-8") for name in archive.namelist())
     if kind.endswith("spreadsheetml.sheet"):
         book = load_workbook(io.BytesIO(data), read_only=True)
         return "\n".join(str(cell) for sheet in book for row in sheet.iter_rows(values_only=True)
