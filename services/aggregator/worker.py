@@ -129,6 +129,10 @@ class AggregatorWorker(CommandWorker):
         await self._job(lambda p: self.jobs.refresh_caches(p.get("now")))(payload, msg)
 
     async def apply_heartbeats(self, batch: list[tuple[dict[str, Any], Msg]]) -> None:
+        if not self.settings.time_tracking_enabled:
+            # Tracking was turned off: beats still queued are dropped (acked), never stored.
+            log.warning("aggregator: time tracking is off; dropping %d heartbeats", len(batch))
+            return
         beats: list[Beat] = []
         for payload, _msg in batch:
             found, problems = beats_in(payload)
