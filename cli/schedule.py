@@ -1,6 +1,6 @@
 """`manireports schedule next`: when a report schedule with this timing would run, worked out
-in its own time zone, printed as UTC instants. A group, so `schedule list` and `schedule run`
-join it once schedules are stored.
+in its own time zone, printed as UTC instants. `manireports schedule list [--json]`: every
+stored schedule (id, title, report, frequency in words, next run in UTC, active).
 
 Exit status: 0 printed; 2 a bad option (one line on standard error naming it).
 """
@@ -8,9 +8,12 @@ Exit status: 0 printed; 2 a bad option (one line on standard error naming it).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from typing import NoReturn
 
+from common.appdb import AppDB
+from common.db import require_database
 from common.errors import FieldError
 from common.schedules import (
     FREQUENCIES,
@@ -64,6 +67,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     upcoming.add_argument("--count", metavar="N",
                           help=f"how many runs, 1 to {MAX_COUNT} (default 5)")  # fmt: skip
     upcoming.set_defaults(func=run_next)
+    listing = commands.add_parser(
+        "list",
+        help="list the stored report schedules",
+        description="Every stored report schedule, by title: id, title, report, frequency in "
+        "words, next run in UTC ISO 8601 (none when inactive) and active. With --json, one JSON "
+        'array of {"id", "title", "report", "frequency", "next_run", "active"}.',
+    )
+    listing.add_argument("--json", action="store_true", help="print a JSON array")
+    listing.set_defaults(func=run_list)
 
 
 def run_next(args: argparse.Namespace) -> int:
@@ -93,4 +105,43 @@ def run_next(args: argparse.Namespace) -> int:
         print(f"manireports: {message}", file=sys.stderr)
         return 2
     sys.stdout.write("".join(f"{run:%Y-%m-%dT%H:%M:%SZ}\n" for run in runs))
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    # Imported here: `schedule next` needs no database and no models.
+    from sqlalchemy import select
+
+    from common.models.schedules import ReportSchedule
+    from common.schedules.store import frequency_text
+    from common.settings import load_settings
+
+    settings = load_settings()
+    require_database("DATABASE_URL", settings.database_url, must_exist=True)
+    appdb = AppDB(settings.database_url)
+    try:
+        with appdb.transaction() as session:
+            query = select(ReportSchedule).order_by(ReportSchedule.title, ReportSchedule.id)
+            rows = [{"id": row.id, "title": row.title, "report": row.report,
+                     "frequency": frequency_text(row),
+                     "next_run": f"{row.next_run_at:%Y-%m-%dT%H:%M:%SZ}"
+                     if row.next_run_at is not None else None,
+                     "active": bool(row.active)} for row in session.scalars(query)]  # fmt: skip
+    finally:
+        appdb.dispose()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("no schedules")
+        return 0
+    header = ("ID", "TITLE", "REPORT", "FREQUENCY", "NEXT RUN (UTC)", "ACTIVE")
+    table = [header] + [(str(r["id"]), str(r["title"]), str(r["report"]), str(r["frequency"]),
+                         str(r["next_run"] or "-"), "yes" if r["active"] else "no")
+                        for r in rows]  # fmt: skip
+    widths = [max(len(line[i]) for line in table) for i in range(len(header))]
+    for line in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        )
     return 0
