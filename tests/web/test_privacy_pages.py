@@ -150,3 +150,10 @@ def test_the_snippet_page_says_tracking_is_off(app, held, client_as):  # type: i
     ctx.settings = ctx.settings.with_overrides(time_tracking_enabled=False)
     page = client_as("admin").get("/tracking/").get_data(as_text=True)
     assert "Time tracking is <strong>off</strong>" in page
+
+
+def test_the_menu_offers_privacy_requests_to_site_admins_only(app, held, client_as):  # type: ignore[no-untyped-def]
+    assert 'href="/admin/privacy/"' in client_as("admin").get("/dashboards/").get_data(as_text=True)
+    for who in ("mgr_a", "ana"):
+        page = client_as(who).get("/dashboards/").get_data(as_text=True)
+        assert 'href="/admin/privacy/"' not in page, who

@@ -18,9 +18,12 @@ from common.privacy import RULES, delete_user, export_user, held_counts
 from common.retention import RULES as RETENTION_RULES
 from common.settings import Settings
 from web.auth.guards import Tenancy, current_viewer, open_to, request_scope, signed_in, web_context
+from web.navigation import add_nav_item
 
 bp = Blueprint("privacy", __name__, template_folder="templates")
 _ALL_DIGITS = re.compile(r"[0-9]+")
+# Site admins only: the menu reads the view's SITE declaration.
+add_nav_item("Privacy requests", "privacy.index", group="Administration")
 
 
 class PrivacyForm(FlaskForm):
