@@ -66,6 +66,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.reportbuilder.routes import bp as reportbuilder_bp
     from web.reports.routes import bp as reports_bp
     from web.runs.routes import bp as runs_bp
+    from web.schedules.routes import bp as schedules_bp
     from web.tracking.routes import bp as tracking_bp
     from web.unsubscribe.routes import bp as unsubscribe_bp
 
@@ -77,6 +78,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(reports_bp)
     app.register_blueprint(reportbuilder_bp)
     app.register_blueprint(runs_bp)
+    app.register_blueprint(schedules_bp)
     app.register_blueprint(customreports_bp)
     app.register_blueprint(audit_bp)
     app.register_blueprint(tracking_bp)
