@@ -125,6 +125,12 @@ def _filters(
                 param.parse(kept[param.name])
             except FieldError as exc:
                 found.extend(FieldError(filter_field(e.field), e.reason) for e in exc.errors)
+    if isinstance(report, StoredReport):  # a page asks for a required value; a run cannot
+        found.extend(
+            FieldError(filter_field(p.name), "required: a scheduled run has no one to ask")
+            for p in report.declared
+            if p.required and not p.default and p.type != "company" and p.name not in kept
+        )
     if not found:
         try:
             parsed = report.parse_params(kept)
@@ -133,7 +139,10 @@ def _filters(
         except TenantViolation as exc:
             found.append(FieldError("report", str(exc) or "not a report you may schedule here"))
         except FieldError as exc:
-            found.extend(FieldError(filter_field(e.field), e.reason) for e in exc.errors)
+            # A company parameter has no input here: the company is the page's.
+            names = {p.name for p in report.params}
+            found.extend(FieldError(filter_field(e.field) if e.field in names else "report",
+                                    e.reason) for e in exc.errors)  # fmt: skip
     errors.extend(found)
     return kept
 

@@ -225,3 +225,35 @@ def test_frequency_in_words():
     assert words(frequency="cron", cron="0 9 * * mon-fri", tz="America/New_York") == (
         "Cron 0 9 * * mon-fri America/New_York"
     )
+
+
+def test_a_custom_report_is_scheduled_by_its_name_with_its_parameters(appdb, source, site):
+    from common.customreports.store import save_report
+    from common.customsql.params import QueryParam
+    from tests.common.customreports.conftest import COMPANY_LEARNERS
+
+    admin = author(appdb, source, site.users["admin"])
+    custom = save_report(appdb, report_id=None, kind="sql", title="Learners", description="",
+                         sql_text=COMPANY_LEARNERS, builder_json=None,
+                         params=[QueryParam("pattern", "text", "Username like", True)],
+                         company_safe=True, actor=admin.viewer, source=source)  # fmt: skip
+    name = f"custom_{custom.id}"
+    # A site admin on "All companies" may schedule it site-wide.
+    site_wide = save_schedule(appdb, source, weekly(report=name, filters={"pattern": "a%"}),
+                              admin, now=NOW)  # fmt: skip
+    assert site_wide.companyid is None
+    # Its required parameter missing is named as its filter.
+    manager = author(appdb, source, site.users["mgr_a"])
+    with pytest.raises(FieldError) as raised:
+        save_schedule(appdb, source, weekly(report=name, filters={}), manager, now=NOW)
+    assert [e.field for e in raised.value.errors] == ["filter_pattern"]
+    row = save_schedule(appdb, source, weekly(report=name, filters={"pattern": "a%"}), manager,
+                        now=NOW)  # fmt: skip
+    assert (row.report, json.loads(row.params_json)) == (name, {"pattern": "a%"})
+    assert row.companyid == site.companies["A"]
+    # A department manager's scope is narrower than the company it reads: refused.
+    dept = author(appdb, source, site.users["dept_a"])
+    with pytest.raises(FieldError) as raised:
+        save_schedule(appdb, source, weekly(report=name, filters={"pattern": "a%"}), dept,
+                      now=NOW)  # fmt: skip
+    assert [e.field for e in raised.value.errors] == ["report"]
