@@ -122,6 +122,12 @@ APP_TABLES: dict[str, TenantColumns] = {
     "manireports_report_runs": TenantColumns(company="companyid", user="userid"),
     # A schedule is its company's (None: site-wide, site admins only).
     "manireports_report_schedules": TenantColumns(company="companyid"),
+    # A custom report is a definition (SQL, columns), not a tenant's data: who may run it is its
+    # capabilities and, for company-safe ones, the `:companyid` bound to the viewer's company.
+    "manireports_custom_reports": GLOBAL,
+    # A dashboard is its company's, or its owner's when private; global ones have no company.
+    # Visibility (global | company | private) is enforced in common/dashboardbuilder/store.py.
+    "manireports_dashboards": TenantColumns(company="companyid", user="ownerid"),
 }
 
 # ManiReports' own bookkeeping: no tenant's data, read only by the services and sign-in.
