@@ -157,6 +157,7 @@ def test_a_bad_filter_names_the_widget_and_filter_and_saves_nothing(app, client_
 )
 def test_bad_fields_are_422_and_save_nothing(app, client_as, site, changes, field):
     client = client_as("mgr_a")
+    changes = dict(changes)  # the parameters are shared by the sqlite and mariadb runs
     layout = changes.pop("layout", LAYOUT)
     data = form(client, layout, company=site.companies["A"], **changes)
     response = client.post("/custom-dashboards/new", headers=JSON, data=data)
