@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import Select, delete, or_, select
 
 from common.appdb import AppDB
 from common.audit import record_audit
@@ -24,6 +24,7 @@ from common.models.analytics import CacheSummary, UsertimeSession
 from common.models.base import utcnow
 from common.models.custom import ReportRun
 from common.models.mail import JOB_FINAL_STATES, CloudJob, CloudRecipient
+from common.models.schedules import ReportFile, TaskRun
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,17 @@ RULES: tuple[RetentionRule, ...] = (
         lambda cutoff: select(ReportRun.id).where(ReportRun.started_at < cutoff),
     ),
     RetentionRule(
+        ReportFile.__tablename__, "retention_report_runs_days", "RETENTION_REPORT_RUNS_DAYS",
+        "files of scheduled reports (kept with their runs, and never past their link's expiry)",
+        lambda cutoff: select(ReportFile.id)
+        .where(or_(ReportFile.created_at < cutoff, ReportFile.expires_at < utcnow())),
+    ),
+    RetentionRule(
+        TaskRun.__tablename__, "retention_report_runs_days", "RETENTION_REPORT_RUNS_DAYS",
+        "runs of scheduled tasks (which ran when, how long, how it went)",
+        lambda cutoff: select(TaskRun.id).where(TaskRun.started_at < cutoff),
+    ),
+    RetentionRule(
         CacheSummary.__tablename__, "retention_cache_days", "RETENTION_CACHE_DAYS",
         "cached dashboard figures (counted from their expiry)",
         lambda cutoff: select(CacheSummary.id).where(CacheSummary.expires_at < cutoff),
@@ -78,6 +90,8 @@ RULES: tuple[RetentionRule, ...] = (
 _MODELS: dict[str, Any] = {
     AuditLog.__tablename__: AuditLog,
     ReportRun.__tablename__: ReportRun,
+    ReportFile.__tablename__: ReportFile,
+    TaskRun.__tablename__: TaskRun,
     CacheSummary.__tablename__: CacheSummary,
     UsertimeSession.__tablename__: UsertimeSession,
     CloudRecipient.__tablename__: CloudRecipient,

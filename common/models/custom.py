@@ -90,3 +90,10 @@ class ReportRun(Base):
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     duration_ms: Mapped[int | None] = mapped_column(Integer)
+    # A scheduled run: its schedule, the slot it ran for and which attempt (1 + retries).
+    schedule_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempt: Mapped[int | None] = mapped_column(Integer)
+    # The file it produced (scheduled runs: `manireports_report_files` holds the bytes).
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    file_size: Mapped[int | None] = mapped_column(BigInteger)

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, Integer, LargeBinary, String, Text
+from sqlalchemy.dialects import mysql
 from sqlalchemy.orm import Mapped, mapped_column
 
 from common.models.base import Base, BigId, UTCDateTime, utcnow
@@ -46,3 +47,48 @@ class ReportSchedule(Base):
     last_status: Mapped[str | None] = mapped_column(String(16))
     failed_error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+# Up to 4 GB on MariaDB (a plain BLOB stops at 64 KB); the size setting caps what is stored.
+FileBytes = LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
+
+
+class ReportFile(Base):
+    """A file a scheduled run produced: attached by the mailer, or fetched through its link
+    (`/schedules/files/<token>`) when it is over the attachment size. Removed with its run
+    (report-run retention) or when it expires."""
+
+    __tablename__ = "manireports_report_files"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    schedule_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    companyid: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(100))
+    size: Mapped[int] = mapped_column(BigInteger)
+    content: Mapped[bytes] = mapped_column(FileBytes)
+    # An unguessable download token (secrets.token_urlsafe), for the link instead of a file.
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+TASK_STATUSES = ("running", "ok", "error", "timeout")
+
+
+class TaskRun(Base):
+    """One run of a scheduled task (aggregation steps, retention, the email watcher, syncs,
+    report schedules), fired by the scheduler or by an admin's "run now"."""
+
+    __tablename__ = "manireports_task_runs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    task: Mapped[str] = mapped_column(String(64), index=True)
+    trigger: Mapped[str] = mapped_column(String(16))  # schedule | manual
+    status: Mapped[str] = mapped_column(String(16))  # TASK_STATUSES
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(Text)
+    detail_json: Mapped[str] = mapped_column(Text, default="{}")

@@ -122,6 +122,8 @@ APP_TABLES: dict[str, TenantColumns] = {
     "manireports_report_runs": TenantColumns(company="companyid", user="userid"),
     # A schedule is its company's (None: site-wide, site admins only).
     "manireports_report_schedules": TenantColumns(company="companyid"),
+    # A scheduled run's file is its schedule's company's (None: site-wide).
+    "manireports_report_files": TenantColumns(company="companyid"),
     # A custom report is a definition (SQL, columns), not a tenant's data: who may run it is its
     # capabilities and, for company-safe ones, the `:companyid` bound to the viewer's company.
     "manireports_custom_reports": GLOBAL,
@@ -140,5 +142,7 @@ INTERNAL_APP_TABLES = frozenset(
         "manireports_cloud_callbacks_seen",
         "manireports_web_sessions",
         "manireports_signin_counters",
+        # Runs of the scheduler's tasks: shown to site admins only (/admin/scheduler).
+        "manireports_task_runs",
     }
 )

@@ -15,6 +15,7 @@ from common.models.access import AuditLog
 from common.models.analytics import CacheSummary, UsertimeSession
 from common.models.custom import ReportRun
 from common.models.mail import CloudJob, CloudRecipient
+from common.models.schedules import ReportFile, TaskRun
 from common.retention import AUDIT_ACTION, RULES, run_retention
 from common.settings import Settings, SettingsError, load_settings
 
@@ -112,8 +113,20 @@ def test_exactly_the_expired_rows_go(appdb: AppDB, tmp_path: Path) -> None:
             html_template="h",
             timecreated=NOW - 4 * day,
         )
+
+        def report_file(token: str, created: datetime, expires: datetime) -> ReportFile:
+            return ReportFile(run_id=1, schedule_id=1, filename="r.csv", content_type="text/csv",
+                              size=1, content=b"x", token=token, created_at=created,
+                              expires_at=expires)  # fmt: skip
+
+        old_file = report_file("old", NOW - 11 * day, NOW + day)  # older than its runs: goes
+        dead_link = report_file("dead", NOW - 2 * day, NOW - day)  # link expired: goes
+        live_file = report_file("live", NOW - day, NOW + 6 * day)
+        old_task = TaskRun(task="t", trigger="schedule", status="ok", started_at=NOW - 11 * day)
+        new_task = TaskRun(task="t", trigger="schedule", status="ok", started_at=NOW - 9 * day)
         s.add_all([old_audit, edge_audit, new_audit, old_run, new_run, old_cache, new_cache,
-                   old_session, new_session, old_done, old_open, new_done])  # fmt: skip
+                   old_session, new_session, old_done, old_open, new_done, old_file, dead_link,
+                   live_file, old_task, new_task])  # fmt: skip
         s.flush()
         recips = {job.id: CloudRecipient(jobid=job.id, email=f"{job.id}@example.com")
                   for job in (old_done, old_open, new_done)}  # fmt: skip
@@ -122,6 +135,8 @@ def test_exactly_the_expired_rows_go(appdb: AppDB, tmp_path: Path) -> None:
     assert removed == {
         "manireports_audit_logs": 1,
         "manireports_report_runs": 1,
+        "manireports_report_files": 2,
+        "manireports_task_runs": 1,
         "manireports_cache_summary": 1,
         "manireports_usertime_sessions": 1,
         "manireports_cloud_recip": 1,
@@ -132,6 +147,8 @@ def test_exactly_the_expired_rows_go(appdb: AppDB, tmp_path: Path) -> None:
     assert ids(appdb, AuditLog.id) == {edge_audit.id, new_audit.id, logged.id}
     assert ids(appdb, ReportRun.id) == {new_run.id}
     assert ids(appdb, CacheSummary.id) == {new_cache.id}
+    assert ids(appdb, ReportFile.id) == {live_file.id}
+    assert ids(appdb, TaskRun.id) == {new_task.id}
     assert ids(appdb, UsertimeSession.id) == {new_session.id}
     # An unfinished job's recipients stay whatever their age; the jobs themselves stay.
     assert ids(appdb, CloudRecipient.jobid) == {old_open.id, new_done.id}
