@@ -92,6 +92,17 @@ class Settings:
     retention_cache_days: int = 7
     retention_heartbeat_days: int = 730
     retention_email_recipients_days: int = 90
+    # Scheduled reports (issue 12): a failed run is retried 3 times after base, 2×, 4× this;
+    # a run over the time limit is stopped as a timeout; a file over the attachment size is
+    # sent as a link (valid for the link days); none is stored over the file size.
+    schedule_retry_base_s: float = 60.0
+    schedule_run_timeout_s: int = 600
+    schedule_attach_max_kb: int = 5120
+    schedule_max_file_mb: int = 50
+    schedule_link_days: int = 7
+    # A scheduled task failing this many times in a row emails the site admins (once; and
+    # once more when it recovers).
+    task_alert_after_failures: int = 3
 
     @property
     def production(self) -> bool:
@@ -131,6 +142,19 @@ def _int(env: dict[str, str], name: str, default: int, low: int, high: int) -> i
         raise SettingsError(f"{name}: {raw!r} is not a whole number") from None
     if not low <= value <= high:
         raise SettingsError(f"{name}: {value} is outside {low}..{high}")
+    return value
+
+
+def _float(env: dict[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not a number") from None
+    if not low <= value <= high:  # also refuses nan
+        raise SettingsError(f"{name}: {value:g} is outside {low:g}..{high:g}")
     return value
 
 
@@ -318,4 +342,10 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         retention_cache_days=_int(env, "RETENTION_CACHE_DAYS", 7, 0, 36500),
         retention_heartbeat_days=_int(env, "RETENTION_HEARTBEAT_DAYS", 730, 0, 36500),
         retention_email_recipients_days=_int(env, "RETENTION_EMAIL_RECIPIENTS_DAYS", 90, 0, 36500),
+        schedule_retry_base_s=_float(env, "SCHEDULE_RETRY_BASE_S", 60.0, 0.01, 86400.0),
+        schedule_run_timeout_s=_int(env, "SCHEDULE_RUN_TIMEOUT_S", 600, 1, 86400),
+        schedule_attach_max_kb=_int(env, "SCHEDULE_ATTACH_MAX_KB", 5120, 0, 1_048_576),
+        schedule_max_file_mb=_int(env, "SCHEDULE_MAX_FILE_MB", 50, 1, 1024),
+        schedule_link_days=_int(env, "SCHEDULE_LINK_DAYS", 7, 1, 365),
+        task_alert_after_failures=_int(env, "TASK_ALERT_AFTER_FAILURES", 3, 1, 1000),
     )
