@@ -13,7 +13,6 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack
-from datetime import datetime
 from typing import IO, Any
 
 from sqlalchemy.exc import OperationalError
@@ -28,8 +27,7 @@ from common.ids import parse_id
 from common.moodle import MoodleSource
 from common.reports import Report, RunContext, get_report, registered_reports
 from common.reports.base import json_row
-from common.reports.export import FORMATS, ExportDocument
-from common.reports.filters import describe_filters
+from common.reports.render import counted, export_chunks
 from common.reports.runs import RunRecord, recorded_run
 from common.settings import SettingsError, load_settings
 from common.tenancy import TenantScope, TenantViolation
@@ -200,24 +198,9 @@ def _open_output(args: argparse.Namespace, stack: ExitStack) -> IO[bytes]:
 def _render(
     fmt: str, report: Report, ctx: RunContext, params: dict[str, Any], page: Any, run: RunRecord
 ) -> Iterator[bytes]:
-    rows = _counted(report.stream(ctx, params, page), run)
     if fmt == "json":
-        return _json_chunks(report, params, rows)
-    chart = report.run(ctx, params).chart if fmt == "pdf" else None
-    doc = ExportDocument(
-        title=report.title, columns=report.columns,
-        filters=describe_filters(report, ctx, params), chart=chart() if chart else None,
-        generated_at=datetime.fromtimestamp(ctx.now, ctx.zone),
-    )  # fmt: skip
-    return FORMATS[fmt].write(doc, rows)
-
-
-def _counted(rows: Iterable[dict[str, Any]], run: RunRecord) -> Iterator[dict[str, Any]]:
-    """The rows, counted into the run's record as they are written."""
-    run.row_count = 0
-    for row in rows:
-        run.row_count += 1
-        yield row
+        return _json_chunks(report, params, counted(report.stream(ctx, params, page), run))
+    return export_chunks(fmt, report, ctx, params, page, run)
 
 
 def _json_chunks(

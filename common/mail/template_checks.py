@@ -68,11 +68,27 @@ JOB_VARIABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("company", "the company's name (recipients from Moodle)"),
         ("…", "any other column of an uploaded CSV, by its header"),
     ),
-    "scheduled_report": (*_PERSON, ("…", "the variables the schedule passes")),
+    "scheduled_report": (
+        *_PERSON,
+        ("schedule", "the schedule's title"),
+        ("report", "the report's title"),
+        ("rows", "how many rows the file holds"),
+        ("filename", "the file's name"),
+        ("link", "a download link when the file is too big to attach (empty: it is attached)"),
+        ("expires", "the date the link stops working (YYYY-MM-DD)"),
+    ),
     "certificate": (
         *_PERSON,
         ("course", "the completed course's name"),
         ("certificate_url", "a link to the certificate (empty: it is attached instead)"),
+    ),
+    # A site administrator told that a scheduled task keeps failing, or recovered.
+    "task_alert": (
+        *_PERSON,
+        ("task", "the task's name"),
+        ("count", "how many runs failed in a row"),
+        ("error", "the last run's error"),
+        ("when", "when the last run finished (UTC)"),
     ),
 }
 

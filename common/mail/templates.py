@@ -34,6 +34,16 @@ DEFAULT_TEMPLATES["certificate"] = (
     "{{/certificate_url}}",
 )
 
+DEFAULT_TEMPLATES["scheduled_report"] = (
+    "{{schedule}}",
+    "<p>Hello {{firstname}},</p><p>Here is your scheduled report <b>{{report}}</b> "
+    "({{rows}} rows).</p>"
+    '{{#link}}<p>The file is too big to attach: <a href="{{link}}">download {{filename}}</a> '
+    "(the link works until {{expires}}).</p>{{/link}}"
+    "{{^link}}<p>It is attached as {{filename}}.</p>{{/link}}"
+    "<p>You receive it because you are on the schedule “{{schedule}}”.</p>",
+)
+
 
 @dataclass(frozen=True)
 class EffectiveTemplate:

@@ -40,8 +40,11 @@ _SECRET_WORDS = ("password", "secret", "token", "key", "credential")
 
 
 class NamedReport(Protocol):
-    type_name: str
-    title: str
+    @property
+    def type_name(self) -> str: ...
+
+    @property
+    def title(self) -> str: ...
 
 
 @dataclass
@@ -52,6 +55,17 @@ class RunRecord:
     started: float = field(default_factory=time.monotonic)
     row_count: int | None = None
     status: str | None = None
+    file_name: str | None = None  # the file the run wrote, if any (scheduled runs)
+    file_size: int | None = None
+
+
+@dataclass(frozen=True)
+class ScheduledSlot:
+    """Which schedule a run belongs to, the slot it ran for and which attempt it is."""
+
+    schedule_id: int
+    due_at: datetime
+    attempt: int
 
 
 def public_params(params: Mapping[str, Any]) -> str:
@@ -88,6 +102,7 @@ def start_run(
     report: NamedReport,
     params: Mapping[str, Any],
     origin: str,
+    slot: ScheduledSlot | None = None,
 ) -> RunRecord:
     if origin not in ORIGINS:
         raise ValueError(f"unknown run origin {origin!r}: one of {', '.join(ORIGINS)}")
@@ -97,6 +112,8 @@ def start_run(
             report_title=report.title[:200], origin=origin, params_json=public_params(params),
             status="running", started_at=utcnow(),
         )  # fmt: skip
+        if slot is not None:
+            row.schedule_id, row.due_at, row.attempt = slot.schedule_id, slot.due_at, slot.attempt
         db.add(row)
         db.flush()
         return RunRecord(int(row.id))
@@ -116,7 +133,8 @@ def finish_run(appdb: AppDB, run: RunRecord, exc: BaseException | None) -> None:
             db.execute(
                 update(ReportRun).where(ReportRun.id == run.id).values(
                     status=status, error=error, row_count=run.row_count,
-                    finished_at=utcnow(), duration_ms=duration_ms,
+                    finished_at=utcnow(), duration_ms=duration_ms, file_name=run.file_name,
+                    file_size=run.file_size,
                 )
             )  # fmt: skip
     except Exception:
@@ -133,13 +151,14 @@ def recorded_run(
     params: Mapping[str, Any],
     origin: str,
     required: bool = True,
+    slot: ScheduledSlot | None = None,
 ) -> Iterator[RunRecord]:
     """Record the block as one run of `report`: `running`, then its outcome. With
     `required` off (the CLI), an app DB that cannot take the row leaves the run unrecorded
     (logged) instead of failing it."""
     try:
         run = start_run(appdb, viewer_id=viewer_id, company_id=company_id, report=report,
-                        params=params, origin=origin)  # fmt: skip
+                        params=params, origin=origin, slot=slot)  # fmt: skip
     except SQLAlchemyError as exc:
         if required:
             raise

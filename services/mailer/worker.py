@@ -37,6 +37,7 @@ from services.mailer.dispatch import (
 )
 from services.mailer.interception import claim_email_queue_rows
 from services.mailer.ratelimit import RateLimiter
+from services.mailer.report_files import AttachmentsByJobType, ReportFileAttacher
 
 MAIL_MAX_DELIVER = 8
 UNDISPATCHED_AFTER_S = 300.0
@@ -70,7 +71,10 @@ class MailerWorker(CommandWorker):
             secret_key=self.settings.secret_key,
             lease_s=float(self.settings.bus_ack_wait_s),
             instance=self.instance,
-            attachments=CertificateAttacher(self.site.aws_endpoint_url),
+            attachments=AttachmentsByJobType(
+                certificate=CertificateAttacher(self.site.aws_endpoint_url),
+                scheduled_report=ReportFileAttacher(self.appdb),
+            ),
             backoff_base_s=self.settings.mailer_backoff_base_ms / 1000,
             site=self.site,
             links=links_for(self.settings),

@@ -15,16 +15,19 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from zoneinfo import available_timezones
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
 from common.access import capabilities as caps
+from common.audit import record_audit
 from common.customreports.catalog import all_reports, find_report
 from common.errors import FieldError
 from common.models.schedules import SCHEDULE_FORMATS, ReportSchedule
 from common.moodle.people_search import MAX_QUERY_CHARS, Person, find_people
 from common.reports import Report
 from common.schedules import FREQUENCIES, WEEKDAYS, Recurrence, next_runs, parse_recurrence
+from common.schedules.commands import manual_tag, run_command
+from common.schedules.files import LinkExpired, file_by_token
 from common.schedules.store import (
     Author,
     ScheduleInput,
@@ -40,7 +43,14 @@ from common.schedules.store import (
     save_schedule,
 )
 from common.schedules.timing import zone_problem
-from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
+from web.auth.guards import (
+    Tenancy,
+    current_viewer,
+    open_to,
+    request_scope,
+    signed_in,
+    web_context,
+)
 from web.errors import reasons_by_field
 from web.humanize import exact_text, zone_named
 from web.navigation import add_nav_item
@@ -274,6 +284,44 @@ def delete(schedule_id: int):  # type: ignore[no-untyped-def]
                               ip=request.remote_addr)  # fmt: skip
     flash(f"Deleted the schedule “{deleted.title}”.", "info")
     return redirect(url_for("schedules.index"))
+
+
+@bp.post("/<id:schedule_id>/run")
+@signed_in(*SCHEDULERS, tenancy=Tenancy.VIEW)
+def run_now(schedule_id: int):  # type: ignore[no-untyped-def]
+    """Queue one run now (paused or not), as the scheduler's workers run any slot."""
+    _checked_post()
+    row = _stored(schedule_id)
+    ctx = web_context()
+    command = run_command(row.id, _now(), manual=manual_tag())
+    try:
+        ctx.bus_client.publish(command.subject, command.payload, msg_id=command.msg_id)
+    except Exception as exc:  # noqa: BLE001 - any bus failure: nothing was queued, say so
+        flash(f"“{row.title}” could not be queued: the message bus is unavailable ({exc}). "
+              "Nothing was sent; try again in a moment.", "error")  # fmt: skip
+        return redirect(url_for("schedules.edit", schedule_id=row.id))
+    with ctx.appdb.transaction() as session:
+        record_audit(session, actor_id=current_viewer().user_id, action="schedule_run_now",
+                     object_type="report_schedule", object_id=row.id, company_id=row.companyid,
+                     ip=request.remote_addr, details={"msg_id": command.msg_id})  # fmt: skip
+    flash(f"Queued “{row.title}”: it runs in a moment and is emailed to its recipients.", "info")
+    return redirect(url_for("schedules.edit", schedule_id=row.id))
+
+
+@bp.get("/files/<token>")
+@open_to(Tenancy.SIGNED)  # the link's 256-bit token is the key; it names one file
+def download(token: str):  # type: ignore[no-untyped-def]
+    try:
+        found = file_by_token(web_context().appdb, token[:200])
+    except LinkExpired:
+        return render_template("schedules/link.html", expired=True), 410
+    except LookupError:
+        return render_template("schedules/link.html", expired=False), 404
+    response = Response(found.content, mimetype=found.content_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{found.filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 add_nav_item("Schedules", "schedules.index", *SCHEDULERS, section="schedules")

@@ -7,21 +7,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from common.access.viewer import Viewer, load_viewer
 from common.appdb import AppDB
 from common.errors import FieldError
-from common.migrate import upgrade
 from common.models.access import AuditLog
 from common.models.schedules import ReportSchedule
-from common.moodle import MoodleSource
 from common.schedules import next_runs, parse_recurrence
 from common.schedules.store import (
-    Author,
     ScheduleInput,
     delete_schedule,
     frequency_text,
@@ -29,38 +24,10 @@ from common.schedules.store import (
     list_schedules,
     save_schedule,
 )
-from common.tenancy import VIEW, NotFound, scope_for
-from tests.factories.sites import Site
+from common.tenancy import NotFound
+from tests.common.schedules.conftest import author
 
 NOW = datetime(2027, 3, 20, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def appdb(tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    upgrade(url)
-    db = AppDB(url)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
-def source(site: Site):  # type: ignore[no-untyped-def]
-    moodle = MoodleSource(site.url)
-    yield moodle
-    moodle.dispose()
-
-
-def viewer(appdb: AppDB, source: MoodleSource, user_id: int) -> Viewer:
-    with appdb.transaction() as db:
-        found = load_viewer(source, db, user_id)
-    assert found is not None
-    return found
-
-
-def author(appdb: AppDB, source: MoodleSource, user_id: int, company: int | None = None) -> Author:
-    who = viewer(appdb, source, user_id)
-    return Author(who, scope_for(who, company, VIEW))
 
 
 def weekly(**changes: object) -> ScheduleInput:
