@@ -100,6 +100,7 @@ class Settings:
     schedule_attach_max_kb: int = 5120
     schedule_max_file_mb: int = 50
     schedule_link_days: int = 7
+    schedule_run_concurrency: int = 2  # runs one scheduler process works on at once
     # A scheduled task failing this many times in a row emails the site admins (once; and
     # once more when it recovers).
     task_alert_after_failures: int = 3
@@ -347,5 +348,6 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         schedule_attach_max_kb=_int(env, "SCHEDULE_ATTACH_MAX_KB", 5120, 0, 1_048_576),
         schedule_max_file_mb=_int(env, "SCHEDULE_MAX_FILE_MB", 50, 1, 1024),
         schedule_link_days=_int(env, "SCHEDULE_LINK_DAYS", 7, 1, 365),
+        schedule_run_concurrency=_int(env, "SCHEDULE_RUN_CONCURRENCY", 2, 1, 32),
         task_alert_after_failures=_int(env, "TASK_ALERT_AFTER_FAILURES", 3, 1, 1000),
     )

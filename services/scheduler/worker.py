@@ -33,7 +33,7 @@ from common.schedules.due import (
     start_manual_run,
 )
 from common.schedules.runner import RunRequest, execute
-from common.service import RejectMessage, RetryLater
+from common.service import Consumption, RejectMessage, RetryLater
 from services.scheduler.lease import LeaderLease
 from services.scheduler.tasks import PeriodicTask, tasks_with_intervals
 
@@ -79,6 +79,13 @@ class SchedulerWorker(CommandWorker):
 
     def commands(self) -> dict[str, CommandHandler]:
         return {"run_schedule": self.run_schedule}
+
+    def consumptions(self) -> list[Consumption]:
+        # Several pull loops on the one durable consumer: runs wait on the databases, not
+        # on this process's CPU.
+        spec = self.consumer_spec()
+        loops = self.settings.schedule_run_concurrency
+        return [Consumption(spec, handle=self.dispatch) for _ in range(loops)]
 
     def health_details(self) -> dict[str, Any]:
         return {"leader": self.lease.held, "fired": self.fired,
