@@ -66,6 +66,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.reportbuilder.routes import bp as reportbuilder_bp
     from web.reports.routes import bp as reports_bp
     from web.runs.routes import bp as runs_bp
+    from web.scheduler.routes import bp as scheduler_bp
     from web.schedules.routes import bp as schedules_bp
     from web.tracking.routes import bp as tracking_bp
     from web.unsubscribe.routes import bp as unsubscribe_bp
@@ -92,6 +93,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(api_tokens_bp)
     app.register_blueprint(unsubscribe_bp)
     app.register_blueprint(privacy_bp)
+    app.register_blueprint(scheduler_bp)
     # Bearer tokens, no cookies: a cross-site page cannot make the browser send the token.
     csrf.exempt(api_v1_bp)
     app.register_blueprint(api_v1_bp)
