@@ -110,6 +110,11 @@ class Settings:
         return self.environment == "production"
 
     @property
+    def public_base(self) -> str:
+        """Where people reach the web tier (links in email): PUBLIC_URL, else its own address."""
+        return (self.public_url or f"http://{self.web_host}:{self.web_port}").rstrip("/")
+
+    @property
     def embedded_nats(self) -> bool:
         return self.nats_url is None
 

@@ -174,5 +174,4 @@ def unsubscribe_headers(
 
 def links_for(settings) -> UnsubscribeLinks:  # type: ignore[no-untyped-def]
     """The site's links: PUBLIC_URL, else the web tier's own address."""
-    base = settings.public_url or f"http://{settings.web_host}:{settings.web_port}"
-    return UnsubscribeLinks(settings.secret_key, base)
+    return UnsubscribeLinks(settings.secret_key, settings.public_base)

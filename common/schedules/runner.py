@@ -15,6 +15,7 @@ queued past it; the run is recorded as a timeout.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import secrets
@@ -156,11 +157,10 @@ def _recipient(person: Addressee, row: ReportSchedule, report: Report, file: Sto
 
 
 def _link(settings: Settings, file: StoredFile) -> str:
-    """The download link when the file is over the attachment size ("" to attach it). Without
-    PUBLIC_URL there is nowhere to link to, so the file is attached whatever its size."""
-    if file.size <= settings.schedule_attach_max_kb * 1024 or not settings.public_url:
+    """The download link when the file is over the attachment size ("" to attach it)."""
+    if file.size <= settings.schedule_attach_max_kb * 1024:
         return ""
-    return f"{settings.public_url.rstrip('/')}/schedules/files/{file.token}"
+    return f"{settings.public_base}/schedules/files/{file.token}"
 
 
 def execute(
@@ -197,9 +197,11 @@ def _queue(appdb: AppDB, settings: Settings, row: ReportSchedule, report: Report
     expires = (utcnow() + timedelta(days=settings.schedule_link_days)).strftime("%Y-%m-%d")
     pairs = [(person, file) for group, file in zip(groups, files, strict=True)
              for person in group.people]  # fmt: skip
-    # source_ref is unique per recipient row: the run's message id and the position.
+    # source_ref is unique per recipient row (64 characters at most): the run and the position.
+    run_key = hashlib.sha256(request.msg_id.encode()).hexdigest()[:12]
     recipients = [_recipient(person, row, report, file, _link(settings, file), expires,
-                             f"{request.msg_id}:{n}") for n, (person, file) in enumerate(pairs)]  # fmt: skip
+                             f"schedule:{row.id}:{run_key}:{n}")
+                  for n, (person, file) in enumerate(pairs)]  # fmt: skip
     try:
         with appdb.transaction() as session:
             if already_processed(session, CONSUMER, request.msg_id):

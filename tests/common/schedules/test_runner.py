@@ -231,14 +231,20 @@ def test_over_the_attachment_size_the_email_links_the_file(appdb, source, site, 
         file_by_token(appdb, "x" * 43)
     with pytest.raises(LookupError):
         file_by_token(appdb, "../../etc/passwd")
-    # Without PUBLIC_URL there is nowhere to link to: attached whatever the size.
-    plain = settings.with_overrides(schedule_attach_max_kb=0, public_url=None)
-    again = execute(appdb, source, plain, request(row, manual=True))
+    # Without PUBLIC_URL the link points at the web tier's own address.
+    local = settings.with_overrides(schedule_attach_max_kb=0, public_url=None, web_port=8123)
+    again = execute(appdb, source, local, request(row, manual=True))
     assert outcome.job_id and again.job_id
     with appdb.transaction() as session:
         last = session.scalars(select(CloudRecipient.recipient_data)
                                .where(CloudRecipient.jobid == again.job_id)).one()  # fmt: skip
-    assert json.loads(last)["link"] == ""
+    assert json.loads(last)["link"].startswith(f"http://{settings.web_host}:8123/schedules/files/")
+    # Small enough: attached, no link.
+    attached = execute(appdb, source, settings, request(row, manual=True))
+    with appdb.transaction() as session:
+        data = session.scalars(select(CloudRecipient.recipient_data)
+                               .where(CloudRecipient.jobid == attached.job_id)).one()  # fmt: skip
+    assert json.loads(data)["link"] == ""
 
 
 def test_a_site_wide_schedule_queues_on_the_site_company(appdb, source, site, settings):
