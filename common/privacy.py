@@ -166,7 +166,14 @@ class Export:
                     "acted_by_the_user": sorted(rule.actors),
                 }
                 for rule in RULES
-            },
+            }
+            | {
+                SCHEDULE_RECIPIENTS: {
+                    "file": f"{SCHEDULE_RECIPIENTS}.json",
+                    "rows": len(self.tables.get(SCHEDULE_RECIPIENTS, [])),
+                    "what": SCHEDULE_RECIPIENTS_WHY,
+                }
+            },  # fmt: skip
         }
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -193,12 +200,42 @@ def _rows(session: Session, rule: PrivacyRule, user_id: int) -> list[dict[str, A
     return [rows[key] for key in sorted(rows)]
 
 
+# Report schedules name their Moodle-user recipients inside recipients_json, not in a column.
+SCHEDULE_RECIPIENTS = "schedule_recipients"
+SCHEDULE_RECIPIENTS_WHY = "report schedules that email reports to the user (removed on deletion)"
+
+
+def _schedules_sending_to(session: Session, user_id: int) -> list[Any]:
+    from common.models.schedules import ReportSchedule
+    from common.schedules.store import recipients_of
+
+    # LIKE narrows the rows to read; the JSON decides (12 is in "[112]" as text).
+    query = select(ReportSchedule).where(ReportSchedule.recipients_json.like(f"%{user_id}%"))
+    return [row for row in session.scalars(query.order_by(ReportSchedule.id))
+            if user_id in recipients_of(row)[0]]  # fmt: skip
+
+
+def _remove_from_schedules(session: Session, user_id: int) -> int:
+    from common.schedules.store import recipients_of
+
+    rows = _schedules_sending_to(session, user_id)
+    for row in rows:
+        users, emails = recipients_of(row)
+        row.recipients_json = json.dumps({"users": [u for u in users if u != user_id],
+                                          "emails": emails})  # fmt: skip
+    return len(rows)
+
+
 def export_user(
     appdb: AppDB, user_id: int, *, actor_id: int | None, ip: str | None = None, via: str = "web"
 ) -> Export:
     """Everything held about ``user_id``; the export is audited."""
     with appdb.transaction() as session:
         found = Export(user_id, {rule.table: _rows(session, rule, user_id) for rule in RULES})
+        found.tables[SCHEDULE_RECIPIENTS] = [
+            {"id": row.id, "title": row.title, "report": row.report}
+            for row in _schedules_sending_to(session, user_id)
+        ]
         record_audit(session, actor_id=actor_id, action=EXPORT_ACTION, object_type="user",
                      object_id=user_id, ip=ip,
                      details={"via": via, "rows": sum(found.counts.values())})  # fmt: skip
@@ -214,6 +251,7 @@ def held_counts(appdb: AppDB, user_id: int) -> dict[str, int]:
             names = or_(*(table.c[c] == user_id for c in (rule.subject, *rule.actors) if c))
             query = select(func.count()).select_from(table).where(names)
             counts[rule.table] = int(session.scalar(query) or 0)
+        counts[SCHEDULE_RECIPIENTS] = len(_schedules_sending_to(session, user_id))
     return counts
 
 
@@ -255,6 +293,7 @@ def delete_user(
                 session.execute(
                     update(table).where(table.c[column] == user_id).values({column: cleared})
                 )
+        deleted[SCHEDULE_RECIPIENTS] = _remove_from_schedules(session, user_id)
         deleted = {k: v for k, v in deleted.items() if v}
         anonymised = {k: v for k, v in anonymised.items() if v}
         record_audit(session, actor_id=actor_id, action=DELETE_ACTION, object_type="user",

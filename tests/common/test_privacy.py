@@ -28,6 +28,7 @@ from common.models.analytics import (
 from common.models.api import ApiToken
 from common.models.custom import CustomDashboard, CustomReport, ReportRun
 from common.models.mail import CloudConf, CloudJob, CloudRecipient
+from common.models.schedules import ReportSchedule
 from common.models.unsubscribe import MailUnsubscribe
 from common.privacy import (
     DELETE_ACTION,
@@ -142,7 +143,19 @@ def seed(appdb: AppDB) -> dict[str, int]:
                            recipient_data='{"password": "temp-secret"}'),
             CloudRecipient(jobid=job.id, email="ben@example.com", userid=BEN),
         ])  # fmt: skip
-        return {"job": job.id}
+
+        # Schedules mail reports to Moodle users named inside their recipients JSON: one to
+        # Ana and Ben, one to Ben and user 1010 (whose id holds Ana's as text).
+        def schedule(title: str, users: list[int]) -> ReportSchedule:
+            recipients = json.dumps({"users": users, "emails": ["x@example.com"]})
+            return ReportSchedule(title=title, report="course_completion", frequency="daily",
+                                  tz="UTC", format="csv", createdby=9,
+                                  recipients_json=recipients)  # fmt: skip
+
+        both, others = schedule("both", [ANA, BEN]), schedule("others", [BEN, 1010])
+        s.add_all([both, others])
+        s.flush()
+        return {"job": job.id, "both": both.id, "others": others.id}
 
 
 def snapshot(appdb: AppDB, user: int) -> dict[str, list[dict[str, Any]]]:
@@ -175,9 +188,11 @@ def test_the_export_holds_the_users_rows_and_no_one_elses(appdb: AppDB) -> None:
     files = unzip(exported.zip_bytes())
     manifest = files.pop("manifest.json")
     assert manifest["user_id"] == ANA
-    assert set(files) == {f"{rule.table}.json" for rule in RULES}
+    assert set(files) == {f"{rule.table}.json" for rule in RULES} | {"schedule_recipients.json"}
     for rule in RULES:
         assert manifest["tables"][rule.table]["rows"] == len(files[f"{rule.table}.json"])
+    assert [r["title"] for r in files.pop("schedule_recipients.json")] == ["both"]
+    assert manifest["tables"]["schedule_recipients"]["rows"] == 1
     text = json.dumps(files)
     # Ben's rows are nowhere: not his learner rows, not the note Ana wrote about him.
     assert "Ben is behind" not in text and "ben@example.com" not in text
@@ -244,7 +259,7 @@ def test_deletion_removes_the_users_rows_and_leaves_everyone_elses(appdb: AppDB)
         "manireports_risk_scores": 1, "manireports_risk_acks": 1,
         "manireports_report_runs": 1, "manireports_api_tokens": 1,
         "manireports_capability_grants": 1, "manireports_web_sessions": 1,
-        "manireports_cloud_recip": 1, "manireports_dashboards": 1,
+        "manireports_cloud_recip": 1, "manireports_dashboards": 1, "schedule_recipients": 1,
     }  # fmt: skip
     assert done.anonymised == {
         "manireports_audit_logs": 1, "manireports_mail_unsubscribes": 1,
@@ -264,6 +279,12 @@ def test_deletion_removes_the_users_rows_and_leaves_everyone_elses(appdb: AppDB)
             "shared 202",
         }
         assert s.scalars(select(RiskAck.ackedby).where(RiskAck.note == "Ben is behind")).one() == 0
+        recipients = {r.title: json.loads(r.recipients_json) for r in s.scalars(
+            select(ReportSchedule))}  # fmt: skip
+        assert recipients == {
+            "both": {"users": [BEN], "emails": ["x@example.com"]},
+            "others": {"users": [BEN, 1010], "emails": ["x@example.com"]},
+        }
         unsubscribed = s.scalars(select(MailUnsubscribe).where(
             MailUnsubscribe.email == "u101@example.com")).one()  # fmt: skip
         assert unsubscribed.userid is None
