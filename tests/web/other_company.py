@@ -21,7 +21,9 @@ from common.mail.templates import TemplateFields, save_template
 from common.models.analytics import RiskRule, RiskScore, ScormSummary
 from common.models.api import ApiToken
 from common.models.base import utcnow
+from common.models.custom import CustomDashboard
 from common.models.mail import CloudConf, CloudJob, CloudTemplate
+from common.models.schedules import ReportSchedule
 from tests.factories.sites import Site
 from tests.services.mailer.conftest import configure, make_job
 
@@ -39,6 +41,8 @@ class OtherCompany:
     scorm: int
     learner: int
     course: int
+    schedule: int = 0
+    dashboard: int = 0
     objects: dict[str, Any] = field(default_factory=dict)
 
 
@@ -107,6 +111,18 @@ def build_bolt_objects(app, site: Site) -> OtherCompany:  # type: ignore[no-unty
                 enabled=True,
             )
         )
+        schedule = ReportSchedule(
+            title="BOLT-SCHEDULE", report="course_progress", frequency="daily", at="09:00",
+            tz="UTC", format="csv", companyid=bolt, createdby=site.users["mgr_b"],
+            recipients_json=json.dumps({"users": [], "emails": ["boss@bolt.example"]}),
+            next_run_at=utcnow(),
+        )  # fmt: skip
+        # Private: not even a plain member of Bolt may see it (a company one they could).
+        dashboard = CustomDashboard(title="BOLT-DASHBOARD", visibility="private", companyid=bolt,
+                                    ownerid=site.users["mgr_b"])  # fmt: skip
+        session.add_all([schedule, dashboard])
+        session.flush()
+        schedule_id, dashboard_id = schedule.id, dashboard.id
         record_audit(
             session,
             actor_id=site.users["mgr_b"],
@@ -116,8 +132,9 @@ def build_bolt_objects(app, site: Site) -> OtherCompany:  # type: ignore[no-unty
             company_id=bolt,
         )
     return OtherCompany(
-        company=bolt, job=job, token=token_id, scorm=scorm, learner=yuri, course=forklift
-    )
+        company=bolt, job=job, token=token_id, scorm=scorm, learner=yuri, course=forklift,
+        schedule=schedule_id, dashboard=dashboard_id,
+    )  # fmt: skip
 
 
 def bolt_state(app, bolt: int) -> str:  # type: ignore[no-untyped-def]
@@ -130,6 +147,8 @@ def bolt_state(app, bolt: int) -> str:  # type: ignore[no-untyped-def]
             (CloudTemplate, CloudTemplate.companyid),
             (ApiToken, ApiToken.companyid),
             (RiskRule, RiskRule.companyid),
+            (ReportSchedule, ReportSchedule.companyid),
+            (CustomDashboard, CustomDashboard.companyid),
         ):
             for row in session.scalars(select(model).where(column == bolt).order_by(model.id)):
                 rows.append(

@@ -90,6 +90,7 @@ def url_values(bolt: OtherCompany) -> dict[str, Any]:
         "provider": "smtp", "sender_email": "noreply@acme.example", "chunk_size": "100",
         "rate_per_s": "1", "smtp__host": "smtp.acme.example", "action": "save",
         "test_to": "someone@acme.example", "next": "/dashboards/",
+        "schedule_id": bolt.schedule, "dashboard_id": bolt.dashboard,
     }  # fmt: skip
 
 
