@@ -95,13 +95,14 @@ class CommandWorker(Worker):
             raise  # recorded as cancelled; no more waiting on a stopping service
         except BaseException:
             if run is not None:
-                await self._alert(run.task)
+                await self.check_task_alert(run.task)
             raise
-        await self._alert(run.task)
+        await self.check_task_alert(run.task)
 
-    async def _alert(self, task: str) -> None:
+    async def check_task_alert(self, task: str) -> None:
         """Email the site admins when the task's failures reached the alert threshold or it
-        recovered; a failure here is logged, never the command's."""
+        recovered; a failure here is logged, never the command's. Run after every recorded
+        finish: here for task commands, by a service after its own `record_task_run`."""
         try:
             job_id = await asyncio.to_thread(alert_on_streak, self.appdb, self._moodle_source,
                                              self.settings, task)  # fmt: skip
