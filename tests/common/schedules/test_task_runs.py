@@ -25,6 +25,7 @@ from common.migrate import upgrade
 from common.models.mail import CloudJob, CloudRecipient
 from common.models.schedules import TaskRun
 from common.moodle import MoodleSource
+from common.nats_server import EmbeddedNatsServer
 from common.schedules.task_runs import (
     alert_on_streak,
     failure_streak,
@@ -36,7 +37,7 @@ from common.service import RetryLater
 from common.templating import render
 from tests.conftest import _empty_database
 from tests.factories.moodle import MoodleFactory
-from tests.support import make_settings
+from tests.support import make_settings, service_env, wait_for
 
 T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 
@@ -392,3 +393,38 @@ def test_a_command_naming_a_task_is_recorded_and_its_redelivery_is_not_run_twice
     assert len(rows(appdb)) == 5
     [alert] = alerts(appdb)  # the second failure in a row: the admins were told
     assert (alert["task"], alert["alert"], alert["emails"]) == ("risk_scores", "failed", ADMINS)
+
+
+def test_a_service_process_records_the_task_commands_it_runs(tmp_path, spawn_service):
+    """The real mailer, as `manireports up` starts it: "run now" of its task is recorded."""
+    moodle_url = f"sqlite:///{tmp_path / 'moodle.db'}"
+    MoodleFactory(make_engine(moodle_url))
+    app_url = f"sqlite:///{tmp_path / 'app.db'}"
+    upgrade(app_url)
+    server = EmbeddedNatsServer(tmp_path / "nats").start()
+    try:
+        spawn_service("mailer", service_env(tmp_path, server.url))
+
+        async def publish() -> None:
+            bus = await Bus.connect(server.url, "test")
+            await bus.ensure_streams()
+            await bus.publish(command_subject("mailer", "watch_email_queue"),
+                              {"task": "watch_email_queue", "trigger": "manual"},
+                              msg_id="manual:watch_email_queue:0123456789ab")  # fmt: skip
+            await bus.close()
+
+        asyncio.run(publish())
+        db = AppDB(app_url)
+        try:
+            finished = wait_for(lambda: [r for r in rows(db) if r.status != "running"],
+                                timeout_s=30, message="a finished task run")  # fmt: skip
+        finally:
+            db.dispose()
+    finally:
+        server.stop()
+    [run] = finished
+    assert (run.task, run.trigger, run.status, run.error) == ("watch_email_queue", "manual", "ok",
+                                                              None)  # fmt: skip
+    detail = json.loads(run.detail_json)
+    assert detail["service"] == "mailer" and detail["delivery"] == 1
+    assert detail["msg_id"] == "manual:watch_email_queue:0123456789ab"
