@@ -117,6 +117,14 @@ RULES: tuple[PrivacyRule, ...] = (
     PrivacyRule(
         "manireports_risk_rules", "at-risk rules the user changed", actors={"modifiedby": None}
     ),  # fmt: skip
+    PrivacyRule(
+        "manireports_hr_sync_config",
+        "HR sync settings the user changed",
+        actors={"modifiedby": None},
+    ),  # fmt: skip
+    PrivacyRule(
+        "manireports_hr_sync_runs", "HR sync runs the user started", actors={"startedby": None}
+    ),  # fmt: skip
 )
 
 # Tables with a column that looks like a user's id yet holds none of anyone's data here.

@@ -23,6 +23,7 @@ from common.models.access import AuditLog
 from common.models.analytics import CacheSummary, UsertimeSession
 from common.models.base import utcnow
 from common.models.custom import ReportRun
+from common.models.hrsync import HrSyncRun
 from common.models.mail import JOB_FINAL_STATES, CloudJob, CloudRecipient
 from common.models.schedules import ReportFile, TaskRun
 from common.settings import Settings
@@ -67,6 +68,11 @@ RULES: tuple[RetentionRule, ...] = (
         lambda cutoff: select(TaskRun.id).where(TaskRun.started_at < cutoff),
     ),
     RetentionRule(
+        HrSyncRun.__tablename__, "retention_report_runs_days", "RETENTION_REPORT_RUNS_DAYS",
+        "HR sync runs (their summaries and dry-run diffs: names and emails of changed users)",
+        lambda cutoff: select(HrSyncRun.id).where(HrSyncRun.started_at < cutoff),
+    ),
+    RetentionRule(
         CacheSummary.__tablename__, "retention_cache_days", "RETENTION_CACHE_DAYS",
         "cached dashboard figures (counted from their expiry)",
         lambda cutoff: select(CacheSummary.id).where(CacheSummary.expires_at < cutoff),
@@ -92,6 +98,7 @@ _MODELS: dict[str, Any] = {
     ReportRun.__tablename__: ReportRun,
     ReportFile.__tablename__: ReportFile,
     TaskRun.__tablename__: TaskRun,
+    HrSyncRun.__tablename__: HrSyncRun,
     CacheSummary.__tablename__: CacheSummary,
     UsertimeSession.__tablename__: UsertimeSession,
     CloudRecipient.__tablename__: CloudRecipient,

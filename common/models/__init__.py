@@ -5,6 +5,7 @@ from common.models import (  # noqa: F401
     analytics,
     api,
     custom,
+    hrsync,
     mail,
     ops,
     schedules,

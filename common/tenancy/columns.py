@@ -144,5 +144,9 @@ INTERNAL_APP_TABLES = frozenset(
         "manireports_signin_counters",
         # Runs of the scheduler's tasks: shown to site admins only (/admin/scheduler).
         "manireports_task_runs",
+        # The HR sync's settings, cursor and runs: site admins only (/admin/hr-sync).
+        "manireports_hr_sync_config",
+        "manireports_hr_sync_cursor",
+        "manireports_hr_sync_runs",
     }
 )

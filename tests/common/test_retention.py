@@ -137,6 +137,7 @@ def test_exactly_the_expired_rows_go(appdb: AppDB, tmp_path: Path) -> None:
         "manireports_report_runs": 1,
         "manireports_report_files": 2,
         "manireports_task_runs": 1,
+        "manireports_hr_sync_runs": 0,
         "manireports_cache_summary": 1,
         "manireports_usertime_sessions": 1,
         "manireports_cloud_recip": 1,
