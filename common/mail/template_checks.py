@@ -90,6 +90,19 @@ JOB_VARIABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("error", "the last run's error"),
         ("when", "when the last run finished (UTC)"),
     ),
+    # The HR sync's summary of one run, to its notification addresses (common/hrsync/notify.py).
+    "hr_sync_report": (
+        ("email", "the recipient's address"),
+        ("headline", "e.g. “HR sync: 3 created, 1 suspended” or “HR sync FAILED: …”"),
+        ("counts", "a list of {name, value}: created, updated, suspended, unsuspended, …"),
+        ("cursor_before", "where the run started in BambooHR's change feed"),
+        ("cursor_after", "where the next run resumes"),
+        ("duration", "how long the run took"),
+        ("dry_run", "true for a dry run (nothing was changed)"),
+        ("failed", "true when the run failed"),
+        ("errors", "a list of {employee_id, error}, at most the first 50"),
+        ("error_count", "how many errors the run had in all"),
+    ),
 }
 
 

@@ -25,7 +25,7 @@ JOB_CANCELLED = "cancelled"
 JOB_FINAL_STATES = (JOB_COMPLETED, JOB_PARTIALLY_FAILED, JOB_FAILED, JOB_CANCELLED)
 
 JOB_TYPES = ("license_allocation", "user_created", "bulk", "scheduled_report", "certificate",
-             "task_alert")  # fmt: skip
+             "task_alert", "hr_sync_report")  # fmt: skip
 
 # Recipient lifecycle: pending → sending (claimed by one mailer) → sent / failed;
 # cancelled when the job is. A `sending` row whose claim is older than the ack wait belongs
