@@ -96,7 +96,8 @@ def relative_text(moment: datetime, now: float, zone: ZoneInfo) -> str:
     elif gap < 2 * DAY and not ahead:
         return "yesterday"
     elif gap < RELATIVE_DAYS * DAY:
-        amount = f"{gap // DAY} days"
+        days = gap // DAY
+        amount = f"{days} day" if days == 1 else f"{days} days"
     else:
         local = moment.astimezone(zone)
         return f"{local.day} {local:%b %Y}"

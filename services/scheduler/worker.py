@@ -21,6 +21,7 @@ from nats.aio.msg import Msg
 from common.bus import command_subject
 from common.commands import CommandHandler, CommandWorker
 from common.mail.queue import dispatch_command
+from common.models.base import utcnow
 from common.moodle import MoodleSource
 from common.reports.runs import outcome_of
 from common.schedules.commands import parse_due, run_command
@@ -33,6 +34,7 @@ from common.schedules.due import (
     start_manual_run,
 )
 from common.schedules.runner import RunRequest, execute
+from common.schedules.task_runs import record_task_run
 from common.service import Consumption, RejectMessage, RetryLater
 from services.scheduler.lease import LeaderLease
 from services.scheduler.tasks import PeriodicTask, tasks_with_intervals
@@ -40,6 +42,7 @@ from services.scheduler.tasks import PeriodicTask, tasks_with_intervals
 log = logging.getLogger(__name__)
 
 LEASE_BUCKET = "mr_leases"
+SCHEDULES_TASK = "report_schedules"
 
 
 class SchedulerWorker(CommandWorker):
@@ -144,6 +147,34 @@ class SchedulerWorker(CommandWorker):
 
     # -- every replica: running a schedule ------------------------------------------
     async def run_schedule(self, payload: dict[str, Any], msg: Msg) -> None:
+        """Run one slot, recorded as a run of the `report_schedules` task too (its history,
+        and the site admins' alert when runs keep failing)."""
+        started = utcnow()
+        try:
+            failed_for_good = await self._run_schedule(payload, msg)
+        except RetryLater as exc:
+            await self._record_task(started, "error", str(exc))
+            raise
+        except RejectMessage:
+            raise
+        except Exception as exc:  # noqa: BLE001 - recorded, then redelivered as any failure
+            await self._record_task(started, "error", outcome_of(exc)[1])
+            raise
+        if failed_for_good:
+            await self._record_task(started, "error", failed_for_good)
+        else:
+            await self._record_task(started, "ok", None)
+
+    async def _record_task(self, started: datetime, status: str, error: str | None) -> None:
+        try:
+            await asyncio.to_thread(record_task_run, self.appdb, SCHEDULES_TASK, "schedule",
+                                    status, started, utcnow(), error)  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - the run's own outcome stands
+            log.warning("report_schedules: run not recorded: %s", exc)
+        await self.check_task_alert(SCHEDULES_TASK)
+
+    async def _run_schedule(self, payload: dict[str, Any], msg: Msg) -> str | None:
+        """Run the slot; the error when it failed for good (retries used up), else None."""
         request = _request(payload, msg)
         if request.manual and msg.metadata.num_delivered == 1:
             await asyncio.to_thread(start_manual_run, self.appdb, request.schedule_id)
@@ -159,8 +190,7 @@ class SchedulerWorker(CommandWorker):
                     await msg.in_progress()
             outcome = task.result()
         except Exception as exc:  # noqa: BLE001 - every failure is counted and retried
-            await self._failed(request, exc)
-            return
+            return await self._failed(request, exc)
         self.schedule_runs += 1
         if outcome.job_id is not None:
             dispatch = dispatch_command(outcome.job_id)
@@ -168,8 +198,11 @@ class SchedulerWorker(CommandWorker):
                 await self.bus.publish(dispatch.subject, dispatch.payload, msg_id=dispatch.msg_id)
             except Exception as exc:  # noqa: BLE001 - the mailers' watcher dispatches it later
                 log.warning("job %s: dispatch not published (%s)", outcome.job_id, exc)
+        return None
 
-    async def _failed(self, request: RunRequest, exc: BaseException) -> None:
+    async def _failed(self, request: RunRequest, exc: BaseException) -> str:
+        """Count the failure: RetryLater while retries remain, else the error (schedule
+        marked failed)."""
         status, error = outcome_of(exc)
         text = f"{status}: {error}" if status == "timeout" else (error or status)
         count = await asyncio.to_thread(count_failure, self.appdb, request.schedule_id, text)
@@ -179,6 +212,7 @@ class SchedulerWorker(CommandWorker):
                              delay_s=delay)  # fmt: skip
         log.error("schedule %s: failed after %d attempts: %s", request.schedule_id,
                   count.attempts, text)  # fmt: skip
+        return text
 
 
 def _request(payload: dict[str, Any], msg: Msg) -> RunRequest:

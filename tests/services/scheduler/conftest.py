@@ -18,11 +18,12 @@ from common.access.viewer import load_viewer
 from common.appdb import AppDB
 from common.migrate import upgrade
 from common.models.custom import ReportRun
-from common.models.mail import CloudJob
-from common.models.schedules import ReportSchedule
+from common.models.mail import CloudJob, CloudRecipient
+from common.models.schedules import ReportSchedule, TaskRun
 from common.moodle import MoodleSource
 from common.nats_server import EmbeddedNatsServer
 from common.schedules.store import Author, ScheduleInput, save_schedule
+from common.templating import render
 from common.tenancy import VIEW, scope_for
 from tests.conftest import BOTH_DATABASES, _empty_database
 from tests.factories.sites import Site, build_site
@@ -76,6 +77,21 @@ class World:
             for job in session.scalars(select(CloudJob).where(CloudJob.type == "scheduled_report")):
                 found.setdefault(int(json.loads(job.payload)["schedule"]), []).append(job.id)
         return found
+
+    def task_runs(self, task: str) -> list[str]:
+        with self.appdb.transaction() as session:
+            query = select(TaskRun.status).where(TaskRun.task == task).order_by(TaskRun.id)
+            return list(session.scalars(query))
+
+    def alert_subjects(self) -> list[str]:
+        """The site admins' task alerts, as their subjects read."""
+        query = (select(CloudJob.subject_template, CloudJob.payload, CloudRecipient.recipient_data)
+                 .join(CloudRecipient, CloudRecipient.jobid == CloudJob.id)
+                 .where(CloudJob.type == "task_alert").order_by(CloudJob.id))  # fmt: skip
+        with self.appdb.transaction() as session:
+            rows = session.execute(query).all()
+        return [render(subject, {**json.loads(payload).get("variables", {}), **json.loads(data)})
+                for subject, payload, data in rows]  # fmt: skip
 
     def runs(self, schedule_id: int) -> list[ReportRun]:
         with self.appdb.transaction() as session:

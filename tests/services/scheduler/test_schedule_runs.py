@@ -114,6 +114,10 @@ def test_a_failing_report_is_retried_with_growing_delays_then_failed_then_retrie
     row = world.row(schedule_id)
     assert row.attempts == 4 and row.failed_error and quiz in row.failed_error
     assert world.jobs_by_schedule() == {}
+    # Each attempt is a failed run of the report_schedules task; at the third in a row the
+    # site admins were emailed, once.
+    assert world.task_runs("report_schedules") == ["error"] * 4
+    assert world.alert_subjects() == ["ManiReports: task report_schedules failed 3 times in a row"]
 
     with world.site.moodle.engine.begin() as conn:
         conn.execute(text(f"ALTER TABLE {quiz}_away RENAME TO {quiz}"))
@@ -123,4 +127,7 @@ def test_a_failing_report_is_retried_with_growing_delays_then_failed_then_retrie
     fixed = world.row(schedule_id)
     assert (fixed.attempts, fixed.failed_error) == (0, None)
     assert world.runs(schedule_id)[-1].status == "ok"
+    assert world.task_runs("report_schedules") == ["error"] * 4 + ["ok"]
+    wait_for(lambda: len(world.alert_subjects()) == 2, timeout_s=10)
+    assert world.alert_subjects()[1] == "ManiReports: task report_schedules recovered"
     assert fixed.last_run_at is not None and fixed.last_run_at <= datetime.now(UTC)
