@@ -9,7 +9,9 @@ import pytest
 
 from common.templating import render
 from services.mailer.providers import OutgoingMessage
+from tests.fakes.bamboohr_server import BambooHrServer
 from tests.fakes.mailgun_server import MailgunServer
+from tests.fakes.moodle_ws_server import MoodleWsServer
 from tests.fakes.moto_server import MotoSes
 from tests.fakes.sendgrid_server import SendGridServer
 from tests.fakes.smtp_sink import SmtpSink
@@ -99,5 +101,21 @@ def sendgrid_server() -> Iterator[SendGridServer]:
 def mailgun_server() -> Iterator[MailgunServer]:
     server = MailgunServer()
     server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bamboohr_server() -> Iterator[BambooHrServer]:
+    """BambooHR's API for company "acme", key ``bamboohr_server.api_key``, no employees."""
+    server = BambooHrServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moodle_ws_server() -> Iterator[MoodleWsServer]:
+    """Moodle's REST server with one token holding the user functions, guest and admin only."""
+    server = MoodleWsServer().start()
     yield server
     server.stop()
