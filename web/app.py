@@ -60,6 +60,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.email_offload.template_editor import bp as email_templates_bp
     from web.health.routes import bp as health_bp
     from web.home.routes import bp as home_bp
+    from web.hrsync.routes import bp as hrsync_bp
     from web.jobs.routes import bp as jobs_bp
     from web.people.routes import bp as people_bp
     from web.privacy.routes import bp as privacy_bp
@@ -94,6 +95,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(unsubscribe_bp)
     app.register_blueprint(privacy_bp)
     app.register_blueprint(scheduler_bp)
+    app.register_blueprint(hrsync_bp)
     # Bearer tokens, no cookies: a cross-site page cannot make the browser send the token.
     csrf.exempt(api_v1_bp)
     app.register_blueprint(api_v1_bp)

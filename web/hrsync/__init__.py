@@ -1,0 +1,1 @@
+"""The HR sync admin page (issue 13)."""
