@@ -555,7 +555,7 @@ class MoodleWsServer:
                               f"The key {key} can only be sent once")  # fmt: skip
             seen.add(key)
             tests.append((key, value))
-        candidates = self._sorted_users()
+        candidates: list[MoodleUser] | None = None
         for key, value in tests:
             if key in ("username", "idnumber") or (
                 key == "email" and not re.search(r"[%_\\]", value)
@@ -566,6 +566,8 @@ class MoodleWsServer:
                 user = self._users.get(_clean_value("int", value))
                 candidates = [user] if user else []
                 break
+        if candidates is None:
+            candidates = self._sorted_users()
         found = [
             u for u in candidates if not u.deleted and all(_matches(u, k, v) for k, v in tests)
         ]
