@@ -108,6 +108,7 @@ class SchedulerWorker(CommandWorker):
                 if self.lease.held:
                     await self._fire_due(time.time())
                     await self._publish_due_schedules()
+                    await self._fire_hr_sync()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the bus or a DB may be reconnecting
@@ -144,6 +145,14 @@ class SchedulerWorker(CommandWorker):
         # leader's publish carries the same id.
         await asyncio.to_thread(advance, self.appdb, slot, now)
         self.schedules_published += 1
+
+    async def _fire_hr_sync(self) -> None:
+        """The HR sync on its stored cron and zone: common/hrsync/schedule.py decides the due
+        slot; a new leader's publish of a slot already fired is dropped as a duplicate."""
+        from common.hrsync.schedule import HrSyncTrigger  # imported here: one edit, one place
+
+        trigger = vars(self).setdefault("hr_sync_trigger", HrSyncTrigger())
+        await trigger.tick(self.appdb, self.bus.publish, datetime.now(UTC))
 
     # -- every replica: running a schedule ------------------------------------------
     async def run_schedule(self, payload: dict[str, Any], msg: Msg) -> None:

@@ -362,7 +362,7 @@ def test_a_dry_runs_page_shows_the_summary_and_the_diff_escaped(app, client_as):
     page = client.get(f"{PAGE}runs/{run_id}").get_data(as_text=True)
     assert f"Dry run {run_id}" in page
     assert "<del>ann@old.example</del> → <ins>ann@new.example</ins>" in page
-    assert "<del>∅</del> → <ins>Sales</ins>" in page
+    assert '<span class="muted" title="empty">∅</span> → <ins>Sales</ins>' in page
     assert "&lt;b&gt;bo&lt;/b&gt;" in page and "<b>bo</b>" not in page
     assert "hand-made account" in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert" not in page

@@ -5,6 +5,8 @@ real nats-server stream with its duplicate window."""
 from __future__ import annotations
 
 import asyncio
+import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -20,6 +22,7 @@ from common.hrsync.schedule import (
     message_id,
 )
 from common.models.hrsync import SETTINGS_ROW, HrSyncConfig
+from tests.support import service_env, wait_for
 
 
 def utc(*parts: int) -> datetime:
@@ -179,3 +182,48 @@ def test_a_new_leader_refiring_the_slot_is_dropped_by_the_stream(appdb, nats_ser
             await bus.close()
 
     assert asyncio.run(scenario()) == [(SYNC_SUBJECT, "hrsync:2026-12-01T06:00:00Z")]
+
+
+def sync_commands(url: str) -> list[str]:
+    """The message ids of the `mr.cmd.sync.bamboohr` commands in the COMMANDS stream."""
+
+    async def read() -> list[str]:
+        bus = await Bus.connect(url, name="test")
+        try:
+            await bus.ensure_streams()
+            info = await bus.js.stream_info("COMMANDS")
+            found = []
+            if info.state.messages:
+                for seq in range(info.state.first_seq, info.state.last_seq + 1):
+                    msg = await bus.js.get_msg("COMMANDS", seq)
+                    if msg.subject == SYNC_SUBJECT:
+                        found.append(msg.headers[MSG_ID_HEADER])
+            return found
+        finally:
+            await bus.close()
+
+    return asyncio.run(read())
+
+
+def test_the_scheduler_leader_fires_the_stored_cron_and_a_new_leader_does_not_fire_it_again(
+    appdb, app_db_url, nats_server, spawn_service, tmp_path
+):
+    """Real scheduler processes: the leader publishes the current slot of an every-minute cron;
+    killed, the next leader fires the same slot again and the stream drops it as a duplicate."""
+    if not app_db_url.startswith("sqlite"):
+        pytest.skip("the service processes are exercised once, on SQLite")
+    store_schedule(appdb, "* * * * *", "Pacific/Chatham")  # +13:45: any zone must work
+    env = service_env(tmp_path, nats_server.url, DATABASE_URL=app_db_url,
+                      SCHEDULER_LEASE_TTL_S="2")  # fmt: skip
+    before = set(sync_commands(nats_server.url))
+    first = spawn_service("scheduler", env)
+    fired = wait_for(lambda: [i for i in sync_commands(nats_server.url) if i not in before],
+                     timeout_s=30, message="the leader to fire the HR sync")  # fmt: skip
+    assert re.fullmatch(r"hrsync:\d{4}-\d\d-\d\dT\d\d:\d\d:00Z", fired[0])
+    first.kill()
+    spawn_service("scheduler", env)
+    time.sleep(6)  # the lease expires (2 s) and the new leader ticks several times
+    ids = [i for i in sync_commands(nats_server.url) if i not in before]
+    assert len(ids) == len(set(ids))  # no slot twice
+    # At most the minutes that passed since the first fire, each once.
+    assert 1 <= len(ids) <= 2
