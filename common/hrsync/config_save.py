@@ -2,7 +2,8 @@
 
 Every field is checked and every problem raised at once (FieldError, named by the form's
 field); nothing is written unless all pass. A field an environment variable sets (see
-`common.hrsync.settings.ENV_FIELDS`) is not taken from the form: the variable wins at run time,
+`common.hrsync.settings.ENV_FIELDS`, and `HR_SYNC_NOTIFY` for the notification addresses, see
+`common.hrsync.notify`) is not taken from the form: the variable wins at run time,
 so the stored value is kept as it was.
 
 Secrets (the BambooHR API key, the Moodle web-service token) are write-only: a blank field
@@ -35,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from common.audit import record_audit
 from common.errors import FieldError, raise_all
+from common.hrsync.notify import NOTIFY_ENV
 from common.hrsync.settings import (
     DEFAULT_AUTH,
     DEFAULT_LOOKBACK_DAYS,
@@ -162,7 +164,11 @@ def save_hr_config(
         after["max_suspend_share"] = before["max_suspend_share"]
     else:
         after["max_suspend_share"] = _share(text("max_suspend_share"), errors)
-    after["notify_emails"] = _addresses(str(values.get("notify_emails") or ""), errors)
+    if (env.get(NOTIFY_ENV) or "").strip():
+        from_env = from_env | {"notify_emails"}
+        after["notify_emails"] = before["notify_emails"]
+    else:
+        after["notify_emails"] = _addresses(str(values.get("notify_emails") or ""), errors)
     raise_all(errors)
 
     if row is None:

@@ -47,7 +47,7 @@ FORM: dict[str, str] = {
 }
 HR_ENV = ("BAMBOOHR_BASE_URL", "BAMBOOHR_API_KEY", "MOODLE_WS_URL", "MOODLE_WS_TOKEN",
           "HR_SYNC_BATCH_SIZE", "HR_SYNC_LOOKBACK_DAYS", "HR_SYNC_MAX_SUSPEND_SHARE",
-          "HR_SYNC_AUTH", "HR_SYNC_ALLOW_PRIVATE_HOSTS")  # fmt: skip
+          "HR_SYNC_AUTH", "HR_SYNC_ALLOW_PRIVATE_HOSTS", "HR_SYNC_NOTIFY")  # fmt: skip
 
 
 @pytest.fixture(autouse=True)
@@ -232,6 +232,7 @@ def test_fields_the_environment_sets_are_greyed_and_its_secrets_never_shown(
     monkeypatch.setenv("BAMBOOHR_BASE_URL", "https://env.bamboohr.com/api")
     monkeypatch.setenv("BAMBOOHR_API_KEY", "env-secret-key-abcdef123456")
     monkeypatch.setenv("HR_SYNC_BATCH_SIZE", "77")
+    monkeypatch.setenv("HR_SYNC_NOTIFY", "ops@example.com, sec@example.com")
     client = client_as("admin")
     page = client.get(PAGE).get_data(as_text=True)
     assert "env-secret-key-abcdef123456" not in page
@@ -242,6 +243,10 @@ def test_fields_the_environment_sets_are_greyed_and_its_secrets_never_shown(
         assert tag and " disabled" in tag.group(0), name
         assert f'<p class="small env-note" id="env-{name}">Set by <code>{var}</code>' in page
     assert 'value="https://env.bamboohr.com/api"' in page
+    notify = re.search(r'<textarea id="notify_emails"[^>]*>([^<]*)</textarea>', page)
+    assert notify and " disabled" in notify.group(0)
+    assert notify.group(1) == "ops@example.com\nsec@example.com"
+    assert "Set by <code>HR_SYNC_NOTIFY</code>" in page
     moodle = re.search(r'<input id="moodle_ws_url"[^>]*>', page)
     assert moodle and " disabled" not in moodle.group(0)
     # A save without those fields (the browser does not send disabled ones) works.

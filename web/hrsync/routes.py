@@ -38,7 +38,7 @@ from common.hrsync.config_save import (
     save_hr_config,
     secret_masks,
 )
-from common.hrsync.notify import COUNTS
+from common.hrsync.notify import COUNTS, NOTIFY_ENV
 from common.hrsync.schedule import SYNC_SUBJECT, recurrence_of
 from common.hrsync.settings import ENV_FIELDS, IDENTITY_FIELDS
 from common.models.hrsync import SETTINGS_ROW, HrSyncConfig, HrSyncCursor, HrSyncRun
@@ -70,7 +70,8 @@ LABELS = {
     MAP_PROFILE: "Custom profile fields",
     **{MAP_PREFIX + key: f"Moodle {key}" for key in IDENTITY_FIELDS},
 }  # fmt: skip
-ENV_VAR = {name: var for var, name in ENV_FIELDS.items()}  # form field → variable
+# Form field → the environment variable that wins over it.
+ENV_VAR = {**{name: var for var, name in ENV_FIELDS.items()}, "notify_emails": NOTIFY_ENV}
 
 
 class HrSyncForm(FlaskForm):

@@ -280,3 +280,12 @@ def test_the_form_shows_stored_values_and_masks_secrets_only(appdb):
     assert masks == {"bamboohr_api_key": "••••cdef", "moodle_ws_token": "••••3210"}
     # Saving the form as shown changes nothing.
     assert save(appdb, form_values(row)) == []
+
+
+def test_hr_sync_notify_in_the_environment_wins_over_the_addresses_field(appdb):
+    save(appdb, GOOD)
+    save(appdb, {**GOOD, "notify_emails": "not an address", "bamboohr_api_key": ""},
+         env={"HR_SYNC_NOTIFY": "ops@example.com"})  # fmt: skip
+    row = stored(appdb)
+    assert row is not None and row.notify_emails == "hr@example.com\nops@example.com"
+    assert json.loads(audits(appdb)[-1].details)["set_by_environment"] == ["notify_emails"]
