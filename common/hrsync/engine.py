@@ -202,13 +202,15 @@ class _Run:
         actions = [a for a in (self._step(c.employee_id, planner.plan, c) for c in batch) if a]
         summary.diff = [a.diff_entry() for a in actions if a.kind != UNCHANGED]
         summary.skipped_detail = [a.diff_entry() for a in actions if a.kind == SKIP]
+        for skipped in summary.skipped_detail:
+            log.info("HR sync: skipped employee %s: %s", skipped["employee_id"], skipped["reason"])
         self._check_suspend_share(actions, directory_size=len(directory))
+        for action in actions:  # a dry run counts its plan; a real run what it wrote
+            if summary.dry_run or action.kind in (SKIP, UNCHANGED):
+                self._count(action)
         if not summary.dry_run:
             for action in actions:
                 self._step(action.employee_id, self._write, action)
-        for action in actions:
-            if summary.dry_run or action.kind in (SKIP, UNCHANGED):
-                self._count(action)
         summary.cursor_after = next_cursor(
             before,
             had_errors=bool(summary.errors),
