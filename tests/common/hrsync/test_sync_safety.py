@@ -282,3 +282,26 @@ def test_a_first_dry_run_leaves_no_cursor(sync):
     summary = sync.run(dry_run=True)
     assert summary.created == 3 and sync.moodle.users == []
     assert sync.cursor() is None
+
+
+def test_web_services_switched_off_stop_the_run_at_once(sync):
+    first_run_pending(sync)
+    sync.moodle.rest_enabled = False
+    summary = sync.run()
+    assert summary.status == "error" and "wsdisabled" in summary.error
+    assert sync.moodle.count() == 1 and sync.cursor()["offset"] == 0
+
+
+def test_a_real_run_mails_its_summary_and_a_clean_dry_run_does_not(sync, hr_appdb):
+    first_run_pending(sync)
+    with hr_appdb.transaction() as session:
+        session.add(HrSyncConfig(id=SETTINGS_ROW, notify_emails="hr@acme.example"))
+    sync.run(dry_run=True)
+    summary = sync.run()
+    with hr_appdb.transaction() as session:
+        [job] = session.scalars(select(CloudJob).where(CloudJob.source == "hr_sync"))
+        mailed = json.loads(job.payload)
+    assert mailed["failed"] is False
+    assert {c["name"]: c["value"] for c in mailed["variables"]["counts"]}["created"] == (
+        summary.created
+    )
