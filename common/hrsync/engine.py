@@ -22,8 +22,9 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from common.appdb import AppDB
 from common.audit import OUTCOME_FAILED, OUTCOME_SUCCESS, record_audit
@@ -198,7 +199,7 @@ class _Run:
         end = before.offset + self.hr.batch_size if self.hr.batch_size else None
         batch = feed.changes[before.offset : end]
         remaining = max(0, len(feed.changes) - before.offset - len(batch))
-        planner = Planner(self.hr, self.bamboohr, self.moodle, directory, self.now.date())
+        planner = Planner(self.hr, self.bamboohr, self.moodle, directory, self._today())
         actions = [a for a in (self._step(c.employee_id, planner.plan, c) for c in batch) if a]
         summary.diff = [a.diff_entry() for a in actions if a.kind != UNCHANGED]
         summary.skipped_detail = [a.diff_entry() for a in actions if a.kind == SKIP]
@@ -218,6 +219,14 @@ class _Run:
             remaining=remaining,
             latest=feed.latest,
         )
+
+    def _today(self) -> date:
+        """Today where the company is (the schedule's zone): a termination dated today takes
+        effect from its midnight there, not UTC's."""
+        try:
+            return self.now.astimezone(ZoneInfo(self.hr.tz or "UTC")).date()
+        except (ZoneInfoNotFoundError, ValueError):
+            return self.now.astimezone(UTC).date()
 
     def _step(self, employee_id: str, work: Any, arg: Any) -> Any:
         """``work(arg)`` for one employee: their error is recorded and the run goes on, unless
