@@ -30,7 +30,13 @@ from common.appdb import AppDB
 from common.audit import OUTCOME_FAILED, OUTCOME_SUCCESS, record_audit
 from common.hrsync.bamboohr import BambooHR, BambooHRAuthError, BambooHRError
 from common.hrsync.cursor import Cursor, next_cursor, read_cursor, write_cursor
-from common.hrsync.moodlews import MoodleWS, MoodleWSError, MoodleWSTokenError, MoodleWSUnavailable
+from common.hrsync.moodlews import (
+    MoodleWS,
+    MoodleWSError,
+    MoodleWSTokenError,
+    MoodleWSUnavailable,
+    MoodleWSUnusable,
+)
 from common.hrsync.plan import (
     CREATE,
     SKIP,
@@ -237,6 +243,8 @@ class _Run:
             raise RunStopped(
                 f"Moodle refused the web-service token ({exc.errorcode}): {exc.message}"
             ) from None
+        except MoodleWSUnusable as exc:
+            raise RunStopped(f"Moodle: {exc.message}") from None
         except MoodleWSUnavailable as exc:
             self._error(employee_id, f"Moodle: {exc}")
             self._unreachable += 1

@@ -44,8 +44,12 @@ class MoodleWSUnavailable(MoodleWSError):
     """No usable answer (connection refused, timeout, 5xx, not JSON) after the retries."""
 
 
-class MoodleWSTokenError(MoodleWSError):
-    """The token is refused (or web services are off): nothing will work; the run stops."""
+class MoodleWSUnusable(MoodleWSError):
+    """Nothing will work with this address or token; the run stops."""
+
+
+class MoodleWSTokenError(MoodleWSUnusable):
+    """The token is refused (or web services are off)."""
 
 
 def encode(value: Any, prefix: str = "") -> list[tuple[str, str]]:
@@ -135,6 +139,13 @@ class MoodleWS:
                 raise MoodleWSTokenError(
                     function, "wsdisabled", "HTTP 403: web services or REST are disabled"
                 )
+            if response.status_code == 404:
+                raise MoodleWSUnusable(
+                    function,
+                    "notfound",
+                    f"HTTP 404: no web service at {self.url} "
+                    "(MOODLE_WS_URL is the site's address, e.g. https://moodle.example.com)",
+                )
             if response.status_code != 200:
                 if last:
                     raise MoodleWSUnavailable(
@@ -167,7 +178,7 @@ class MoodleWS:
         try:
             body = self.call("core_user_get_users", {"criteria": [{"key": "auth", "value": auth}]})
         except MoodleWSError as exc:
-            if isinstance(exc, MoodleWSTokenError) or exc.errorcode not in NOT_ALLOWED_ERRORCODES:
+            if isinstance(exc, MoodleWSUnusable) or exc.errorcode not in NOT_ALLOWED_ERRORCODES:
                 raise
             self._get_users_allowed = False
             return None
@@ -183,10 +194,7 @@ class MoodleWS:
                     "core_user_get_users", {"criteria": [{"key": key, "value": value}]}
                 )
             except MoodleWSError as exc:
-                if (
-                    isinstance(exc, MoodleWSTokenError)
-                    or exc.errorcode not in NOT_ALLOWED_ERRORCODES
-                ):
+                if isinstance(exc, MoodleWSUnusable) or exc.errorcode not in NOT_ALLOWED_ERRORCODES:
                     raise
                 log.info(
                     "core_user_get_users refused (%s): using get_users_by_field", exc.errorcode

@@ -305,3 +305,10 @@ def test_a_real_run_mails_its_summary_and_a_clean_dry_run_does_not(sync, hr_appd
     assert {c["name"]: c["value"] for c in mailed["variables"]["counts"]}["created"] == (
         summary.created
     )
+
+
+def test_a_moodle_url_without_a_web_service_stops_the_run_at_once(sync):
+    first_run_pending(sync)
+    summary = sync.run(MOODLE_WS_URL=sync.bamboo.base_url)  # answers 404 there
+    assert summary.status == "error" and "HTTP 404: no web service" in summary.error
+    assert "MOODLE_WS_URL" in summary.error and sync.waits == []
