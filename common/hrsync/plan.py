@@ -98,7 +98,8 @@ class Planner:
         self.moodle = moodle
         self.directory = directory
         self.today = today
-        self.fields = bamboohr_fields(hr.mapping)
+        # What to ask BambooHR for (`id` always comes back, it is not a field to request).
+        self.fields = [name for name in bamboohr_fields(hr.mapping) if name != "id"]
         self._claimed: dict[str, str] = {}  # email (lower) → employee planned with it this run
         self._shared = self._shared_emails()
 

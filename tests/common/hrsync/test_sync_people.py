@@ -34,9 +34,9 @@ def test_a_termination_dated_today_suspends_the_account(sync):
     assert not sync.moodle.find_user(idnumber=ids[0]).suspended
     # The directory no longer lists them: their status was read.
     [read] = [r for r in sync.bamboo.requests if r.route == f"/v1/employees/{ids[1]}"]
-    assert {"status", "employmentHistoryStatus", "terminationDate"} <= set(
-        read.query["fields"].split(",")
-    )
+    asked = read.query["fields"].split(",")
+    assert {"status", "employmentHistoryStatus", "terminationDate", "workEmail"} <= set(asked)
+    assert "id" not in asked
     update = [c.params for c in sync.moodle.calls if c.wsfunction == "core_user_update_users"]
     assert update == [{"users": [{"id": str(sync.moodle.find_user(idnumber=ids[1]).id),
                                   "suspended": "1"}]}]  # fmt: skip
