@@ -264,6 +264,11 @@ def moodle_url_problem(url: str, *, allow_private: bool) -> str | None:
     return None
 
 
+def reach_problem(url: str, *, allow_private: bool) -> str | None:
+    """Why a run may not call ``url`` (a private host, plain http), or None."""
+    return _url_problem(url, allow_private=allow_private)[0]
+
+
 def _url_problem(url: str, *, allow_private: bool) -> tuple[str | None, Any]:
     if len(url) > MAX_URL_CHARS:
         return f"at most {MAX_URL_CHARS} characters", None

@@ -115,7 +115,24 @@ def load_hr_settings(
     with appdb.transaction() as session:
         stored = _stored(session, settings.secret_key, needs_secrets=_secret_needs(env))
     values = {**stored, **_from_env(env)}
+    _check_reachable(values, env)
     return HrSyncSettings(**values)
+
+
+def _check_reachable(values: Mapping[str, Any], env: Mapping[str, str]) -> None:
+    """The page refuses private and plain-http URLs when they are saved; the same rule holds
+    for the addresses a run will call, wherever they came from (an environment variable, a
+    row saved before the rule, a name that now resolves to a private address)."""
+    from common.hrsync.config_save import allow_private_hosts, reach_problem
+
+    allow = allow_private_hosts(env)
+    for name, var in (("bamboohr_base_url", "BAMBOOHR_BASE_URL"),
+                      ("moodle_ws_url", "MOODLE_WS_URL")):  # fmt: skip
+        url = str(values.get(name) or "")
+        problem = reach_problem(url, allow_private=allow) if url else None
+        if problem:
+            where = var if (env.get(var) or "").strip() else f"the HR sync page's {name}"
+            raise SettingsError(f"{where}: {problem}")
 
 
 def _secret_needs(env: Mapping[str, str]) -> bool:

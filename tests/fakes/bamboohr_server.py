@@ -155,7 +155,9 @@ class BambooHrServer:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"BAMBOOHR_BASE_URL": self.gateway_url, "BAMBOOHR_API_KEY": self.api_key}
+        # On loopback: the sync refuses private hosts unless the site allows them.
+        return {"BAMBOOHR_BASE_URL": self.gateway_url, "BAMBOOHR_API_KEY": self.api_key,
+                "HR_SYNC_ALLOW_PRIVATE_HOSTS": "1"}  # fmt: skip
 
     # -- employees ----------------------------------------------------------------------
 

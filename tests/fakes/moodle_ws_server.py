@@ -227,7 +227,8 @@ class MoodleWsServer:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"MOODLE_WS_URL": self.base_url, "MOODLE_WS_TOKEN": self.token}
+        return {"MOODLE_WS_URL": self.base_url, "MOODLE_WS_TOKEN": self.token,
+                "HR_SYNC_ALLOW_PRIVATE_HOSTS": "1"}  # fmt: skip
 
     # -- tokens and functions -----------------------------------------------------------
 

@@ -72,6 +72,7 @@ def test_environment_variables_win_over_stored_values(hr_appdb, hr_settings):
         "HR_SYNC_LOOKBACK_DAYS": "90",
         "HR_SYNC_MAX_SUSPEND_SHARE": "20%",
         "HR_SYNC_AUTH": "oidc",
+        "HR_SYNC_ALLOW_PRIVATE_HOSTS": "1",  # the Moodle URL is on loopback
     }
     hr = load_hr_settings(hr_appdb, hr_settings, env=env)
     assert hr.bamboohr_base_url == "https://acme.bamboohr.com/api"
@@ -83,6 +84,21 @@ def test_environment_variables_win_over_stored_values(hr_appdb, hr_settings):
         "bamboohr_base_url", "bamboohr_api_key", "moodle_ws_url", "moodle_ws_token",
         "batch_size", "lookback_days", "max_suspend_share", "auth"}  # fmt: skip
     assert which_from_env({"HR_SYNC_AUTH": "  ", "BAMBOOHR_API_KEY": "k"}) == {"bamboohr_api_key"}
+
+
+def test_a_run_may_not_call_private_or_plain_http_addresses(hr_appdb, hr_settings):
+    env = {"BAMBOOHR_BASE_URL": "https://acme.bamboohr.com/api", "BAMBOOHR_API_KEY": "k",
+           "MOODLE_WS_URL": "http://127.0.0.1:9999/moodle", "MOODLE_WS_TOKEN": "t"}  # fmt: skip
+    with pytest.raises(SettingsError, match=r"^MOODLE_WS_URL: a private or local address"):
+        load_hr_settings(hr_appdb, hr_settings, env=env)
+    for url in ("http://169.254.169.254/latest", "https://10.0.0.5", "https://[::1]:8443"):
+        refused = {**env, "BAMBOOHR_BASE_URL": url, "HR_SYNC_ALLOW_PRIVATE_HOSTS": "0"}
+        with pytest.raises(SettingsError, match=r"^BAMBOOHR_BASE_URL: "):
+            load_hr_settings(hr_appdb, hr_settings, env=refused)
+    # Allowed for loopback test doubles only when the site says so.
+    allowed = load_hr_settings(hr_appdb, hr_settings,
+                               env={**env, "HR_SYNC_ALLOW_PRIVATE_HOSTS": "1"})  # fmt: skip
+    assert allowed.moodle_ws_url == "http://127.0.0.1:9999/moodle"
 
 
 def test_nothing_stored_gives_the_defaults(hr_appdb, hr_settings):
