@@ -73,8 +73,13 @@ def message_id(slot: datetime) -> str:
     return "hrsync:" + slot.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# The sync's name among the scheduled tasks: a command carrying it is recorded as a task run
+# (/admin/scheduler/), and its failures in a row alert the site admins.
+TASK = "hr_sync"
+
+
 def command_payload() -> dict[str, Any]:
-    return {"dry_run": False, "trigger": "schedule", "startedby": None}
+    return {"dry_run": False, "trigger": "schedule", "startedby": None, "task": TASK}
 
 
 def stored_schedule(appdb: AppDB) -> tuple[str, str]:

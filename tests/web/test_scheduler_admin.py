@@ -21,12 +21,14 @@ from common.access.viewer import load_viewer
 from common.bus import MSG_ID_HEADER, Bus, command_subject, decode
 from common.models.access import AuditLog
 from common.models.custom import ReportRun
+from common.models.hrsync import SETTINGS_ROW, HrSyncConfig
 from common.models.schedules import ReportSchedule
 from common.nats_server import EmbeddedNatsServer
 from common.schedules.commands import RUN_SUBJECT, due_text
 from common.schedules.store import Author, ScheduleInput, save_schedule
 from common.schedules.task_runs import record_task_run
 from common.schedules.tasks import DEFAULT_TASKS
+from common.schedules.timing import next_runs, parse_recurrence
 from common.tenancy import VIEW, scope_for
 from tests.factories.sites import NOW
 from tests.web.conftest import csrf_token
@@ -151,6 +153,22 @@ def test_the_report_schedules_row_reads_the_schedules_and_has_no_run_now(app, si
     assert schedule.next_run_at is not None
     assert exact_text(schedule.next_run_at, ZoneInfo("UTC")) in line
     assert "/run" not in line and "Run now" not in line
+
+
+def test_the_hr_sync_row_follows_its_cron_and_links_to_its_page(app, client_as):
+    client = client_as("admin")
+    line = row_of(client.get(PAGE).get_data(as_text=True), "hr_sync")
+    assert "not scheduled" in line and 'href="/admin/hr-sync/"' in line and "/run" not in line
+    with appdb(app).transaction() as db:
+        db.add(HrSyncConfig(id=SETTINGS_ROW, cron="30 2 * * *", tz="Europe/London"))
+    run(app, "hr_sync", "error", 40, "BambooHR refused the API key")
+    line = row_of(client.get(PAGE).get_data(as_text=True), "hr_sync")
+    # The next 02:30 in London, worked out in that zone.
+    nightly = parse_recurrence(frequency="cron", cron="30 2 * * *", tz="Europe/London")
+    following = next_runs(nightly, datetime.fromtimestamp(NOW, UTC), 1)[0]
+    assert exact_text(following, ZoneInfo("UTC")) in line
+    assert "status-error" in line and "BambooHR refused the API key" in line
+    assert client.get(f"{PAGE}hr_sync").status_code == 200
 
 
 def test_a_tasks_history_lists_its_runs_newest_first(app, client_as):

@@ -40,6 +40,7 @@ from common.hrsync.config_save import (
 )
 from common.hrsync.notify import COUNTS, NOTIFY_ENV
 from common.hrsync.schedule import SYNC_SUBJECT, recurrence_of
+from common.hrsync.schedule import TASK as HR_SYNC_TASK
 from common.hrsync.settings import ENV_FIELDS, IDENTITY_FIELDS
 from common.models.hrsync import SETTINGS_ROW, HrSyncConfig, HrSyncCursor, HrSyncRun
 from common.schedules.task_runs import one_line
@@ -204,6 +205,8 @@ def run_now():  # type: ignore[no-untyped-def]
     dry_run = request.form.get("dry_run") == "1"
     msg_id = f"hrsync:manual:{uuid.uuid4().hex[:12]}"
     payload = {"dry_run": dry_run, "trigger": "manual", "startedby": current_viewer().user_id}
+    if not dry_run:  # a real run is a run of the hr_sync task (a dry run changes nothing)
+        payload["task"] = HR_SYNC_TASK
     what = "dry run" if dry_run else "run"
     try:
         web_context().bus_client.publish(SYNC_SUBJECT, payload, msg_id=msg_id)

@@ -20,6 +20,8 @@ from flask_wtf import FlaskForm
 
 from common.audit import OUTCOME_FAILED, OUTCOME_SUCCESS, record_audit
 from common.bus import command_subject
+from common.hrsync.schedule import TASK as HR_SYNC_TASK
+from common.hrsync.schedule import recurrence_of, stored_schedule
 from common.models.schedules import TaskRun
 from common.schedules.commands import manual_tag, run_command
 from common.schedules.failures import (
@@ -30,6 +32,7 @@ from common.schedules.failures import (
 )
 from common.schedules.task_runs import detail_of, failure_streak, history, last_run, one_line
 from common.schedules.tasks import PeriodicTask, find_task, tasks_with_intervals
+from common.schedules.timing import next_run
 from web.auth.guards import Tenancy, current_viewer, request_scope, signed_in, web_context
 from web.humanize import zone_named
 from web.navigation import add_nav_item
@@ -43,6 +46,10 @@ SCHEDULES_DESCRIPTION = (
     "Runs each report schedule when it is due and emails the report; each keeps its own "
     "timetable (see Schedules)."
 )
+HR_SYNC_DESCRIPTION = (
+    "Brings Moodle's users in step with BambooHR, on its own cron and zone (see HR sync)."
+)
+_DESCRIPTIONS = {SCHEDULES_TASK: SCHEDULES_DESCRIPTION, HR_SYNC_TASK: HR_SYNC_DESCRIPTION}
 HISTORY_SIZE = 50
 
 
@@ -61,6 +68,7 @@ class TaskLine:
     failures: int
     next_run: datetime | None
     runnable: bool
+    elsewhere: str | None = None  # the endpoint of the page that runs it (not "Run now" here)
 
 
 def _now() -> datetime:
@@ -90,9 +98,18 @@ def _lines() -> list[TaskLine]:
                           failure_streak(session, t.name), t.next_run(now), runnable=True)
                  for t in _tasks()]  # fmt: skip
         schedules_failures = failure_streak(session, SCHEDULES_TASK)
+        hr_sync = TaskLine(HR_SYNC_TASK, HR_SYNC_DESCRIPTION, None, last_run(session, HR_SYNC_TASK),
+                           failure_streak(session, HR_SYNC_TASK), _hr_sync_next(now),
+                           runnable=False, elsewhere="hrsync.index")  # fmt: skip
         session.expunge_all()
     return [*lines, TaskLine(SCHEDULES_TASK, SCHEDULES_DESCRIPTION, None, None,
-                             schedules_failures, None, runnable=False)]  # fmt: skip
+                             schedules_failures, None, runnable=False), hr_sync]  # fmt: skip
+
+
+def _hr_sync_next(now: float) -> datetime | None:
+    """The HR sync's next run on its stored cron and zone; None when it is not scheduled."""
+    recurrence = recurrence_of(*stored_schedule(web_context().appdb))
+    return None if recurrence is None else next_run(recurrence, datetime.fromtimestamp(now, UTC))
 
 
 def _audit(action: str, object_type: str, object_id: str | int, outcome: str,
@@ -126,7 +143,7 @@ def index():  # type: ignore[no-untyped-def]
 @signed_in(tenancy=Tenancy.SITE)
 def task_history(task: str):  # type: ignore[no-untyped-def]
     found = find_task(_tasks(), task)
-    if found is None and task != SCHEDULES_TASK:
+    if found is None and task not in (SCHEDULES_TASK, HR_SYNC_TASK):
         abort(404, description=f"no scheduled task {task[:64]!r}")
     with web_context().appdb.transaction() as session:
         runs = history(session, task, HISTORY_SIZE)
@@ -136,7 +153,7 @@ def task_history(task: str):  # type: ignore[no-untyped-def]
         "scheduler/history.html", name=task, task=found, runs=runs, failures=failures,
         details={run.id: detail_of(run) for run in runs}, size=HISTORY_SIZE,
         next_run=found.next_run(web_context().clock()) if found else None,
-        description=found.description if found else SCHEDULES_DESCRIPTION,
+        description=found.description if found else _DESCRIPTIONS[task],
         form=SchedulerForm(), zone=zone_named(current_viewer().timezone),
     )  # fmt: skip
 

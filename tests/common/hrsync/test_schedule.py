@@ -133,7 +133,8 @@ def test_the_trigger_reads_the_stored_schedule_and_publishes_each_slot_once(appd
         await trigger.tick(appdb, publish, utc(2026, 12, 1, 5, 0, 3))
 
     asyncio.run(ticks())
-    assert sent == [(SYNC_SUBJECT, {"dry_run": False, "trigger": "schedule", "startedby": None},
+    assert sent == [(SYNC_SUBJECT, {"dry_run": False, "trigger": "schedule", "startedby": None,
+                                    "task": "hr_sync"},
                      "hrsync:2026-12-01T05:00:00Z")]  # fmt: skip
     # An admin unschedules it: read again once the cached schedule is old enough.
     store_schedule(appdb, "", "UTC")
