@@ -22,9 +22,11 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import select
 
 from common.appdb import AppDB
 from common.audit import OUTCOME_FAILED, OUTCOME_SUCCESS, record_audit
@@ -56,6 +58,8 @@ from common.settings import Settings
 log = logging.getLogger(__name__)
 
 STATUS_OK, STATUS_ERROR, STATUS_ABORTED = "ok", "error", "aborted"
+# A real run still `running` after this long is taken for dead (its process was killed).
+BUSY_WINDOW_MIN = 30
 IDEMPOTENCY_CONSUMER = "hrsync"
 AUDIT_ACTION = "hr_sync_run"
 # Moodle unreachable for this many employees in a row: the rest would fail the same way.
@@ -140,6 +144,7 @@ def run_sync(
     hr.require_connection()
     with appdb.transaction() as session:
         cursor, _stored = read_cursor(session, now, hr.lookback_days)
+        busy = None if dry_run else _real_run_in_progress(session)
         run = HrSyncRun(
             trigger=trigger,
             dry_run=dry_run,
@@ -151,6 +156,16 @@ def run_sync(
         session.flush()
         run_id = int(run.id)
     summary = Summary(dry_run=dry_run, cursor_before=cursor, cursor_after=cursor, run_id=run_id)
+    if busy is not None:
+        # Two real runs at once (the timetable's and an admin's) would both create the same
+        # people; this one stands aside, the cursor untouched.
+        summary.status = STATUS_ERROR
+        summary.error = (f"run {busy} is still going (started in the last {BUSY_WINDOW_MIN} "
+                         "min): this one changed nothing")  # fmt: skip
+        summary.errors.append({"employee_id": None, "error": summary.error})
+        summary.duration_s = time.monotonic() - started
+        _finish(appdb, summary, trigger=trigger, startedby=startedby, msg_id=msg_id)
+        return summary
     own_bamboohr = bamboohr is None
     own_moodle = moodle is None
     bamboohr = bamboohr or BambooHR(hr.bamboohr_base_url, hr.bamboohr_api_key)
@@ -176,6 +191,17 @@ def run_sync(
     _finish(appdb, summary, trigger=trigger, startedby=startedby, msg_id=msg_id)
     _notify(appdb, settings, summary, publish)
     return summary
+
+
+def _real_run_in_progress(session: Any) -> int | None:
+    """The id of a real run still `running` that started recently (an older one died)."""
+    since = utcnow() - timedelta(minutes=BUSY_WINDOW_MIN)
+    query = (select(HrSyncRun.id)
+             .where(HrSyncRun.dry_run.is_(False), HrSyncRun.status == "running",
+                    HrSyncRun.started_at >= since)
+             .order_by(HrSyncRun.id.desc()).limit(1))  # fmt: skip
+    found = session.scalar(query)
+    return None if found is None else int(found)
 
 
 class _Run:

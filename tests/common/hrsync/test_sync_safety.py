@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from common.models.hrsync import SETTINGS_ROW, HrSyncConfig
+from common.models.hrsync import SETTINGS_ROW, HrSyncConfig, HrSyncRun
 from common.models.mail import CloudJob, CloudRecipient
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -312,3 +312,22 @@ def test_a_moodle_url_without_a_web_service_stops_the_run_at_once(sync):
     summary = sync.run(MOODLE_WS_URL=sync.bamboo.base_url)  # answers 404 there
     assert summary.status == "error" and "HTTP 404: no web service" in summary.error
     assert "MOODLE_WS_URL" in summary.error and sync.waits == []
+
+
+def test_a_real_run_stands_aside_while_another_is_going(sync, hr_appdb):
+    first_run_pending(sync)
+    # Another real run started a minute ago and is still going (the timetable's, say).
+    with hr_appdb.transaction() as session:
+        session.add(HrSyncRun(trigger="schedule", dry_run=False, status="running",
+                              started_at=datetime.now(UTC) - timedelta(minutes=1)))  # fmt: skip
+    busy = sync.run()
+    assert busy.status == "error" and "is still going" in (busy.error or "")
+    assert sync.writes() == 0 and busy.cursor_after == busy.cursor_before
+    # A dry run may look meanwhile.
+    assert sync.run(dry_run=True).status == "ok"
+    # A run left `running` half an hour ago died with its process: no longer in the way.
+    with hr_appdb.transaction() as session:
+        session.execute(update(HrSyncRun).where(HrSyncRun.status == "running").values(
+            started_at=datetime.now(UTC) - timedelta(minutes=31)))  # fmt: skip
+    done = sync.run()
+    assert done.status == "ok" and done.created == 3
