@@ -125,6 +125,14 @@ RULES: tuple[PrivacyRule, ...] = (
     PrivacyRule(
         "manireports_hr_sync_runs", "HR sync runs the user started", actors={"startedby": None}
     ),  # fmt: skip
+    PrivacyRule(
+        "lms_identity_import", "identity mapping files the user uploaded",
+        actors={"importedby": None},
+    ),  # fmt: skip
+    PrivacyRule(
+        "lms_unenroll_policy", "auto-unenroll policy changes the user made",
+        actors={"modifiedby": None},
+    ),  # fmt: skip
 )
 
 # Tables with a column that looks like a user's id yet holds none of anyone's data here.

@@ -6,6 +6,7 @@ from common.models import (  # noqa: F401
     api,
     custom,
     hrsync,
+    identity,
     mail,
     ops,
     schedules,

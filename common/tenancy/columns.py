@@ -148,5 +148,9 @@ INTERNAL_APP_TABLES = frozenset(
         "manireports_hr_sync_config",
         "manireports_hr_sync_cursor",
         "manireports_hr_sync_runs",
+        # Identity mapping and the unenroll policy: site-wide, site admins only.
+        "lms_identity_map",
+        "lms_identity_import",
+        "lms_unenroll_policy",
     }
 )
