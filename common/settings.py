@@ -104,6 +104,10 @@ class Settings:
     # A scheduled task failing this many times in a row emails the site admins (once; and
     # once more when it recovers).
     task_alert_after_failures: int = 3
+    # Identity mapping (issue 14): the Google Workspace domains mapped emails must be in (none:
+    # not checked, a warning) and LMS source names accepted beside canvas, moodle, blackboard.
+    google_workspace_domains: tuple[str, ...] = ()
+    identity_sources: tuple[str, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -355,4 +359,11 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         schedule_link_days=_int(env, "SCHEDULE_LINK_DAYS", 7, 1, 365),
         schedule_run_concurrency=_int(env, "SCHEDULE_RUN_CONCURRENCY", 2, 1, 32),
         task_alert_after_failures=_int(env, "TASK_ALERT_AFTER_FAILURES", 3, 1, 1000),
+        google_workspace_domains=_names(env.get("GOOGLE_WORKSPACE_DOMAINS", "")),
+        identity_sources=_names(env.get("IDENTITY_SOURCES", "")),
     )
+
+
+def _names(raw: str) -> tuple[str, ...]:
+    """`a.example,b.example`: lower-cased, blanks dropped."""
+    return tuple(filter(None, (part.strip().lower() for part in raw.split(","))))
