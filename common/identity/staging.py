@@ -13,9 +13,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Any
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
+from common.analytics.upsert import insert_many
 from common.appdb import AppDB
 from common.identity.csvfile import FileRow, read_rows
 from common.identity.rules import MAX_LENGTHS, Rules
@@ -90,7 +91,7 @@ def stage_file(
                     "importedby": actor_id,
                 })  # fmt: skip
                 result.rows += 1
-            session.execute(insert(STAGED), values)
+            insert_many(session, STAGED, values)
         _mark_duplicates(session, result.batch_id)
         result.errors = batch_errors(session, result.batch_id)
     result.valid = result.rows - len({e["line"] for e in result.errors})
