@@ -25,7 +25,7 @@ def _register_optional(subparsers: argparse._SubParsersAction) -> None:  # type:
     """Subcommands whose modules arrive with later areas."""
     import importlib
 
-    for name in ("demo", "report", "sql", "schedule", "privacy", "sync", "identity"):
+    for name in ("demo", "report", "sql", "schedule", "privacy", "sync", "identity", "unenroll"):
         try:
             module = importlib.import_module(f"cli.{name}")
         except ModuleNotFoundError:

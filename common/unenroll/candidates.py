@@ -7,7 +7,7 @@ more: with 7 days, someone last seen 7 × 24 h ago stays.
 Protected people (their email, or their Google email when the identity map names one, matches a
 protected domain or email, case-insensitive) are left out and listed apart with the reason.
 
-The Google email: `common.identity.resolve(appdb, "moodle", user_id, explicit_email=...)` when
+The Google email: `common.identity.resolve.resolve(appdb, "moodle", user_id)` when
 that package is installed (the identity-mapping work) and an app DB is given; when it is not
 installed, or has no mapping for the person, the Moodle user's email is used.
 """
@@ -15,7 +15,6 @@ installed, or has no mapping for the person, the Moodle user's email is used.
 from __future__ import annotations
 
 import importlib
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,8 +24,6 @@ from sqlalchemy import and_, func, or_, select
 
 from common.moodle import MoodleSource
 from common.unenroll.policy import MOODLE_SOURCE, Policy
-
-log = logging.getLogger(__name__)
 
 DAY_S = 86_400
 SITE_COURSE_ID = 1  # the front page: nobody is enrolled in it for learning
@@ -113,34 +110,40 @@ EmailOf = Callable[[int, str], str]
 
 
 def identity_resolver(appdb: Any | None) -> EmailOf:
-    """user id, Moodle email → the email to remove: the identity map's when the identity package
-    is present and maps the person, else the Moodle email."""
+    """user id, Moodle email → the email to remove: the identity map's Google email when the
+    identity package (common/identity, the identity-mapping work) is installed and maps the
+    person, else the Moodle email. Optional on purpose: without it the policy still works on
+    Moodle's addresses."""
     if appdb is None:
-        return lambda _user_id, email: email
+        return _moodle_email
     try:
-        identity = importlib.import_module("common.identity")
+        module = importlib.import_module("common.identity.resolve")
     except ModuleNotFoundError:
-        return lambda _user_id, email: email
-    resolve = getattr(identity, "resolve", None)
-    if resolve is None:
-        return lambda _user_id, email: email
+        return _moodle_email
+    resolve = getattr(module, "resolve", None)
+    missing = getattr(module, "MappingMissing", None)
+    if not callable(resolve) or not (isinstance(missing, type) and issubclass(missing, Exception)):
+        return _moodle_email
 
     def email_of(user_id: int, email: str) -> str:
         try:
             found = resolve(appdb, MOODLE_SOURCE, user_id)
-        except Exception as exc:  # noqa: BLE001 - no mapping: the Moodle email serves
-            log.debug("no identity mapping for moodle user %s: %s", user_id, exc)
+        except missing:  # not mapped: the Moodle email serves
             return email
         return str(found or email)
 
     return email_of
 
 
+def _moodle_email(_user_id: int, email: str) -> str:
+    return email
+
+
 def find_candidates(
     moodle: MoodleSource, policy: Policy, now: float, email_of: EmailOf | None = None
 ) -> Preview:
     """The candidates and protected people of every course, by course name then person."""
-    email_of = email_of or (lambda _user_id, email: email)
+    email_of = email_of or _moodle_email
     if not policy.covers(MOODLE_SOURCE):
         return Preview([], [], {}, {})
     now_s = int(now)

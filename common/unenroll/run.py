@@ -10,13 +10,16 @@
   outcome `failed` and the error).
 
 Removing people from Google Classroom is the roster-sync work's: it provides a `Remover`. Until
-one is configured (passed in), a live run stops with `NoRemover` — a configuration error —
-before removing anyone.
+one is configured (passed in, or named by `UNENROLL_REMOVER`), a live run stops with
+`NoRemover` — a configuration error — before removing anyone.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -239,3 +242,25 @@ def alert_admins(appdb: AppDB, moodle: MoodleSource, reason: str) -> int | None:
             payload={"source": ALERT_SOURCE, "variables": {"reason": reason}},
         )
         return int(job.id)
+
+
+REMOVER_ENV = "UNENROLL_REMOVER"
+
+
+def configured_remover(env: Mapping[str, str] | None = None) -> Remover | None:
+    """The Remover named by `UNENROLL_REMOVER` ("package.module:factory", the factory called with
+    no arguments), or None: ManiReports has no default — the Classroom roster sync provides one.
+    A name that cannot be loaded is a configuration error naming the variable."""
+    env = os.environ if env is None else env
+    spec = (env.get(REMOVER_ENV) or "").strip()
+    if not spec:
+        return None
+    module_name, colon, attr = spec.partition(":")
+    if not colon or not module_name or not attr:
+        raise SettingsError(f"{REMOVER_ENV}: {spec[:80]!r} is not 'package.module:factory'")
+    try:
+        factory = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SettingsError(f"{REMOVER_ENV}: cannot load {spec[:80]!r}: {exc}") from None
+    remover: Remover = factory()
+    return remover

@@ -1,64 +1,16 @@
-"""A course on the two-company site whose people were last seen at chosen times; everyone else
-on the site was seen yesterday, so only this course has anyone to remove."""
+"""The `lab` fixture: tests/common/unenroll/lab.py's course at the site's fixed clock."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pytest
-from sqlalchemy import select
 
-from common.appdb import AppDB
-from common.moodle import MoodleSource
-from tests.factories.sites import DAY, NOW, Site
-
-GRACE = 7
-
-
-@dataclass
-class Lab:
-    site: Site
-    course: int
-    users: dict[str, int]
-    moodle: MoodleSource
-    appdb: AppDB
-
-
-def seen(site: Site, user: int, course: int, when: int) -> None:
-    site.moodle.insert("user_lastaccess", userid=user, courseid=course, timeaccess=when)
+from tests.common.unenroll.lab import build_lab
+from tests.factories.sites import Site
 
 
 @pytest.fixture
 def lab(site: Site, app_db_url: str):  # type: ignore[no-untyped-def]
-    moodle = site.moodle
-    ue, e = moodle.tables.user_enrolments, moodle.tables.enrol
-    with moodle.engine.connect() as connection:
-        pairs = set(
-            connection.execute(
-                select(ue.c.userid, e.c.courseid).join(e, e.c.id == ue.c.enrolid)
-            ).all()
-        )
-    for user, course in pairs:
-        seen(site, user, course, NOW - DAY)
-    course = moodle.course(fullname="Unenroll Lab")
-    people = {
-        "old": ("Olga", "Old", "olga@school.example", NOW - 12 * DAY),  # 12 days: candidate
-        "never": ("Nina", "Never", "nina@school.example", None),  # enrolled 15 days ago
-        "edge": ("Eddy", "Edge", "eddy@school.example", NOW - GRACE * DAY),  # exactly 7: stays
-        "recent": ("Rita", "Recent", "rita@school.example", NOW - DAY),
-        "staff": ("Stan", "Staff", "stan@Staff.Example", NOW - 30 * DAY),  # protected domain
-        "boss": ("Bea", "Boss", "Boss@School.Example", NOW - 30 * DAY),  # protected email
-    }
-    for n in range(4):
-        people[f"busy{n}"] = (f"Busy{n}", "Bee", f"busy{n}@school.example", NOW - 2 * DAY)
-    users: dict[str, int] = {}
-    for key, (first, last, email, when) in people.items():
-        users[key] = moodle.user(username=f"lab_{key}", firstname=first, lastname=last, email=email)
-        moodle.enrol(users[key], course, timestart=NOW - (15 if key == "never" else 40) * DAY)
-        if when is not None:
-            seen(site, users[key], course, when)
-    source = MoodleSource(site.url)
-    appdb = AppDB(app_db_url)
-    yield Lab(site, course, users, source, appdb)
-    source.dispose()
-    appdb.dispose()
+    built = build_lab(site, app_db_url)
+    yield built
+    built.moodle.dispose()
+    built.appdb.dispose()

@@ -181,3 +181,32 @@ def test_a_live_run_without_a_remover_stops_before_anyone(lab):  # type: ignore[
     with pytest.raises(NoRemover, match="no Classroom remover is configured"):
         run_policy(lab.appdb, lab.moodle, now=NOW, remover=None, policy=live)
     assert events(lab, LIVE_ACTION) == []
+
+
+def test_the_identity_map_gives_the_email_to_remove(lab):  # type: ignore[no-untyped-def]
+    from common.models.identity import IdentityMapping
+    from common.unenroll.candidates import identity_resolver
+
+    with lab.appdb.transaction() as s:
+        s.add(
+            IdentityMapping(
+                source="moodle",
+                lms_user_id=str(lab.users["old"]),
+                google_email="olga.old@workspace.example",
+            )
+        )
+        s.add(
+            IdentityMapping(
+                source="moodle",
+                lms_user_id=str(lab.users["recent"]),
+                google_email="rita@staff.example",
+            )
+        )
+    preview = find_candidates(lab.moodle, POLICY, NOW, identity_resolver(lab.appdb))
+    emails = {p.user_id: (p.email, p.moodle_email) for p in preview.candidates}
+    assert emails[lab.users["old"]] == ("olga.old@workspace.example", "olga@school.example")
+    assert emails[lab.users["never"]] == ("nina@school.example",) * 2  # not mapped
+    remover = RecordingRemover()
+    live = Policy(**{**POLICY.__dict__, "dry_run": False})
+    run_policy(lab.appdb, lab.moodle, now=NOW, remover=remover, policy=live)
+    assert (lab.course, "olga.old@workspace.example") in remover.removed
