@@ -70,6 +70,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.scheduler.routes import bp as scheduler_bp
     from web.schedules.routes import bp as schedules_bp
     from web.tracking.routes import bp as tracking_bp
+    from web.unenroll.routes import bp as unenroll_bp
     from web.unsubscribe.routes import bp as unsubscribe_bp
 
     app.register_blueprint(health_bp)
@@ -96,6 +97,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(privacy_bp)
     app.register_blueprint(scheduler_bp)
     app.register_blueprint(hrsync_bp)
+    app.register_blueprint(unenroll_bp)
     # Bearer tokens, no cookies: a cross-site page cannot make the browser send the token.
     csrf.exempt(api_v1_bp)
     app.register_blueprint(api_v1_bp)

@@ -317,7 +317,10 @@ def add_protected(
         raise FieldError(field, "enter a domain" if kind == "domain" else "enter an address")
     if len(value.strip().splitlines()) != 1:
         raise FieldError(field, "one entry at a time")
-    [entry] = parse(value, field)
+    try:
+        [entry] = parse(value, field)
+    except FieldError as exc:  # one entry: its line number says nothing
+        raise FieldError(field, exc.reason.removeprefix("line 1: ")) from None
     old = load_policy(session)
     listed: tuple[str, ...] = getattr(old, field)
     if entry in listed:

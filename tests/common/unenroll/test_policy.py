@@ -133,6 +133,7 @@ def test_single_protected_entries_are_added_and_removed(appdb):  # type: ignore[
             with pytest.raises(FieldError) as raised:
                 add_protected(s, kind, value, actor_id=2)
             assert raised.value.field == f"protected_{kind}s"
+            assert not raised.value.reason.startswith("line")  # one entry: no line number
         with pytest.raises(FieldError):
             add_protected(s, "phone", "x", actor_id=2)
 

@@ -1,0 +1,177 @@
+"""The unenroll policy page: site admins only (every route and method 403 for the others,
+audited), CSRF on every form, settings saved with every bad field named (422, input kept),
+protected domains and emails added and removed one at a time, and the preview showing who a
+run would take, days inactive and why, and the protected people."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+from common.models.access import AuditLog
+from common.unenroll.policy import SAVED_ACTION, load_policy
+from tests.common.unenroll.lab import build_lab
+from tests.web.conftest import csrf_token
+
+PAGE = "/admin/unenroll-policy/"
+SETTINGS = {
+    "enabled": "1",
+    "dry_run": "1",
+    "grace_days": "7",
+    "max_remove_share": "20%",
+    "sources": "",
+}
+
+
+@pytest.fixture
+def lab(app, site):  # type: ignore[no-untyped-def]
+    ctx = app.extensions["manireports"]
+    built = build_lab(site, ctx.settings.database_url)  # people seen relative to the app's clock
+    yield built
+    built.moodle.dispose()
+    built.appdb.dispose()
+
+
+def ctx_policy(app):  # type: ignore[no-untyped-def]
+    with app.extensions["manireports"].appdb.transaction() as s:
+        return load_policy(s)
+
+
+def count(app, action: str) -> int:  # type: ignore[no-untyped-def]
+    with app.extensions["manireports"].appdb.transaction() as s:
+        return int(s.scalar(select(func.count()).where(AuditLog.action == action)) or 0)
+
+
+def posts(token: str) -> list[tuple[str, dict[str, str]]]:
+    return [
+        (PAGE, {**SETTINGS, "csrf_token": token}),
+        (PAGE + "protected", {"kind": "domain", "value": "x.example", "csrf_token": token}),
+        (PAGE + "protected/remove", {"kind": "domain", "value": "x.example", "csrf_token": token}),
+    ]
+
+
+@pytest.mark.parametrize("who", ["mgr_a", "teacher_a", "ana", "dept_a"])
+def test_only_site_admins_reach_any_route(app, lab, client_as, who):  # type: ignore[no-untyped-def]
+    client = client_as(who)
+    token = csrf_token(client, "/dashboards/")
+    before = count(app, "access_denied")
+    assert client.get(PAGE).status_code == 403
+    assert client.get(PAGE + "unenroll.css").status_code == 403
+    for path, data in posts(token):
+        assert client.post(path, data=data).status_code == 403, path
+    assert count(app, "access_denied") == before + 5
+    assert count(app, SAVED_ACTION) == 0 and not ctx_policy(app).enabled
+
+
+def test_signed_out_visitors_are_sent_to_sign_in(app, lab):  # type: ignore[no-untyped-def]
+    response = app.test_client().get(PAGE)
+    assert response.status_code == 302 and "/login" in response.headers["Location"]
+
+
+def test_every_form_needs_the_csrf_token(app, lab, client_as):  # type: ignore[no-untyped-def]
+    admin = client_as("admin")
+    for path, data in posts("not-the-token"):
+        assert admin.post(path, data=data).status_code == 400, path
+        no_token = {k: v for k, v in data.items() if k != "csrf_token"}
+        assert admin.post(path, data=no_token).status_code == 400, path
+    assert count(app, SAVED_ACTION) == 0 and ctx_policy(app).protected_domains == ()
+
+
+def test_the_preview_shows_who_why_and_the_protected(app, lab, client_as):  # type: ignore[no-untyped-def]
+    admin = client_as("admin")
+    token = csrf_token(admin, PAGE)
+    admin.post(
+        PAGE + "protected", data={"kind": "domain", "value": "Staff.Example", "csrf_token": token}
+    )
+    admin.post(
+        PAGE + "protected",
+        data={"kind": "email", "value": "boss@school.example", "csrf_token": token},
+    )
+    page = admin.get(PAGE).get_data(as_text=True)
+    assert "Unenroll policy" in page and "<strong>Off</strong>" in page
+    candidates = page.split('id="candidates-table"')[1].split("</table>")[0]
+    assert "Olga Old" in candidates and "Nina Never" in candidates
+    assert "Eddy Edge" not in candidates and "Rita Recent" not in candidates
+    assert "No access for 12 days (last" in candidates and "Never accessed; enrolled" in candidates
+    assert "Unenroll Lab" in candidates and ">12<" in candidates and ">15<" in candidates
+    assert str(lab.users["old"]) not in candidates.replace("12", "")  # names, not ids
+    kept = page.split('id="protected-table"')[1].split("</table>")[0]
+    assert "Stan Staff" in kept and "protected domain staff.example" in kept
+    assert "Bea Boss" in kept and "protected email boss@school.example" in kept
+    assert "Stan Staff" not in candidates
+    assert admin.get(PAGE + "unenroll.css").mimetype == "text/css"
+
+
+def test_settings_are_saved_and_audited(app, lab, client_as):  # type: ignore[no-untyped-def]
+    admin = client_as("admin")
+    token = csrf_token(admin, PAGE)
+    done = admin.post(
+        PAGE, data={**SETTINGS, "dry_run": "", "grace_days": "30", "csrf_token": token}
+    )
+    assert done.status_code == 302
+    policy = ctx_policy(app)
+    assert (policy.enabled, policy.dry_run, policy.grace_days) == (True, False, 30)
+    assert count(app, SAVED_ACTION) == 1
+    page = admin.get(PAGE).get_data(as_text=True)
+    assert "Live" in page and "None configured" in page
+    candidates = page.split('id="candidates-table"')[1].split("</table>")[0]
+    assert "Olga Old" not in candidates  # 12 days is inside a 30-day grace period
+
+
+def test_bad_settings_come_back_with_every_field_named_and_kept(app, lab, client_as):  # type: ignore[no-untyped-def]
+    admin = client_as("admin")
+    token = csrf_token(admin, PAGE)
+    bad = {**SETTINGS, "grace_days": "9999", "max_remove_share": "150%", "sources": "Bad Name"}
+    done = admin.post(PAGE, data={**bad, "csrf_token": token})
+    assert done.status_code == 422
+    page = done.get_data(as_text=True)
+    assert 'value="9999"' in page and 'value="150%"' in page and ">Bad Name</textarea>" in page
+    for field in ("grace_days", "max_remove_share", "sources"):
+        assert f'id="error-{field}-1"' in page, field
+    assert "these 3 problems" in page
+    assert count(app, SAVED_ACTION) == 0 and not ctx_policy(app).enabled
+
+
+def test_protected_entries_are_added_and_removed(app, lab, client_as):  # type: ignore[no-untyped-def]
+    admin = client_as("admin")
+    token = csrf_token(admin, PAGE)
+    added = admin.post(
+        PAGE + "protected", data={"kind": "email", "value": "Head@Example.com", "csrf_token": token}
+    )
+    assert added.status_code == 302
+    assert ctx_policy(app).protected_emails == ("head@example.com",)
+    bad = admin.post(
+        PAGE + "protected", data={"kind": "email", "value": "not an address", "csrf_token": token}
+    )
+    assert bad.status_code == 422
+    page = bad.get_data(as_text=True)
+    assert 'value="not an address"' in page and 'id="error-protected_emails-1"' in page
+    removed = admin.post(
+        PAGE + "protected/remove",
+        data={"kind": "email", "value": "head@example.com", "csrf_token": token},
+    )
+    assert removed.status_code == 302 and ctx_policy(app).protected_emails == ()
+    assert (
+        admin.post(
+            PAGE + "protected", data={"kind": "phone", "value": "1", "csrf_token": token}
+        ).status_code
+        == 400
+    )
+    with app.extensions["manireports"].appdb.transaction() as s:
+        details = [
+            json.loads(d)
+            for d in s.scalars(select(AuditLog.details).where(AuditLog.action == SAVED_ACTION))
+        ]
+    assert len(details) == 2 and all(d["via"] == "web" for d in details)
+
+
+def test_a_save_keeps_the_protected_lists(app, lab, client_as):  # type: ignore[no-untyped-def]
+    admin = client_as("admin")
+    token = csrf_token(admin, PAGE)
+    admin.post(
+        PAGE + "protected", data={"kind": "domain", "value": "keep.example", "csrf_token": token}
+    )
+    admin.post(PAGE, data={**SETTINGS, "csrf_token": token})
+    assert ctx_policy(app).protected_domains == ("keep.example",)
