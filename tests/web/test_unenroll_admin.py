@@ -94,7 +94,8 @@ def test_the_preview_shows_who_why_and_the_protected(app, lab, client_as):  # ty
     candidates = page.split('id="candidates-table"')[1].split("</table>")[0]
     assert "Olga Old" in candidates and "Nina Never" in candidates
     assert "Eddy Edge" not in candidates and "Rita Recent" not in candidates
-    assert "No access for 12 days (last" in candidates and "Never accessed; enrolled" in candidates
+    assert "No access for 12 days (last" in candidates
+    assert "Never accessed; enrolled 15 days ago (" in candidates
     assert "Unenroll Lab" in candidates and ">12<" in candidates and ">15<" in candidates
     assert str(lab.users["old"]) not in candidates.replace("12", "")  # names, not ids
     kept = page.split('id="protected-table"')[1].split("</table>")[0]
@@ -175,3 +176,17 @@ def test_a_save_keeps_the_protected_lists(app, lab, client_as):  # type: ignore[
     )
     admin.post(PAGE, data={**SETTINGS, "csrf_token": token})
     assert ctx_policy(app).protected_domains == ("keep.example",)
+
+
+def test_the_page_says_when_a_live_run_would_stop(app, lab, client_as):  # type: ignore[no-untyped-def]
+    admin = client_as("admin")
+    token = csrf_token(admin, PAGE)
+    # Unprotected, Stan and Bea are candidates too: 4 of the lab's 10 is over 20%.
+    assert "4 of 10 people in Unenroll Lab" in admin.get(PAGE).get_data(as_text=True)
+    for kind, value in (("domain", "staff.example"), ("email", "boss@school.example")):
+        admin.post(PAGE + "protected", data={"kind": kind, "value": value, "csrf_token": token})
+    assert "Within the limit (20%" in admin.get(PAGE).get_data(as_text=True)
+    admin.post(PAGE, data={**SETTINGS, "max_remove_share": "0.1", "csrf_token": token})
+    page = admin.get(PAGE).get_data(as_text=True)
+    assert "A live run now would stop" in page
+    assert "2 of 10 people in Unenroll Lab would be removed" in page

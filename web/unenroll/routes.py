@@ -25,7 +25,7 @@ from common.unenroll.policy import (
     remove_protected,
     save_policy,
 )
-from common.unenroll.run import REMOVER_ENV
+from common.unenroll.run import REMOVER_ENV, over_share
 from web.auth.guards import Tenancy, current_viewer, signed_in, web_context
 from web.errors import reasons_by_field
 from web.humanize import zone_named
@@ -95,6 +95,7 @@ def _page(
         protected=preview.protected[:PREVIEW_ROWS],
         protected_count=len(preview.protected),
         rows_shown=PREVIEW_ROWS,
+        would_stop=over_share(preview, policy),
         known_sources=KNOWN_SOURCES,
         max_grace=MAX_GRACE_DAYS,
         remover_set=bool((os.environ.get(REMOVER_ENV) or "").strip()),
