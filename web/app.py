@@ -61,6 +61,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.health.routes import bp as health_bp
     from web.home.routes import bp as home_bp
     from web.hrsync.routes import bp as hrsync_bp
+    from web.identity.routes import bp as identity_bp
     from web.jobs.routes import bp as jobs_bp
     from web.people.routes import bp as people_bp
     from web.privacy.routes import bp as privacy_bp
@@ -98,6 +99,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(scheduler_bp)
     app.register_blueprint(hrsync_bp)
     app.register_blueprint(unenroll_bp)
+    app.register_blueprint(identity_bp)
     # Bearer tokens, no cookies: a cross-site page cannot make the browser send the token.
     csrf.exempt(api_v1_bp)
     app.register_blueprint(api_v1_bp)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -101,3 +102,28 @@ def find_mappings(appdb: AppDB, *, source: str = "", user_id: str = "", email: s
             return []
     with appdb.sessions() as session:
         return list(session.scalars(query.order_by(m.source, m.lms_user_id).limit(limit)))
+
+
+@dataclass(frozen=True)
+class StagedRow:
+    line: int
+    source: str
+    lms_user_id: str
+    google_email: str
+    full_name: str | None
+    errors: list[dict[str, str]]
+
+
+def batch_rows(appdb: AppDB, batch_id: str, *, only_errors: bool = False, limit: int = 100,
+               offset: int = 0) -> list[StagedRow]:  # fmt: skip
+    """One page of a batch's rows in line order, each with its [{field, error}]."""
+    s = IdentityImportRow
+    query = select(s.line, s.source, s.lms_user_id, s.google_email, s.full_name, s.errors).where(
+        s.batch_id == batch_id
+    )
+    if only_errors:
+        query = query.where(s.errors.is_not(None))
+    with appdb.sessions() as session:
+        found = session.execute(query.order_by(s.line, s.id).limit(limit).offset(offset)).all()
+    return [StagedRow(r.line, r.source, r.lms_user_id, r.google_email, r.full_name,
+                      json.loads(r.errors) if r.errors else []) for r in found]  # fmt: skip
