@@ -4,7 +4,9 @@ by row, so 100,000 rows take about as long as inserting them:
 1. the staged rows whose person is mapped already are joined to their mapping (the join walks
    the batch's index and looks each person up by the unique (source, lms_user_id) index), a
    range of lines at a time; the changed ones are updated with one executemany per range;
-2. everyone else is inserted with one INSERT … SELECT from the staging table.
+2. everyone else is inserted with one INSERT … SELECT from the staging table (INSERT OR IGNORE
+   on SQLite, INSERT IGNORE on MariaDB: the people mapped already are skipped by the unique
+   index).
 
 Counts: `imported` new mappings, `updated` mappings whose email or name changed, `unchanged`
 the rest of the rows (a person listed twice with the same email counts once as imported or
@@ -112,17 +114,21 @@ def _update_changed(session: Session, batch_id: str, last_line: int, now: dateti
 
 
 def _insert_new(session: Session, batch_id: str, now: datetime) -> int:
-    """Everyone in the batch not mapped yet, once each (the staging checks made sure a person
-    listed twice has one email)."""
-    s, m = IdentityImportRow, IdentityMapping
-    mapped = exists().where(m.source == s.source, m.lms_user_id == s.lms_user_id)
+    """Everyone in the batch not mapped yet, in one INSERT … SELECT. IGNORE skips the people
+    mapped already (updated above) and a person's second line (the staging checks made sure it
+    has the same email), without a GROUP BY or an anti-join over the batch."""
+    s = IdentityImportRow
     stamp = literal(now, type_=MAPPED.c.created_at.type)
     new = (
-        select(s.source, s.lms_user_id, func.min(s.google_email), func.max(s.full_name),
-               stamp, stamp)
-        .where(s.batch_id == batch_id, ~mapped)
-        .group_by(s.source, s.lms_user_id)
+        select(s.source, s.lms_user_id, s.google_email, s.full_name, stamp, stamp)
+        .where(s.batch_id == batch_id)
+        .order_by(s.line)
     )  # fmt: skip
     columns = ["source", "lms_user_id", "google_email", "full_name", "created_at", "updated_at"]
-    result = session.execute(insert(MAPPED).from_select(columns, new))
+    statement = (
+        insert(MAPPED).from_select(columns, new)
+        .prefix_with("OR IGNORE", dialect="sqlite").prefix_with("IGNORE", dialect="mysql")
+        .prefix_with("IGNORE", dialect="mariadb")
+    )  # fmt: skip
+    result = session.execute(statement)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
