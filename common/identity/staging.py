@@ -11,6 +11,7 @@ import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import IO, Any
 
 from sqlalchemy import Table, bindparam, func, insert, select, update
@@ -53,13 +54,13 @@ def row_problems(row: FileRow, rules: Rules) -> list[dict[str, str]]:
         problems.append({"field": email_field, "error": "required"})
     elif problem := rules.email_problem(row.google_email):
         problems.append({"field": email_field, "error": problem})
-    names = {"source": source_field, "lms_user_id": id_field, "google_email": email_field,
-             "full_name": "full_name"}  # fmt: skip
-    for name, limit in MAX_LENGTHS.items():
-        value = getattr(row, name) or ""
-        # An email over 254 characters already failed the syntax check.
-        if len(value) > limit and name != "google_email":
-            problems.append({"field": names[name], "error": f"longer than {limit} characters"})
+    if len(row.source) > 50 or len(row.lms_user_id) > 100 or len(row.full_name or "") > 255:
+        names = {"source": source_field, "lms_user_id": id_field, "full_name": "full_name"}
+        for name, limit in MAX_LENGTHS.items():
+            value = getattr(row, name) or ""
+            # An email over 254 characters already failed the syntax check.
+            if len(value) > limit and name != "google_email":
+                problems.append({"field": names[name], "error": f"longer than {limit} characters"})
     return problems
 
 
@@ -101,20 +102,24 @@ class _StagingWriter:
         for name, value in shared.items():
             convert = STAGED.c[name].type.bind_processor(dialect)
             shared[name] = convert(value) if convert and value is not None else value
-        compiled = insert(STAGED).compile(dialect=dialect,
-                                          column_keys=[*self.VARYING, *shared])  # fmt: skip
+        names = [*self.VARYING, *shared]
+        compiled = insert(STAGED).compile(dialect=dialect, column_keys=names)
         self.sql = compiled.string
-        self.order = list(compiled.positiontup or ()) if compiled.positional else None
-        self.shared = shared
+        self.shared = tuple(shared.values())
+        # Each row is (its varying values + the shared ones); a positional driver takes them
+        # in the statement's order, picked out in C, a named one (pymysql) as a dict.
+        order = list(compiled.positiontup or ()) if compiled.positional else None
+        self.pick = itemgetter(*(names.index(name) for name in order)) if order else None
+        self.names = names
 
     def write(self, rows: list[tuple[FileRow, list[dict[str, str]]]]) -> None:
         values: list[Any] = []
+        shared, pick = self.shared, self.pick
         for row, problems in rows:
-            one = dict(self.shared, line=row.line, source=row.source[:50],
-                       lms_user_id=row.lms_user_id[:100], google_email=row.google_email[:254],
-                       full_name=row.full_name[:255] if row.full_name else None,
-                       errors=json.dumps(problems) if problems else None)  # fmt: skip
-            values.append(tuple(one[name] for name in self.order) if self.order else one)
+            one = (row.line, row.source[:50], row.lms_user_id[:100], row.google_email[:254],
+                   row.full_name[:255] if row.full_name else None,
+                   json.dumps(problems) if problems else None) + shared  # fmt: skip
+            values.append(pick(one) if pick else dict(zip(self.names, one, strict=True)))
         self.session.connection().exec_driver_sql(self.sql, values)
 
 
