@@ -71,8 +71,20 @@ def pending_batches(appdb: AppDB, limit: int = 20) -> list[PendingBatch]:
     return [PendingBatch(*row) for row in rows]
 
 
-def batch_info(appdb: AppDB, batch_id: str) -> dict[str, object] | None:
-    """rows, rows_in_error, applied, applied_at, imported_at, importedby of one batch."""
+@dataclass(frozen=True)
+class BatchInfo:
+    rows: int
+    rows_in_error: int
+    applied_at: datetime | None
+    imported_at: datetime
+    importedby: int | None
+
+    @property
+    def applied(self) -> bool:
+        return self.applied_at is not None
+
+
+def batch_info(appdb: AppDB, batch_id: str) -> BatchInfo | None:
     s = IdentityImportRow
     with appdb.sessions() as session:
         row = session.execute(
@@ -80,10 +92,7 @@ def batch_info(appdb: AppDB, batch_id: str) -> dict[str, object] | None:
                    func.min(s.imported_at), func.max(s.importedby))
             .where(s.batch_id == batch_id)
         ).one()  # fmt: skip
-    if not row[0]:
-        return None
-    return {"rows": row[0], "rows_in_error": row[1], "applied": row[2] is not None,
-            "applied_at": row[2], "imported_at": row[3], "importedby": row[4]}  # fmt: skip
+    return BatchInfo(*row) if row[0] else None
 
 
 def find_mappings(appdb: AppDB, *, source: str = "", user_id: str = "", email: str = "",

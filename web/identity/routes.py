@@ -16,6 +16,7 @@ from common.identity.applying import apply_batch
 from common.identity.rules import Rules
 from common.identity.staging import stage_file
 from common.identity.summary import (
+    BatchInfo,
     batch_info,
     batch_rows,
     find_mappings,
@@ -51,7 +52,8 @@ def _index_page(errors: list[FieldError] | None = None, status: int = 200):  # t
     search = {name: " ".join(request.args.get(name, "").split())[:254]
               for name in ("source", "user_id", "email")}  # fmt: skip
     searched = any(search.values())
-    found = find_mappings(ctx.appdb, **search) if searched else []
+    found = (find_mappings(ctx.appdb, source=search["source"], user_id=search["user_id"],
+                           email=search["email"]) if searched else [])  # fmt: skip
     pending = pending_batches(ctx.appdb)
     rules = Rules.from_settings(ctx.settings)
     page = render_template(
@@ -92,7 +94,7 @@ def upload():  # type: ignore[no-untyped-def]
     return redirect(url_for("identity.batch", batch_id=staged.batch_id))
 
 
-def _known_batch(batch_id: str) -> dict[str, object]:
+def _known_batch(batch_id: str) -> BatchInfo:
     info = batch_info(web_context().appdb, batch_id) if _BATCH_ID.fullmatch(batch_id) else None
     if info is None:
         abort(404, description="No such import batch.")
@@ -103,8 +105,8 @@ def _known_batch(batch_id: str) -> dict[str, object]:
 @signed_in(tenancy=Tenancy.SITE)
 def batch(batch_id: str):  # type: ignore[no-untyped-def]
     info = _known_batch(batch_id)
-    only_errors = request.args.get("show") != "all" and bool(info["rows_in_error"])
-    shown = int(info["rows_in_error"] if only_errors else info["rows"])  # type: ignore[call-overload]
+    only_errors = request.args.get("show") != "all" and bool(info.rows_in_error)
+    shown = info.rows_in_error if only_errors else info.rows
     pages = max(1, math.ceil(shown / PAGE))
     raw_page = request.args.get("page", "1")
     page = int(raw_page) if raw_page.isdigit() and 1 <= int(raw_page) <= pages else 1
@@ -113,7 +115,7 @@ def batch(batch_id: str):  # type: ignore[no-untyped-def]
     return render_template(
         "identity/batch.html", batch_id=batch_id, info=info, rows=rows, page=page, pages=pages,
         only_errors=only_errors, shown=shown, form=IdentityForm(),
-        uploader=_names({info["importedby"]}).get(int(info["importedby"] or 0)),  # type: ignore[call-overload]
+        uploader=_names({info.importedby}).get(info.importedby or 0),
     )  # fmt: skip
 
 

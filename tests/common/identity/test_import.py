@@ -60,7 +60,7 @@ def test_a_good_file_is_staged_then_applied_with_counts_and_one_audit_event(appd
     assert (event.userid, event.object_id) == (5, staged.batch_id)
     assert json.loads(event.details or "{}")["imported"] == 3
     info = batch_info(appdb, staged.batch_id)
-    assert info and info["applied"] and info["rows"] == 3
+    assert info and info.applied and info.rows == 3
     with pytest.raises(FieldError, match="applied already"):
         apply_batch(appdb, staged.batch_id)
     assert len(audits(appdb)) == 1
