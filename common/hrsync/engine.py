@@ -142,19 +142,8 @@ def run_sync(
     started = time.monotonic()
     now = now or datetime.now(UTC)
     hr.require_connection()
-    with appdb.transaction() as session:
-        cursor, _stored = read_cursor(session, now, hr.lookback_days)
-        busy = None if dry_run else _real_run_in_progress(session)
-        run = HrSyncRun(
-            trigger=trigger,
-            dry_run=dry_run,
-            status="running",
-            startedby=startedby,
-            started_at=utcnow(),
-        )
-        session.add(run)
-        session.flush()
-        run_id = int(run.id)
+    cursor, run_id, busy = _start_run(appdb, now, hr.lookback_days, trigger=trigger,
+                                      dry_run=dry_run, startedby=startedby)  # fmt: skip
     summary = Summary(dry_run=dry_run, cursor_before=cursor, cursor_after=cursor, run_id=run_id)
     if busy is not None:
         # Two real runs at once (the timetable's and an admin's) would both create the same
@@ -191,6 +180,20 @@ def run_sync(
     _finish(appdb, summary, trigger=trigger, startedby=startedby, msg_id=msg_id)
     _notify(appdb, settings, summary, publish)
     return summary
+
+
+def _start_run(appdb: AppDB, now: datetime, lookback_days: int, *, trigger: str,
+               dry_run: bool, startedby: int | None) -> tuple[Cursor, int, int | None]:  # fmt: skip
+    """(the cursor the run starts from, its `running` row's id, the id of a real run still
+    going when this is a real run too)."""
+    with appdb.transaction() as session:
+        cursor, _stored = read_cursor(session, now, lookback_days)
+        busy = None if dry_run else _real_run_in_progress(session)
+        run = HrSyncRun(trigger=trigger, dry_run=dry_run, status="running",
+                        startedby=startedby, started_at=utcnow())  # fmt: skip
+        session.add(run)
+        session.flush()
+        return cursor, int(run.id), busy
 
 
 def _real_run_in_progress(session: Any) -> int | None:
@@ -404,18 +407,8 @@ def record_config_error(
     told to the notification addresses, so a scheduled run failing this way is seen. The cursor
     is not touched."""
     now = datetime.now(UTC)
-    with appdb.transaction() as session:
-        cursor, _stored = read_cursor(session, now, 0)
-        run = HrSyncRun(
-            trigger=trigger,
-            dry_run=dry_run,
-            status="running",
-            startedby=startedby,
-            started_at=utcnow(),
-        )
-        session.add(run)
-        session.flush()
-        run_id = int(run.id)
+    cursor, run_id, _busy = _start_run(appdb, now, 0, trigger=trigger, dry_run=dry_run,
+                                       startedby=startedby)  # fmt: skip
     summary = Summary(
         dry_run=dry_run,
         cursor_before=cursor,

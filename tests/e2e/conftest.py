@@ -129,3 +129,23 @@ def tracking_calls(clocked_page) -> dict[str, list[int]]:  # type: ignore[no-unt
 
     clocked_page.on("response", record)
     return seen
+
+
+def sign_in(page, base_url: str, login) -> None:  # type: ignore[no-untyped-def]
+    """Sign `login` in on `page` through the real sign-in form."""
+    page.goto(f"{base_url}/login")
+    page.fill("#username", login.username)
+    page.fill("#password", login.password)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def moodle_user_id(root: Path, username: str) -> int:
+    """A demo user's Moodle id, read from the demo site's Moodle database."""
+    source = MoodleSource(f"sqlite:///{root / 'moodle.db'}")
+    try:
+        with source.engine.connect() as conn:
+            user = source.tables.user
+            return int(conn.scalar(select(user.c.id).where(user.c.username == username)))
+    finally:
+        source.dispose()

@@ -11,30 +11,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from common.appdb import AppDB
 from common.models.analytics import UsertimeSession
+from tests.e2e.conftest import moodle_user_id, sign_in
 
 SHOTS = Path(os.environ.get("MANIREPORTS_SCREENSHOTS", "/tmp/manireports-shots"))
 WIDTHS = (1366, 375)
-
-
-def student_id(root: Path, username: str) -> int:
-    engine = create_engine(f"sqlite:///{root / 'moodle.db'}")
-    try:
-        with engine.connect() as conn:
-            query = text("SELECT id FROM mdl_user WHERE username = :u")
-            return int(conn.execute(query, {"u": username}).scalar_one())
-    finally:
-        engine.dispose()
 
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_privacy_pages_fit_the_window(live_server, browser, demo_site, width):  # type: ignore[no-untyped-def]
     root, logins = demo_site
     student = next(login for login in logins if login.role == "student")
-    user_id = student_id(root, student.username)
+    user_id = moodle_user_id(root, student.username)
     appdb = AppDB(f"sqlite:///{root / 'app.db'}")
     when = datetime(2026, 3, 4, tzinfo=UTC)
     with appdb.transaction() as s:
@@ -44,11 +34,7 @@ def test_privacy_pages_fit_the_window(live_server, browser, demo_site, width):  
     admin = next(login for login in logins if login.role == "admin")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(f"{live_server}/login")
-    page.fill("#username", admin.username)
-    page.fill("#password", admin.password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
+    sign_in(page, live_server, admin)
     for name, path in (
         ("requests", f"/admin/privacy/?user={student.username}"),
         ("delete", f"/admin/privacy/{user_id}/delete"),

@@ -16,6 +16,7 @@ import pytest
 
 from common.appdb import AppDB
 from common.models.schedules import ReportSchedule
+from tests.e2e.conftest import moodle_user_id, sign_in
 
 SHOTS = Path(os.environ.get("MANIREPORTS_SCREENSHOTS", "/tmp/manireports-shots"))
 WIDTHS = (1366, 375)
@@ -48,12 +49,8 @@ def test_schedule_pages_fit_and_run_now_queues(live_server, browser, demo_site, 
     admin = next(login for login in logins if login.role == "admin")
     SHOTS.mkdir(parents=True, exist_ok=True)
     page = browser.new_page(viewport={"width": width, "height": 900})
-    page.goto(f"{live_server}/login")
-    page.fill("#username", admin.username)
-    page.fill("#password", admin.password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    admin_id = _admin_id(root, admin.username)
+    sign_in(page, live_server, admin)
+    admin_id = moodle_user_id(root, admin.username)
     schedule_id = failed_schedule(root, admin_id, width)
 
     def visit(name: str, path: str, status: int = 200) -> None:
@@ -75,15 +72,3 @@ def test_schedule_pages_fit_and_run_now_queues(live_server, browser, demo_site, 
     visit("bad-link", "/schedules/files/" + "x" * 43, status=404)
     assert "not valid" in page.locator("h1").inner_text()
     page.close()
-
-
-def _admin_id(root: Path, username: str) -> int:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(f"sqlite:///{root / 'moodle.db'}")
-    try:
-        with engine.connect() as conn:
-            query = text("SELECT id FROM mdl_user WHERE username = :u")
-            return int(conn.execute(query, {"u": username}).scalar_one())
-    finally:
-        engine.dispose()

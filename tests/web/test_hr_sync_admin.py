@@ -6,25 +6,24 @@ administrators only, CSRF on every form."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from common.bus import MSG_ID_HEADER, Bus, decode
 from common.models.access import AuditLog
 from common.models.hrsync import SETTINGS_ROW, HrSyncConfig, HrSyncCursor, HrSyncRun
-from common.nats_server import EmbeddedNatsServer
 from common.secrets import decrypt
 from tests.factories.sites import NOW
 from tests.support import TEST_SECRET
+from tests.web import bus_commands
+from tests.web.bus_commands import published
 from tests.web.conftest import csrf_token
+
+nats_server = bus_commands.nats_server  # a server of each test's own
 
 PAGE = "/admin/hr-sync/"
 AT = datetime.fromtimestamp(NOW, UTC)
@@ -54,31 +53,6 @@ HR_ENV = ("BAMBOOHR_BASE_URL", "BAMBOOHR_API_KEY", "MOODLE_WS_URL", "MOODLE_WS_T
 def no_hr_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in HR_ENV:
         monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
-    server = EmbeddedNatsServer(tmp_path / "nats").start()
-    yield server
-    server.stop()
-
-
-def published(url: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """(subject, message id, payload) of every message in the COMMANDS stream."""
-
-    async def read() -> list[tuple[str, str, dict[str, Any]]]:
-        bus = await Bus.connect(url, name="test")
-        await bus.ensure_streams()
-        info = await bus.js.stream_info("COMMANDS")
-        found = []
-        if info.state.messages:
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                msg = await bus.js.get_msg("COMMANDS", seq)
-                found.append((msg.subject, msg.headers[MSG_ID_HEADER], decode(msg.data)))
-        await bus.close()
-        return found
-
-    return asyncio.run(read())
 
 
 def appdb(app):  # type: ignore[no-untyped-def]

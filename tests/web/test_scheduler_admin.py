@@ -5,11 +5,8 @@ runs with "Retry" publishing the run command with a manual tag; site administrat
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,12 +15,11 @@ from markupsafe import escape
 from sqlalchemy import select, update
 
 from common.access.viewer import load_viewer
-from common.bus import MSG_ID_HEADER, Bus, command_subject, decode
+from common.bus import command_subject
 from common.models.access import AuditLog
 from common.models.custom import ReportRun
 from common.models.hrsync import SETTINGS_ROW, HrSyncConfig
 from common.models.schedules import ReportSchedule
-from common.nats_server import EmbeddedNatsServer
 from common.schedules.commands import RUN_SUBJECT, due_text
 from common.schedules.store import Author, ScheduleInput, save_schedule
 from common.schedules.task_runs import record_task_run
@@ -31,36 +27,15 @@ from common.schedules.tasks import DEFAULT_TASKS
 from common.schedules.timing import next_runs, parse_recurrence
 from common.tenancy import VIEW, scope_for
 from tests.factories.sites import NOW
+from tests.web import bus_commands
+from tests.web.bus_commands import published
 from tests.web.conftest import csrf_token
 from web.humanize import exact_text
 
+nats_server = bus_commands.nats_server  # a server of each test's own
+
 PAGE = "/admin/scheduler/"
 AT = datetime.fromtimestamp(NOW, UTC)
-
-
-@pytest.fixture
-def nats_server(tmp_path: Path) -> Iterator[EmbeddedNatsServer]:
-    server = EmbeddedNatsServer(tmp_path / "nats").start()
-    yield server
-    server.stop()
-
-
-def published(url: str) -> list[tuple[str, str, dict[str, Any]]]:
-    """(subject, message id, payload) of every message in the COMMANDS stream."""
-
-    async def read() -> list[tuple[str, str, dict[str, Any]]]:
-        bus = await Bus.connect(url, name="test")
-        await bus.ensure_streams()
-        info = await bus.js.stream_info("COMMANDS")
-        found = []
-        if info.state.messages:
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                msg = await bus.js.get_msg("COMMANDS", seq)
-                found.append((msg.subject, msg.headers[MSG_ID_HEADER], decode(msg.data)))
-        await bus.close()
-        return found
-
-    return asyncio.run(read())
 
 
 def audits(app, action: str) -> list[AuditLog]:  # type: ignore[no-untyped-def]
