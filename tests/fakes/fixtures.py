@@ -10,6 +10,7 @@ import pytest
 from common.templating import render
 from services.mailer.providers import OutgoingMessage
 from tests.fakes.bamboohr_server import BambooHrServer
+from tests.fakes.classroom_server import ClassroomServer
 from tests.fakes.mailgun_server import MailgunServer
 from tests.fakes.moodle_ws_server import MoodleWsServer
 from tests.fakes.moto_server import MotoSes
@@ -117,5 +118,13 @@ def bamboohr_server() -> Iterator[BambooHrServer]:
 def moodle_ws_server() -> Iterator[MoodleWsServer]:
     """Moodle's REST server with one token holding the user functions, guest and admin only."""
     server = MoodleWsServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def classroom_server() -> Iterator[ClassroomServer]:
+    """Google Classroom API v1 (discovery document and rosters), no courses until added."""
+    server = ClassroomServer().start()
     yield server
     server.stop()
