@@ -126,11 +126,13 @@ RULES: tuple[PrivacyRule, ...] = (
         "manireports_hr_sync_runs", "HR sync runs the user started", actors={"startedby": None}
     ),  # fmt: skip
     PrivacyRule(
-        "lms_identity_import", "identity mapping files the user uploaded",
+        "lms_identity_import",
+        "identity mapping files the user uploaded",
         actors={"importedby": None},
     ),  # fmt: skip
     PrivacyRule(
-        "lms_unenroll_policy", "auto-unenroll policy changes the user made",
+        "lms_unenroll_policy",
+        "auto-unenroll policy changes the user made",
         actors={"modifiedby": None},
     ),  # fmt: skip
 )
