@@ -86,15 +86,17 @@ def test_sigkill_of_one_mailer_mid_job_every_recipient_gets_exactly_one_email(
     configure(appdb, COMPANY_A, "smtp", smtp_config(smtp_sink), chunk_size=100)
     job_id = make_job(appdb, 3000, chunk_size=100)
     env = mailer_env(tmp_path, fresh_nats.url, appdb, BUS_ACK_WAIT_S="3")
-    doomed = spawn_service("mailer", env)
-    spawn_service("mailer", env)
+    doomed = spawn_service("mailer", {**env, "MAILER_CONCURRENCY": "4"})
+    # The survivor sends at most two chunks at once: with three sessions held at the gate, at
+    # least one is the doomed mailer's, so it dies holding claimed recipients.
+    spawn_service("mailer", {**env, "MAILER_CONCURRENCY": "2"})
     gate = SessionGate(smtp_sink)
     dispatch(fresh_nats.url, job_id)
     wait_for(lambda: len(smtp_sink.recipients) >= 600, timeout_s=60, message="sending under way")
     gate.open.clear()
     # Every session in progress finishes and is recorded; the next ones wait at the gate.
     wait_for(
-        lambda: gate.waiting >= 2 and sent_count(appdb, job_id) == len(smtp_sink.recipients),
+        lambda: gate.waiting >= 3 and sent_count(appdb, job_id) == len(smtp_sink.recipients),
         # Generous: on a loaded 2-CPU machine with MariaDB, recording the sessions in flight
         # took over 30 s once; the wait ends as soon as both mailers are held.
         timeout_s=90,
