@@ -91,7 +91,7 @@ def _until(
         yield row
 
 
-def _file_name(row: ReportSchedule, report: Report, due: datetime, fmt: str) -> str:
+def _file_name(report: Report, due: datetime, fmt: str) -> str:
     stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in report.type_name)[:60]
     return f"{stem}-{due.strftime('%Y%m%d-%H%M')}.{FORMATS[fmt].extension}"
 
@@ -127,7 +127,7 @@ class Renderer:
                                     f"({self.settings.schedule_max_file_mb} MB)")  # fmt: skip
             if time.monotonic() > deadline:
                 raise QueryTimeout(limit_s)
-            name = _file_name(row, report, request.due, row.format)
+            name = _file_name(report, request.due, row.format)
             run.file_name, run.file_size = name, out.tell()
             return self._keep(row, run.id, name, out.getvalue(), run.row_count or 0)
 

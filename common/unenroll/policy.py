@@ -5,7 +5,7 @@ each bad one) and is audited as `unenroll_policy_saved` with what changed."""
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,30 +144,27 @@ def _unique(items: list[str]) -> tuple[str, ...]:
     return tuple(seen.values())
 
 
-def parse_domains(raw: str, field: str = "protected_domains") -> tuple[str, ...]:
+def _parse_lines(raw: str, field: str, normalise: Callable[[str], str],
+                 problem_of: Callable[[str], str | None]) -> tuple[str, ...]:  # fmt: skip
+    """One entry a line, normalised; the first bad line named with its number."""
     found: list[str] = []
     for number, line in enumerate(raw.splitlines(), 1):
-        domain = line.strip().lstrip("@").lower()
-        if not domain:
+        entry = normalise(line.strip())
+        if not entry:
             continue
-        problem = domain_problem(domain)
+        problem = problem_of(entry)
         if problem:
             raise FieldError(field, f"line {number}: {line.strip()[:80]!r}: {problem}")
-        found.append(domain)
+        found.append(entry)
     return _unique(found)
+
+
+def parse_domains(raw: str, field: str = "protected_domains") -> tuple[str, ...]:
+    return _parse_lines(raw, field, lambda line: line.lstrip("@").lower(), domain_problem)
 
 
 def parse_emails(raw: str, field: str = "protected_emails") -> tuple[str, ...]:
-    found: list[str] = []
-    for number, line in enumerate(raw.splitlines(), 1):
-        email = line.strip().lower()
-        if not email:
-            continue
-        problem = address_problem(email)
-        if problem:
-            raise FieldError(field, f"line {number}: {line.strip()[:80]!r}: {problem}")
-        found.append(email)
-    return _unique(found)
+    return _parse_lines(raw, field, str.lower, address_problem)
 
 
 def parse_sources(raw: str, field: str = "sources") -> tuple[str, ...]:

@@ -2,16 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from common.access.capabilities import ALL_CAPABILITIES, ROLE_CAPABILITIES
 from common.access.viewer import Viewer
-from common.appdb import AppDB
-from common.migrate import upgrade
-from common.moodle import MoodleSource
-from tests.factories.sites import Site
 
 # Learners of one company with the time their account was made; `:companyid` limits them.
 COMPANY_LEARNERS = """
@@ -32,19 +24,3 @@ def manager_viewer(user_id: int) -> Viewer:
     return Viewer(user_id=user_id, username="mgr", fullname="A Manager", timezone="99",
                   is_site_admin=False, has_iomad=True, roles=frozenset({"companymanager"}),
                   capabilities=ROLE_CAPABILITIES["companymanager"])  # fmt: skip
-
-
-@pytest.fixture
-def appdb(tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    upgrade(url)
-    db = AppDB(url)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
-def source(site: Site):  # type: ignore[no-untyped-def]
-    moodle = MoodleSource(site.url)
-    yield moodle
-    moodle.dispose()

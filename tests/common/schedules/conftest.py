@@ -1,35 +1,13 @@
-"""A migrated SQLite app DB and the two-company Moodle site (SQLite and, when set, MariaDB),
-with the people who author and receive schedules."""
+"""The people who author and receive schedules, as viewers and authors in their scope (the
+app DB and the Moodle source come from tests/common/conftest.py)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
 from common.access.viewer import Viewer, load_viewer
 from common.appdb import AppDB
-from common.migrate import upgrade
 from common.moodle import MoodleSource
 from common.schedules.store import Author
 from common.tenancy import VIEW, scope_for
-from tests.factories.sites import Site
-
-
-@pytest.fixture
-def appdb(tmp_path: Path):  # type: ignore[no-untyped-def]
-    url = f"sqlite:///{tmp_path / 'app.db'}"
-    upgrade(url)
-    db = AppDB(url)
-    yield db
-    db.dispose()
-
-
-@pytest.fixture
-def source(site: Site):  # type: ignore[no-untyped-def]
-    moodle = MoodleSource(site.url)
-    yield moodle
-    moodle.dispose()
 
 
 def viewer(appdb: AppDB, source: MoodleSource, user_id: int) -> Viewer:
