@@ -135,6 +135,16 @@ RULES: tuple[PrivacyRule, ...] = (
         "auto-unenroll policy changes the user made",
         actors={"modifiedby": None},
     ),  # fmt: skip
+    PrivacyRule(
+        "manireports_classroom_config",
+        "Classroom settings the user changed",
+        actors={"modifiedby": None},
+    ),  # fmt: skip
+    PrivacyRule(
+        "manireports_classroom_courses",
+        "Classroom course mappings the user added",
+        actors={"createdby": None},
+    ),  # fmt: skip
 )
 
 # Tables with a column that looks like a user's id yet holds none of anyone's data here.

@@ -4,6 +4,7 @@ from common.models import (  # noqa: F401
     access,
     analytics,
     api,
+    classroom,
     custom,
     hrsync,
     identity,

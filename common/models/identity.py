@@ -64,3 +64,22 @@ class UnenrollPolicy(Base):
     max_remove_share: Mapped[float] = mapped_column(Float, default=0.20)
     modifiedby: Mapped[int | None] = mapped_column(BigInteger)
     timemodified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ParkedIdentity(Base):
+    """Someone a roster sync could not place in a course: no Google email is mapped for their
+    (source, LMS user id). Pending while `resolved_at` is empty; every sync tries again (and a
+    mapping import that maps them triggers one), and the first that resolves them sets it."""
+
+    __tablename__ = "lms_identity_parked"
+    __table_args__ = (UniqueConstraint("source", "lms_user_id", "course_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(50))
+    lms_user_id: Mapped[str] = mapped_column(String(100))
+    course_id: Mapped[int] = mapped_column(BigInteger)  # the Moodle course they are enrolled in
+    error: Mapped[str] = mapped_column(Text, default="")
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    first_parked_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_tried_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)

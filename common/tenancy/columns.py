@@ -152,5 +152,9 @@ INTERNAL_APP_TABLES = frozenset(
         "lms_identity_map",
         "lms_identity_import",
         "lms_unenroll_policy",
+        "lms_identity_parked",
+        # The Classroom roster sync's settings and course mapping: site admins only.
+        "manireports_classroom_config",
+        "manireports_classroom_courses",
     }
 )
