@@ -46,6 +46,12 @@ DEFAULT_TASKS: tuple[PeriodicTask, ...] = (
                  "Scores at-risk learners and emails their managers when enabled."),
     PeriodicTask("watch_email_queue", "mailer", "watch_email_queue", 60,
                  "Takes over the emails IOMAD queued for offloading and turns them into jobs."),
+    PeriodicTask("classroom_sync", "sync", "classroom", 3600,
+                 "Brings each mapped Google Classroom course's roster in step with Moodle's "
+                 "enrolments, and retries the people parked for want of a Google email."),
+    PeriodicTask("auto_unenroll", "sync", "unenroll", 86400,
+                 "Runs the auto-unenroll policy (nothing while it is off; only audit events "
+                 "while it is a dry run)."),
 )  # fmt: skip
 
 
