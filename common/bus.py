@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
 from typing import Any
 
 import nats
@@ -28,13 +30,23 @@ from nats.js.api import (
     StorageType,
     StreamConfig,
 )
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import APIError, BadRequestError, NotFoundError
 from nats.js.kv import KeyValue
 
 log = logging.getLogger(__name__)
 
 MSG_ID_HEADER = "Nats-Msg-Id"
+# JetStream keeps a KV bucket in a stream of this name prefix (KV_<bucket>).
+KV_STREAM_PREFIX = "KV_"
+# JetStream error codes: a stream of that name exists with another configuration; more
+# replicas than this deployment can hold (not clustered; too few servers).
+STREAM_EXISTS_OTHERWISE = 10058
+REPLICA_REFUSALS = frozenset({10074, 10005})
 DUPLICATE_WINDOW_S = 120.0
+
+
+class BusConfigError(RuntimeError):
+    """The bus cannot be set up as configured (more replicas than servers)."""
 
 
 @dataclass(frozen=True)
@@ -93,12 +105,17 @@ def message_id(msg: Msg) -> str | None:
 class Bus:
     """One NATS connection with its JetStream context. Reconnects forever by itself."""
 
-    def __init__(self, nc: Client, js: JetStreamContext):
+    def __init__(self, nc: Client, js: JetStreamContext, *, replicas: int = 1):
         self.nc = nc
         self.js = js
+        # NATS_REPLICAS: the copies of each stream and KV bucket this process creates or
+        # updates; every process of a deployment runs with the same value.
+        self.replicas = replicas
 
     @classmethod
-    async def connect(cls, url: str, name: str, *, connect_timeout_s: float = 5.0) -> Bus:
+    async def connect(
+        cls, url: str, name: str, *, connect_timeout_s: float = 5.0, replicas: int = 1
+    ) -> Bus:
         async def on_disconnected() -> None:
             log.warning("bus disconnected; reconnecting")
 
@@ -122,7 +139,7 @@ class Bus:
         )
         # ...and unbounded once connected: a restarted nats-server is waited for.
         nc.options["max_reconnect_attempts"] = -1
-        return cls(nc, nc.jetstream())
+        return cls(nc, nc.jetstream(), replicas=replicas)
 
     async def ensure_streams(self, streams: tuple[StreamSpec, ...] = STREAMS) -> None:
         """Create or update each stream; safe to run from every process at every start."""
@@ -134,11 +151,17 @@ class Bus:
                 storage=StorageType.FILE,
                 max_age=spec.max_age_s,
                 duplicate_window=DUPLICATE_WINDOW_S,
+                num_replicas=self.replicas,
             )
             try:
-                await self.js.add_stream(config)
-            except BadRequestError:
-                await self.js.update_stream(config)
+                async with self._replica_errors(spec.name):
+                    await self.js.add_stream(config)
+            except BadRequestError as exc:
+                if exc.err_code != STREAM_EXISTS_OTHERWISE:
+                    raise
+                # It exists with another configuration (a new NATS_REPLICAS, say): an update
+                # keeps its messages; the server copies them to the new replicas.
+                await self._update_stream(config)
 
     async def ensure_consumer(self, spec: ConsumerSpec) -> None:
         config = ConsumerConfig(
@@ -205,11 +228,63 @@ class Bus:
         return replies
 
     async def key_value(self, bucket: str, *, ttl_s: float | None = None) -> KeyValue:
+        """The bucket, created with NATS_REPLICAS copies, or updated to them if it exists."""
         try:
-            return await self.js.key_value(bucket)
-        except (NotFoundError, BadRequestError):
-            config = KeyValueConfig(bucket=bucket, ttl=ttl_s, history=1)
-            return await self.js.create_key_value(config)
+            info = await self.js.stream_info(KV_STREAM_PREFIX + bucket)
+        except NotFoundError:
+            config = KeyValueConfig(
+                bucket=bucket,
+                ttl=ttl_s,
+                history=1,
+                storage=StorageType.FILE,
+                replicas=self.replicas,
+            )
+            try:
+                async with self._replica_errors(KV_STREAM_PREFIX + bucket):
+                    return await self.js.create_key_value(config)
+            except BadRequestError as exc:
+                if exc.err_code != STREAM_EXISTS_OTHERWISE:
+                    raise  # else another process created it first, a little otherwise
+        else:
+            if info.config.num_replicas != self.replicas:
+                await self._update_stream(replace(info.config, num_replicas=self.replicas))
+        return await self.js.key_value(bucket)
+
+    async def _update_stream(self, config: StreamConfig) -> None:
+        async with self._replica_errors(config.name):
+            await self.js.update_stream(config)
+        assert config.name is not None
+        await self._wait_replicas_current(config.name)
+
+    async def _wait_replicas_current(self, stream: str, timeout_s: float = 30.0) -> None:
+        """Until every replica of `stream` has caught up: a stream just grown to more replicas
+        refuses new consumers ("insufficient resources") while its copies are being made."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            cluster = (await self.js.stream_info(stream)).cluster
+            peers = (cluster.replicas or []) if cluster else []
+            if cluster is None or (
+                cluster.leader and len(peers) + 1 >= self.replicas and all(p.current for p in peers)
+            ):
+                return
+            if time.monotonic() > deadline:
+                raise BusConfigError(f"NATS_REPLICAS: {stream} did not reach {self.replicas} "
+                                     f"current replicas in {timeout_s:g}s")  # fmt: skip
+            await asyncio.sleep(0.1)
+
+    @asynccontextmanager
+    async def _replica_errors(self, stream: str | None) -> AsyncIterator[None]:
+        """A server refusing NATS_REPLICAS (no cluster, too few servers) says so by name."""
+        try:
+            yield
+        except APIError as exc:
+            if self.replicas > 1 and exc.err_code in REPLICA_REFUSALS:
+                raise BusConfigError(
+                    f"NATS_REPLICAS: {stream} cannot have {self.replicas} replicas here "
+                    f"({exc.description}); it needs a JetStream cluster of at least "
+                    f"{self.replicas} servers"
+                ) from exc
+            raise
 
     async def close(self) -> None:
         # Not drain(): callers have already acked or NAKed what they hold, and draining a

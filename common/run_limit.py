@@ -33,9 +33,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from nats.js.api import KeyValueConfig, StorageType
-from nats.js.errors import BadRequestError, KeyNotFoundError, KeyWrongLastSequenceError
-from nats.js.errors import NotFoundError as JsNotFound
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
 from common.bus import Bus
@@ -254,8 +252,8 @@ class KvRunLimiter:
 
     async def _buckets(self, bus: Bus) -> tuple[KeyValue, KeyValue]:
         if self._kv is None:
-            slots = await _bucket(bus, self.slots_bucket, self.slot_ttl_s)
-            queue = await _bucket(bus, self.queue_bucket, self.wait_ttl_s)
+            slots = await bus.key_value(self.slots_bucket, ttl_s=self.slot_ttl_s)
+            queue = await bus.key_value(self.queue_bucket, ttl_s=self.wait_ttl_s)
             self._wake = asyncio.Event()
             wake = self._wake
 
@@ -421,14 +419,6 @@ class KvRunLimiter:
         bus = self._bus
         if bus is not None:
             await bus.nc.publish(self.freed_subject, b"")
-
-
-async def _bucket(bus: Bus, name: str, ttl_s: float) -> KeyValue:
-    try:
-        return await bus.js.key_value(name)
-    except (JsNotFound, BadRequestError):
-        config = KeyValueConfig(bucket=name, ttl=ttl_s, history=1, storage=StorageType.FILE)
-        return await bus.js.create_key_value(config)
 
 
 async def _exists(kv: KeyValue, key: str) -> bool:

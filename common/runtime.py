@@ -28,7 +28,9 @@ async def _run(factory: WorkerFactory, settings: Settings) -> None:
         raise SettingsError(
             "NATS_URL: required to run a worker on its own (`manireports up` sets it)"
         )
-    bus = await Bus.connect(settings.nats_url, name=f"manireports-{factory.__name__}")
+    bus = await Bus.connect(
+        settings.nats_url, name=f"manireports-{factory.__name__}", replicas=settings.nats_replicas
+    )
     worker = factory(settings, bus)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -60,6 +60,12 @@ class Settings:
     mailer_max_deliver: int = 8
     mailer_backoff_base_ms: int = 1000
     embedded_nats_port: int = 4250
+    # Clustered bus (issue 15): how many servers hold a copy of each stream and KV bucket
+    # (3 on a 3-node cluster: one server may fail without losing anything). Existing streams
+    # and buckets are updated to it at start, not recreated.
+    nats_replicas: int = 1
+    # Prometheus /metrics on each worker (issue 15): its HTTP port (0: off).
+    metrics_port: int = 0
     scheduler_lease_ttl_s: int = 10
     task_intervals: dict[str, int] = field(default_factory=dict)
     # Mail (issue 8): provider endpoints are fixed; only the site points them elsewhere (test
@@ -333,6 +339,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         mailer_max_deliver=_int(env, "MAILER_MAX_DELIVER", 8, 1, 100),
         mailer_backoff_base_ms=_int(env, "MAILER_BACKOFF_BASE_MS", 1000, 1, 600_000),
         embedded_nats_port=_int(env, "EMBEDDED_NATS_PORT", 4250, 1, 65535),
+        nats_replicas=_int(env, "NATS_REPLICAS", 1, 1, 5),
+        metrics_port=_int(env, "METRICS_PORT", 0, 0, 65535),
         scheduler_lease_ttl_s=_int(env, "SCHEDULER_LEASE_TTL_S", 10, 2, 300),
         task_intervals=_task_intervals(env.get("TASK_INTERVALS", "")),
         mail_ses_endpoint_url=_http_url(env, "MAIL_SES_ENDPOINT_URL"),

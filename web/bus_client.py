@@ -23,9 +23,10 @@ class BusUnavailable(RuntimeError):
 
 
 class BusClient:
-    def __init__(self, url: str | None, name: str = "manireports-web"):
+    def __init__(self, url: str | None, name: str = "manireports-web", *, replicas: int = 1):
         self.url = url
         self.name = name
+        self.replicas = replicas
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="bus")
         self._thread.start()
@@ -41,7 +42,9 @@ class BusClient:
                 if not self.url:
                     raise BusUnavailable("NATS_URL is not set")
                 try:
-                    self._bus = self._call(Bus.connect(self.url, self.name), 10)
+                    self._bus = self._call(
+                        Bus.connect(self.url, self.name, replicas=self.replicas), 10
+                    )
                     self._call(self._bus.ensure_streams(), 10)
                 except Exception as exc:
                     raise BusUnavailable(f"cannot reach the bus at {self.url}: {exc}") from exc

@@ -27,7 +27,7 @@ class WebContext:
             settings=settings,
             appdb=AppDB(settings.database_url),
             moodle=MoodleSource(settings.moodle_database_url, settings.moodle_prefix),
-            bus_client=BusClient(settings.nats_url),
+            bus_client=BusClient(settings.nats_url, replicas=settings.nats_replicas),
         )
 
     def close(self) -> None:
