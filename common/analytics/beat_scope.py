@@ -24,6 +24,7 @@ TTL_S = 60.0
 MAX_ENTRIES = 100_000
 LOAD_WAIT_S = 5.0
 SITE_COURSE_ID = 1  # the front page: nobody is enrolled in it
+NOT_CACHED = "not cached"  # cached_refusal's answer when only a query can tell
 
 
 class TTLCache:
@@ -67,6 +68,12 @@ class TTLCache:
                 del self._loading[key]
             loading.set()
 
+    def peek(self, key: Hashable) -> frozenset[int] | None:
+        """The cached value if it is fresh; None (and no load) otherwise."""
+        with self._lock:
+            found = self._entries.get(key)
+        return found[1] if found is not None and found[0] > self.clock() else None
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -83,15 +90,35 @@ class BeatScope:
 
     def refusal(self, user_id: int, course_id: int, cm_id: int, now: float) -> str | None:
         """None if the beat may count; else the field that is out of scope ("course" or "cm")."""
+        return self._refusal(user_id, course_id, cm_id, now, cached_only=False)
+
+    def cached_refusal(self, user_id: int, course_id: int, cm_id: int, now: float) -> str | None:
+        """As `refusal`, from the cache alone: NOT_CACHED when answering needs a query (an
+        event loop then asks `refusal` on a thread, which shares this cache)."""
+        return self._refusal(user_id, course_id, cm_id, now, cached_only=True)
+
+    def _refusal(
+        self, user_id: int, course_id: int, cm_id: int, now: float, *, cached_only: bool
+    ) -> str | None:
         if course_id == SITE_COURSE_ID:
             return "course"
-        courses = self._courses.get(user_id, lambda: self._load(
-            self._active_courses_query, user=user_id, now=int(now)))  # fmt: skip
+        if cached_only:
+            courses = self._courses.peek(user_id)
+        else:
+            courses = self._courses.get(user_id, lambda: self._load(
+                self._active_courses_query, user=user_id, now=int(now)))  # fmt: skip
+        if courses is None:
+            return NOT_CACHED
         if course_id not in courses:
             return "course"
         if cm_id:
-            modules = self._modules.get(course_id, lambda: self._load(
-                self._modules_query, course=course_id))  # fmt: skip
+            if cached_only:
+                modules = self._modules.peek(course_id)
+            else:
+                modules = self._modules.get(course_id, lambda: self._load(
+                    self._modules_query, course=course_id))  # fmt: skip
+            if modules is None:
+                return NOT_CACHED
             if cm_id not in modules:
                 return "cm"
         return None

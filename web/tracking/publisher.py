@@ -1,6 +1,7 @@
-"""Beats to JetStream in groups: request threads hand beats over, the bus loop publishes them.
+"""Beats to JetStream in groups: callers queue beats, the bus loop publishes them.
 
-A request thread only queues its beat (a lock and an append) and answers; every few
+A caller — a Flask request thread, or the lean ASGI app on the bus's own loop — only queues
+its beat (a lock and an append) and answers; every few
 milliseconds the bus loop publishes all queued beats as one message (`{"beats": [...]}`) and
 waits for JetStream's ack. A group that is not acked is queued again and retried, so a bus
 hiccup delays beats but does not lose them; when the queue is full (the bus has been away for
@@ -33,29 +34,51 @@ RETRY_AFTER_S = 1.0
 
 
 class BeatPublisher:
-    def __init__(self, bus_client: BusClient, subject: str):
+    """One grouping publisher, two ways in: `publish` from request threads (the Flask route:
+    the bus lives on BusClient's loop, so the flush is handed over to it) and `publish_nowait`
+    on the loop the bus lives on (the lean ASGI app, `BeatPublisher.on_loop`)."""
+
+    def __init__(self, bus_client: BusClient | None, subject: str, *, bus: Bus | None = None):
         self.bus_client = bus_client
         self.subject = subject
         self._lock = threading.Lock()
         self._queued: list[dict[str, Any]] = []
         self._flush_scheduled = False
-        self._bus: Bus | None = None
+        self._bus: Bus | None = bus
+        self._in_flight: set[asyncio.Future[None]] = set()
         self.published = 0
         self.retried = 0
 
+    @classmethod
+    def on_loop(cls, bus: Bus, subject: str) -> BeatPublisher:
+        """A publisher for callers on `bus`'s own event loop."""
+        return cls(None, subject, bus=bus)
+
     def publish(self, beat: dict[str, Any]) -> None:
-        """Queue one beat for the next group; raises BusUnavailable when it cannot be taken."""
+        """Queue one beat for the next group, from a thread that is not the bus loop; raises
+        BusUnavailable when it cannot be taken."""
+        assert self.bus_client is not None, "on_loop publishers take publish_nowait"
         if self._bus is None:
             # Connects on first use (raising BusUnavailable if it cannot).
             self._bus = self.bus_client.bus()
+        if self._queue(beat):
+            self.bus_client.call_soon(self._flush_soon)
+
+    def publish_nowait(self, beat: dict[str, Any]) -> None:
+        """Queue one beat for the next group, on the bus's own loop; raises BusUnavailable
+        when too many beats are waiting."""
+        if self._queue(beat):
+            self._flush_soon()
+
+    def _queue(self, beat: dict[str, Any]) -> bool:
+        """Queue the beat; True when no flush is scheduled yet (the caller schedules one)."""
         with self._lock:
             if len(self._queued) >= MAX_QUEUED_BEATS:
                 raise BusUnavailable("too many beats are waiting for the bus")
             self._queued.append(beat)
             schedule = not self._flush_scheduled
             self._flush_scheduled = True
-        if schedule:
-            self.bus_client.call_soon(self._flush_soon)
+        return schedule
 
     def _flush_soon(self) -> None:  # on the bus loop
         # One wake-up and one message for everything that arrives in the next few ms.
@@ -67,7 +90,18 @@ class BeatPublisher:
             self._flush_scheduled = False
         for offset in range(0, len(queued), MAX_BEATS_PER_MESSAGE):
             group = queued[offset : offset + MAX_BEATS_PER_MESSAGE]
-            asyncio.ensure_future(self._publish(group, uuid.uuid4().hex))
+            task = asyncio.ensure_future(self._publish(group, uuid.uuid4().hex))
+            # Held until done: the loop keeps only weak references to tasks.
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def drain(self, timeout_s: float = ACK_TIMEOUT_S) -> bool:
+        """On the bus loop, at shutdown: publish what is queued now and wait (at most
+        `timeout_s`) for every group to be acked. True when all were."""
+        self._flush()
+        if self._in_flight:
+            await asyncio.wait(set(self._in_flight), timeout=timeout_s)
+        return not self._in_flight and not self.pending()
 
     async def _publish(self, group: list[dict[str, Any]], msg_id: str) -> None:
         assert self._bus is not None

@@ -12,8 +12,6 @@ is written to a database here.
 
 from __future__ import annotations
 
-import json
-import re
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
@@ -21,7 +19,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from common.access import capabilities as caps
 from common.access.attempt_counters import AttemptCounters
 from common.analytics.beat_scope import BeatScope
-from common.analytics.heartbeats import SUBJECT, Beat, InvalidBeat, positive_id
+from common.analytics.heartbeats import SUBJECT
 from common.moodle.sessions import MoodleSessions, RedisSessionStore
 from web.app import csrf
 from web.auth.guards import (
@@ -34,15 +32,23 @@ from web.auth.guards import (
 )
 from web.auth.sessions import session_user_id
 from web.bus_client import BusUnavailable
+from web.tracking.beat_check import (
+    JSON_TYPE,
+    MAX_BEAT_BYTES,
+    Answer,
+    BeatCall,
+    BeatChecks,
+    cors_headers,
+    origin_refused,
+    problem_body,
+)
 from web.tracking.exchange import TokenExchange
 from web.tracking.publisher import BeatPublisher
 from web.tracking.status import TrackingStatus, local_time, recent_beats, redis_address
-from web.tracking.tokens import HeartbeatTokens, TokenRejected
+from web.tracking.tokens import HeartbeatTokens
 
 bp = Blueprint("tracking", __name__, url_prefix="/tracking", template_folder="templates")
 
-BEAT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-MAX_BEAT_BYTES = 1024
 EXTENSION = "manireports.tracking"
 
 
@@ -75,101 +81,70 @@ def tracking() -> Tracking:
 
 
 def _problem(status: int, error: str, field: str | None = None, **extra: Any) -> Response:
-    body: dict[str, Any] = {"error": error, **extra}
-    if field:
-        body["field"] = field
-    response = jsonify(body)
-    response.status_code = status
-    return response
+    return Response(problem_body(error, field, **extra), status, mimetype=JSON_TYPE)
 
 
-def _allowed_origin() -> str | None:
-    """The request's Origin if it may call us cross-origin; None if it may not."""
-    origin = request.headers.get("Origin")
-    allowed = web_context().settings.tracking_allowed_origins
-    if origin is None:
-        return None
-    if origin in allowed or (not allowed and origin == request.host_url.rstrip("/")):
-        return origin
-    return None
+def _host_url() -> str:
+    return request.host_url
 
 
 def _cors(response: Response, *, credentials: bool) -> Response:
-    origin = _allowed_origin()
-    if origin:
-        response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
-        if credentials:
-            response.headers["Access-Control-Allow-Credentials"] = "true"
+    allowed = web_context().settings.tracking_allowed_origins
+    origin = request.headers.get("Origin")
+    response.headers.extend(cors_headers(origin, _host_url(), allowed, credentials=credentials))
     return response
 
 
 def _origin_refused() -> bool:
-    """A browser call from an origin that is not allowed (no Origin: not a browser call)."""
-    return "Origin" in request.headers and _allowed_origin() is None
+    allowed = web_context().settings.tracking_allowed_origins
+    return origin_refused(request.headers.get("Origin"), _host_url(), allowed)
+
+
+def _checks() -> BeatChecks:
+    # Read per request: the settings may change under a running app (tests, reloads).
+    settings = web_context().settings
+    return BeatChecks(
+        settings.time_tracking_enabled, settings.tracking_allowed_origins, tracking().tokens
+    )
+
+
+def _send(answer: Answer) -> Response:
+    return Response(answer.body, answer.status, headers=list(answer.headers),
+                    content_type=answer.content_type)  # fmt: skip
 
 
 @bp.route("/beat", methods=["OPTIONS"])
 @open_to(Tenancy.PUBLIC)
 def beat_preflight():  # type: ignore[no-untyped-def]
-    response = Response(status=204)
-    response.headers["Access-Control-Allow-Methods"] = "POST"
-    response.headers["Access-Control-Allow-Headers"] = "Content-Type"
-    response.headers["Access-Control-Max-Age"] = "86400"
-    return _cors(response, credentials=False)
+    return _send(_checks().preflight(request.headers.get("Origin"), _host_url()))
 
 
 @bp.post("/beat")
 @csrf.exempt  # authenticated by the heartbeat token, not a session
 @open_to(Tenancy.SIGNED)  # the token names the user; the enrolment check scopes the beat
 def beat():  # type: ignore[no-untyped-def]
-    ctx = web_context()
-    if not ctx.settings.time_tracking_enabled:
-        return _cors(_problem(403, "time tracking is disabled", tracking=False), credentials=False)
-    if _origin_refused():
-        return _problem(403, "this origin may not send heartbeats", "Origin")
-    # The script posts text/plain to stay a CORS "simple request" (no preflight per beat).
-    raw = request.get_data(cache=False)
-    if len(raw) > MAX_BEAT_BYTES:
-        return _cors(_problem(413, "beat too large"), credentials=False)
+    """The small sites' beat endpoint; the checks are web/tracking/beat_check.py's, shared
+    with the lean app (`manireports beat`)."""
+    checks = _checks()
+    call = BeatCall(
+        raw=request.get_data(cache=False),
+        origin=request.headers.get("Origin"),
+        host_url=_host_url(),
+        now=web_context().clock(),
+    )
+    checked = checks.check(call)
+    if isinstance(checked, Answer):
+        return _send(checked)
+    refused = tracking().scope.refusal(checked.userid, checked.courseid, checked.cmid, call.now)
+    problem = checks.scope_problem(call, checked, refused)
+    if problem is not None:
+        return _send(problem)
     try:
-        body = json.loads(raw)
-    except ValueError:
-        return _cors(_problem(400, "body must be a JSON object"), credentials=False)
-    if not isinstance(body, dict):
-        return _cors(_problem(400, "body must be a JSON object"), credentials=False)
-    now = ctx.clock()
-    try:
-        user_id = tracking().tokens.verify(body.get("token"), now)
-    except TokenRejected as exc:
-        return _cors(_problem(401, str(exc), "token"), credentials=False)
-    beat_id = body.get("id")
-    if not isinstance(beat_id, str) or not BEAT_ID.match(beat_id):
-        return _cors(_problem(400, "8-64 letters, digits, - or _", "id"), credentials=False)
-    try:
-        beat = Beat(
-            id=beat_id,
-            userid=user_id,
-            courseid=positive_id(body.get("course"), "course"),
-            cmid=positive_id(body.get("cm", 0), "cm", allow_zero=True),
-            time=int(now),
-        )
-    except InvalidBeat as exc:
-        field, _, reason = str(exc).partition(": ")
-        return _cors(_problem(400, reason, field), credentials=False)
-    refused = tracking().scope.refusal(beat.userid, beat.courseid, beat.cmid, now)
-    if refused == "course":
-        reason = f"you are not enrolled in course {beat.courseid}"
-        return _cors(_problem(403, reason, "course"), credentials=False)
-    if refused == "cm":
-        reason = f"activity {beat.cmid} is not in course {beat.courseid}"
-        return _cors(_problem(403, reason, "cm"), credentials=False)
-    try:
-        tracking().publisher.publish(beat.payload())
+        tracking().publisher.publish(checked.payload())
     except BusUnavailable as exc:
         current_app.logger.warning("heartbeat not published: %s", exc)
-        return _cors(_problem(503, "try again later"), credentials=False)
-    return _cors(Response(status=204), credentials=False)
+        return _send(checks.unavailable(call))
+    return _send(checks.accepted(call))
 
 
 @bp.get("/token")
