@@ -9,13 +9,13 @@ from common.settings import SettingsError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cli import db, stack, status, worker
+    from cli import beat, db, stack, status, worker
 
     parser = argparse.ArgumentParser(
         prog="manireports", description="Learning analytics and LMS operations beside Moodle/IOMAD"
     )
     subparsers = parser.add_subparsers(dest="command", required=True)
-    for module in (stack, worker, db, status):
+    for module in (stack, beat, worker, db, status):
         module.register(subparsers)
     _register_optional(subparsers)
     return parser

@@ -43,6 +43,10 @@ class Settings:
     heartbeat_timeout_s: int = 120
     heartbeat_token_ttl_s: int = 8 * 3600
     tracking_allowed_origins: tuple[str, ...] = ()
+    # The lean heartbeat endpoint (`manireports beat`, issue 15): where it listens; the reverse
+    # proxy sends /tracking/beat there.
+    beat_host: str = "127.0.0.1"
+    beat_port: int = 8001
     # Heartbeat tokens from a learner's Moodle session (issue 10): the session cookie's name,
     # the site's session handler (auto: read from its config table) and, for the Redis
     # handler, where its store is and the key prefix ($CFG->session_redis_prefix).
@@ -328,6 +332,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         heartbeat_timeout_s=_int(env, "HEARTBEAT_TIMEOUT", 120, 40, 3600),
         heartbeat_token_ttl_s=_int(env, "HEARTBEAT_TOKEN_TTL_S", 8 * 3600, 300, 7 * 86400),
         tracking_allowed_origins=_origins(env.get("TRACKING_ALLOWED_ORIGINS", "")),
+        beat_host=env.get("BEAT_HOST", "127.0.0.1"),
+        beat_port=_int(env, "BEAT_PORT", 8001, 1, 65535),
         **_moodle_session_settings(env),
         cache_ttl_s=_int(env, "CACHE_TTL_S", 3600, 60, 7 * 86400),
         analytics_xapi_enabled=_bool(env, "ANALYTICS_XAPI_ENABLED", False),

@@ -135,7 +135,11 @@ def beat():  # type: ignore[no-untyped-def]
     checked = checks.check(call)
     if isinstance(checked, Answer):
         return _send(checked)
-    refused = tracking().scope.refusal(checked.userid, checked.courseid, checked.cmid, call.now)
+    try:
+        refused = tracking().scope.refusal(checked.userid, checked.courseid, checked.cmid, call.now)
+    except Exception:  # noqa: BLE001 - the Moodle DB is away: the script retries the beat
+        current_app.logger.exception("enrolment check failed")
+        return _send(checks.unavailable(call))
     problem = checks.scope_problem(call, checked, refused)
     if problem is not None:
         return _send(problem)
