@@ -26,6 +26,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def run_beat(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from web.tracking.beat_app import UVICORN_OPTIONS
+
     configure_logging()
     settings = load_settings()  # fails here, not in a worker, when the settings are wrong
     uvicorn.run(
@@ -34,13 +36,7 @@ def run_beat(args: argparse.Namespace) -> int:
         host=settings.beat_host,
         port=settings.beat_port,
         workers=args.workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
         log_config=None,  # the process's logging (configure_logging), not uvicorn's own
-        # The app reads X-Forwarded-* itself, as far as TRUSTED_PROXIES says (as the web tier).
-        proxy_headers=False,
-        server_header=False,
+        **UVICORN_OPTIONS,
     )
     return 0

@@ -29,7 +29,7 @@ from tests.factories.sites import NOW
 from tests.support import service_env
 from tests.web.tracking.conftest import stored_beats
 from web.app import create_app
-from web.tracking.beat_app import BeatApp
+from web.tracking.beat_app import UVICORN_OPTIONS, BeatApp
 from web.tracking.tokens import HeartbeatTokens
 
 REPO = Path(__file__).resolve().parents[3]
@@ -87,8 +87,8 @@ class Pair:
 def serve(app: BeatApp) -> tuple[str, Callable[[], None]]:
     """Run `app` under uvicorn (uvloop, httptools: as `manireports beat`) on a free port."""
     port = free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                            lifespan="on", log_level="warning", access_log=False)  # fmt: skip
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                            **UVICORN_OPTIONS)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
