@@ -5,6 +5,10 @@
   also `imported`, `updated`, `unchanged`). Exit 0, or 1 when any row is invalid (nothing is
   applied) or the file cannot be read.
 - `apply BATCH_ID` applies a staged batch and prints the same object; exit 1 when it cannot.
+  Applied (here or by `import --apply`), the object also has `parked_ready`: the parked people
+  (common/identity/parked.py) mapped now. When there are any, the classroom sync of their
+  courses is published over NATS_URL; an unreachable bus is told on standard error (the next
+  scheduled sync retries them) and does not change the exit status.
 - `resolve SOURCE USER_ID [--email FALLBACK]` prints the email; exit 1 naming a missing mapping.
 - `summary` prints one JSON object: {"sources": [{source, mappings, unique_emails,
   last_import}]}.
@@ -14,7 +18,9 @@ Warnings (e.g. GOOGLE_WORKSPACE_DOMAINS unset) go to standard error.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
 import sys
 from typing import Any
 
@@ -86,6 +92,7 @@ def run_import(args: argparse.Namespace) -> int:
             except FieldError as exc:
                 return _fail(exc)
             result |= applied.as_dict()
+            result["parked_ready"] = _retry_parked(appdb, settings, staged.batch_id)
     finally:
         appdb.dispose()
     print(json.dumps(result, ensure_ascii=False))
@@ -96,7 +103,7 @@ def run_apply(args: argparse.Namespace) -> int:
     from common.identity.applying import apply_batch
     from common.identity.staging import batch_errors
 
-    appdb, _ = _appdb()
+    appdb, settings = _appdb()
     try:
         try:
             applied = apply_batch(appdb, args.batch_id, via="cli")
@@ -106,10 +113,52 @@ def run_apply(args: argparse.Namespace) -> int:
             if errors:
                 print(json.dumps({"batch_id": args.batch_id, "errors": errors}))
             return _fail(exc)
+        parked_ready = _retry_parked(appdb, settings, args.batch_id)
     finally:
         appdb.dispose()
-    print(json.dumps(applied.as_dict(), ensure_ascii=False))
+    print(json.dumps(applied.as_dict() | {"parked_ready": parked_ready}, ensure_ascii=False))
     return 0
+
+
+def _retry_parked(appdb: AppDB, settings: Any, batch_id: str) -> int:
+    """Ask for a sync of the courses whose parked people the batch may have mapped; the count
+    of those people."""
+    from common.identity.parked import ready, retry_command
+
+    with appdb.sessions() as session:
+        found = ready(session)
+    if found.courses:
+        command = retry_command(batch_id, found.courses)
+        problem = asyncio.run(_publish(settings, command))
+        if problem:
+            print(f"manireports: identity: {found.people} parked people are mapped now, but the "
+                  f"sync of their courses was not queued ({problem}); the next scheduled "
+                  "classroom sync retries them", file=sys.stderr)  # fmt: skip
+    return found.people
+
+
+async def _publish(settings: Any, command: Any) -> str | None:
+    """None when published; else why not, in one line."""
+    from cli.status import _embedded_url
+    from common.bus import Bus
+    from common.schedules.task_runs import one_line
+
+    try:
+        url = settings.nats_url or _embedded_url(settings)
+        bus = await asyncio.wait_for(Bus.connect(url, name="manireports-cli"), 5)
+    except Exception as exc:  # noqa: BLE001 - any failure: the scheduled sync catches up
+        return one_line(str(exc), 200) or type(exc).__name__
+    try:
+        await asyncio.wait_for(bus.ensure_streams(), 5)
+        await asyncio.wait_for(bus.publish(command.subject, command.payload,
+                                           msg_id=command.msg_id), 5)  # fmt: skip
+    except Exception as exc:  # noqa: BLE001
+        return one_line(str(exc), 200) or type(exc).__name__
+    finally:
+        # Closing fires the bus's "disconnected; reconnecting" warning: not news here.
+        logging.getLogger("common.bus").disabled = True
+        await bus.close()
+    return None
 
 
 def run_resolve(args: argparse.Namespace) -> int:

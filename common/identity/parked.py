@@ -5,18 +5,29 @@ until a sync finds their mapping; importing a mapping that maps any of them trig
 `record_sync` is the roster sync's side: after syncing some courses, the people it parked in
 them are pending (attempts counted, the latest error kept) and everyone else once parked in
 those courses is resolved — mapped since, or no longer enrolled.
+
+The read side: `pending` pages the people still parked (the admin page), `ready` says which of
+them have a mapping now and in which courses (an applied import asks for a sync of exactly
+those courses), and `retry_command` is that request on the bus — the periodic
+`classroom_sync` task's command, limited to the courses.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
-from common.models.identity import ParkedIdentity
+from common.bus import command_subject
+from common.models.identity import IdentityMapping, ParkedIdentity
+
+SYNC_TASK = "classroom_sync"  # the periodic task (common/schedules/tasks.py) a retry runs
+SYNC_SUBJECT = command_subject("sync", "classroom")
 
 
 def record_sync(
@@ -60,3 +71,85 @@ def record_sync(
         session.execute(
             update(ParkedIdentity).where(ParkedIdentity.id.in_(gone)).values(resolved_at=now)
         )
+
+
+@dataclass(frozen=True)
+class ParkedPerson:
+    source: str
+    lms_user_id: str
+    course_id: int
+    error: str
+    attempts: int
+    first_parked_at: datetime
+    last_tried_at: datetime
+
+
+@dataclass(frozen=True)
+class ParkedPage:
+    people: list[ParkedPerson]
+    total: int  # every pending row matching the search, not only this page
+
+
+def pending(session: Session, *, search: str | None = None, limit: int,
+            offset: int = 0) -> ParkedPage:  # fmt: skip
+    """The people still parked, longest waiting first. ``search``: a source or an LMS user id
+    (exact; a source in any case)."""
+    p = ParkedIdentity
+    where: list[ColumnElement[bool]] = [p.resolved_at.is_(None)]
+    term = (search or "").strip()
+    if term:
+        where.append(or_(p.source == term.lower(), p.lms_user_id == term))
+    total = session.scalar(select(func.count()).select_from(p).where(*where)) or 0
+    rows = session.execute(
+        select(p.source, p.lms_user_id, p.course_id, p.error, p.attempts, p.first_parked_at,
+               p.last_tried_at)
+        .where(*where).order_by(p.first_parked_at, p.id).limit(limit).offset(offset)
+    ).all()  # fmt: skip
+    return ParkedPage([ParkedPerson(*row) for row in rows], int(total))
+
+
+def _mapped_now() -> Any:
+    """The pending parked rows whose (source, LMS user id) has a mapping now."""
+    p, m = ParkedIdentity, IdentityMapping
+    return (
+        select(p.course_id, p.source, p.lms_user_id)
+        .join(m, and_(m.source == p.source, m.lms_user_id == p.lms_user_id))
+        .where(p.resolved_at.is_(None))
+    )
+
+
+def ready_courses(session: Session) -> list[int]:
+    """The Moodle courses with a parked person who is mapped now: a sync of them places them."""
+    mapped = _mapped_now().subquery()
+    return [int(c) for c in session.scalars(
+        select(mapped.c.course_id).distinct().order_by(mapped.c.course_id))]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Ready:
+    courses: list[int]
+    people: int  # parked people (source + id, once however many courses) mapped now
+
+
+def ready(session: Session) -> Ready:
+    mapped = _mapped_now().subquery()
+    people = session.scalar(
+        select(func.count()).select_from(
+            select(mapped.c.source, mapped.c.lms_user_id).distinct().subquery()
+        )
+    )  # fmt: skip
+    return Ready(ready_courses(session), int(people or 0))
+
+
+@dataclass(frozen=True)
+class RetryCommand:
+    subject: str
+    payload: dict[str, Any]
+    msg_id: str
+
+
+def retry_command(batch_id: str, courses: Iterable[int]) -> RetryCommand:
+    """The sync of ``courses`` after ``batch_id`` was applied. The message id names the batch,
+    so the bus drops a second publish for the same batch (a double click, a retried CLI)."""
+    payload = {"task": SYNC_TASK, "trigger": "import", "courses": sorted(set(courses))}
+    return RetryCommand(SYNC_SUBJECT, payload, f"identity:retry:{batch_id}")
