@@ -58,6 +58,9 @@ def run_up(args: argparse.Namespace) -> int:
         raise SettingsError(f"--cluster: {cluster_size} is outside 2..{MAX_CLUSTER}")
     if cluster_size and not settings.embedded_nats:
         raise SettingsError("--cluster: starts its own nats-servers; unset NATS_URL")
+    if settings.metrics_port + len(SERVICES) > 65535:
+        raise SettingsError(f"METRICS_PORT: `up` gives its services the ports after it; "
+                            f"use one below {65535 - len(SERVICES)}")  # fmt: skip
     require_database("DATABASE_URL", settings.database_url)
     upgrade(settings.database_url)
     nats: EmbeddedNatsServer | EmbeddedNatsCluster | None = None
@@ -72,8 +75,12 @@ def run_up(args: argparse.Namespace) -> int:
                     MANIREPORTS_INSTANCE=str(settings.instance_dir))  # fmt: skip
     supervisor = Supervisor()
     supervisor.add("web", python_argv("-m", "cli.main", "web"), env)
-    for name in SERVICES:
-        supervisor.add(name, python_argv("-m", f"services.{name}"), env)
+    for offset, name in enumerate(SERVICES, start=1):
+        # One machine, one port each: METRICS_PORT+1, +2, ... (the web tier has /metrics).
+        port = (
+            {"METRICS_PORT": str(settings.metrics_port + offset)} if settings.metrics_port else {}
+        )
+        supervisor.add(name, python_argv("-m", f"services.{name}"), {**env, **port})
 
     def keep_nats_alive() -> None:
         if isinstance(nats, EmbeddedNatsCluster):

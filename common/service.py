@@ -5,6 +5,10 @@ pull loop on a durable consumer and hands each message (or batch) to the handler
 acked only after its handler returned. On SIGTERM the loops stop fetching, in-flight handlers
 get `shutdown_grace_s` to finish, and whatever is still unfinished is NAKed back to the stream,
 so another replica takes it at once instead of after ack_wait.
+
+Each replica also writes a heartbeat to a KV bucket (common/service_beats.py, for `manireports
+status`), counts what it processed and what failed (common/metrics.py), and with METRICS_PORT
+set answers GET /metrics on that port.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
 
 from common.bus import HEALTH_ALL, Bus, ConsumerSpec, decode, encode, health_subject
+from common.metrics import FAILURES, PROCESSED, MetricsListener, queue_registry
+from common.metrics import on_loop as metrics_on_loop
+from common.service_beats import final_beat, report_alive
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -102,8 +109,10 @@ class Worker:
         await self.bus.ensure_streams()
         await self.on_start()
         await self._serve_health()
+        metrics = self._start_metrics()
         loops = [asyncio.create_task(self._consume(c)) for c in self.consumptions()]
         extra = [asyncio.create_task(coro) for coro in await self.background_tasks()]
+        extra.append(asyncio.create_task(report_alive(self.bus, self.health)))
         log.info("%s %s started", self.name, self.instance)
         await self._stopping.wait()
         log.info("%s stopping: finishing %d in-flight message(s)", self.name, len(self._inflight))
@@ -112,7 +121,10 @@ class Worker:
             task.cancel()
         await asyncio.gather(*loops, *extra, return_exceptions=True)
         await self._return_unfinished()
+        await final_beat(self.bus, self.health())
         await self.on_stop()
+        if metrics is not None:
+            metrics.stop()
         await self.bus.close()
         log.info("%s stopped", self.name)
 
@@ -123,6 +135,30 @@ class Worker:
 
         await self.bus.nc.subscribe(health_subject(self.name), cb=answer)
         await self.bus.nc.subscribe(HEALTH_ALL, cb=answer)
+
+    def _start_metrics(self) -> MetricsListener | None:
+        """GET /metrics on METRICS_PORT (0: off); a port taken is logged, not fatal."""
+        settings = self.settings
+        if not settings.metrics_port:
+            return None
+        source = metrics_on_loop(asyncio.get_running_loop(), lambda: self.bus)
+        try:
+            listener = MetricsListener(settings.metrics_host, settings.metrics_port,
+                                       queue_registry(source), settings.metrics_token)  # fmt: skip
+        except OSError as exc:
+            log.error("%s: no /metrics on %s:%d: %s", self.name, settings.metrics_host,
+                      settings.metrics_port, exc)  # fmt: skip
+            return None
+        log.info("%s: /metrics on %s:%d", self.name, settings.metrics_host, listener.port)
+        return listener.start()
+
+    def count_processed(self, count: int = 1) -> None:
+        self.processed += count
+        PROCESSED.labels(self.name).inc(count)
+
+    def count_failed(self, count: int = 1) -> None:
+        self.failed += count
+        FAILURES.labels(self.name, "message").inc(count)
 
     def health(self) -> dict[str, Any]:
         return {
@@ -188,7 +224,7 @@ class Worker:
         except ValueError as exc:
             # Only a payload that cannot be read is dropped for good; a handler's ValueError
             # is a bug or a passing state, and is retried like any other error.
-            self.failed += 1
+            self.count_failed()
             log.error("%s: rejected malformed message on %s: %s", self.name, msg.subject, exc)
             await msg.term()
             return
@@ -199,17 +235,17 @@ class Worker:
             await msg.nak(delay=exc.delay_s)
             return
         except RejectMessage as exc:
-            self.failed += 1
+            self.count_failed()
             log.error("%s: rejected message on %s: %s", self.name, msg.subject, exc)
             await msg.term()
             return
         except Exception:
-            self.failed += 1
+            self.count_failed()
             log.exception("%s: handler failed on %s; will be redelivered", self.name, msg.subject)
             await msg.nak(delay=_redelivery_delay(msg))
             return
         await msg.ack_sync()
-        self.processed += 1
+        self.count_processed()
 
     async def _deliver_batch(self, handle: BatchHandler, msgs: list[Msg]) -> None:
         batch: list[tuple[dict[str, Any], Msg]] = []
@@ -217,7 +253,7 @@ class Worker:
             try:
                 batch.append((decode(msg.data), msg))
             except ValueError as exc:
-                self.failed += 1
+                self.count_failed()
                 log.error("%s: rejected malformed message: %s", self.name, exc)
                 await msg.term()
         if not batch:
@@ -225,14 +261,14 @@ class Worker:
         try:
             await handle(batch)
         except Exception:
-            self.failed += len(batch)
+            self.count_failed(len(batch))
             log.exception("%s: batch of %d failed; will be redelivered", self.name, len(batch))
             await self._nak_all([m for _, m in batch])
             return
         for _, msg in batch:
             await msg.ack()
         await self.bus.nc.flush()
-        self.processed += len(batch)
+        self.count_processed(len(batch))
 
     async def _wait_inflight(self) -> None:
         deadline = time.monotonic() + self.shutdown_grace_s

@@ -68,8 +68,12 @@ class Settings:
     # (3 on a 3-node cluster: one server may fail without losing anything). Existing streams
     # and buckets are updated to it at start, not recreated.
     nats_replicas: int = 1
-    # Prometheus /metrics on each worker (issue 15): its HTTP port (0: off).
+    # Prometheus /metrics (issue 15): each worker's HTTP port (0: off) and the address it
+    # listens on; the bearer token a scrape must send (required by the web tier's /metrics,
+    # which is off without it, and by the workers' when set).
     metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    metrics_token: str | None = None
     scheduler_lease_ttl_s: int = 10
     task_intervals: dict[str, int] = field(default_factory=dict)
     # Mail (issue 8): provider endpoints are fixed; only the site points them elsewhere (test
@@ -347,6 +351,8 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
         embedded_nats_port=_int(env, "EMBEDDED_NATS_PORT", 4250, 1, 65535),
         nats_replicas=_int(env, "NATS_REPLICAS", 1, 1, 5),
         metrics_port=_int(env, "METRICS_PORT", 0, 0, 65535),
+        metrics_host=env.get("METRICS_HOST") or "127.0.0.1",
+        metrics_token=_metrics_token(env.get("METRICS_TOKEN", "")),
         scheduler_lease_ttl_s=_int(env, "SCHEDULER_LEASE_TTL_S", 10, 2, 300),
         task_intervals=_task_intervals(env.get("TASK_INTERVALS", "")),
         mail_ses_endpoint_url=_http_url(env, "MAIL_SES_ENDPOINT_URL"),
@@ -381,3 +387,12 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
 def _names(raw: str) -> tuple[str, ...]:
     """`a.example,b.example`: lower-cased, blanks dropped."""
     return tuple(filter(None, (part.strip().lower() for part in raw.split(","))))
+
+
+def _metrics_token(raw: str) -> str | None:
+    token = raw.strip()
+    if not token:
+        return None
+    if len(token) < 16 or any(c.isspace() for c in token):
+        raise SettingsError("METRICS_TOKEN: at least 16 characters, no spaces")
+    return token

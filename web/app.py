@@ -10,6 +10,7 @@ from common.settings import Settings, load_settings
 from web.context import WebContext
 from web.converters import IdConverter
 from web.humanize import install_filters
+from web.metrics.routes import install_metrics
 from web.runs.execution import install as install_run_limit
 from web.security import install_security_headers
 
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, context: WebContext | None = No
     install_run_limit(app, settings, app.extensions["manireports"].bus_client)
     csrf.init_app(app)
     install_security_headers(app)
+    install_metrics(app)
     _register_blueprints(app)
     _register_template_context(app)
     install_filters(app)
@@ -63,6 +65,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.hrsync.routes import bp as hrsync_bp
     from web.identity.routes import bp as identity_bp
     from web.jobs.routes import bp as jobs_bp
+    from web.metrics.routes import bp as metrics_bp
     from web.people.routes import bp as people_bp
     from web.privacy.routes import bp as privacy_bp
     from web.reportbuilder.routes import bp as reportbuilder_bp
@@ -75,6 +78,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.unsubscribe.routes import bp as unsubscribe_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(metrics_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(auth_bp)
     app.register_blueprint(dashboards_bp)

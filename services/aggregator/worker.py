@@ -20,6 +20,7 @@ from common.analytics.risk_notify import notify_after_scoring
 from common.bus import ConsumerSpec
 from common.commands import CommandHandler, CommandWorker
 from common.idempotency import forget_processed_before
+from common.metrics import HEARTBEATS_APPLIED
 from common.models.base import utcnow
 from common.moodle import MoodleSource
 from common.retention import run_retention
@@ -147,6 +148,7 @@ class AggregatorWorker(CommandWorker):
         with self.appdb.transaction() as session:
             apply_beats(session, beats, self.settings.heartbeat_timeout_s)
         self.beats_applied += len(beats)
+        HEARTBEATS_APPLIED.inc(len(beats))
 
     async def retention_cleanup(self, payload: dict[str, Any], msg: Msg) -> None:
         await asyncio.to_thread(self._forget_old_messages)

@@ -37,6 +37,7 @@ from common.mail.unsubscribe import (
     UnsubscribeLinks,
     unsubscribed_among,
 )
+from common.metrics import MAIL_MESSAGES, count_mail_outcomes
 from common.models.mail import (
     JOB_CANCELLED,
     JOB_PENDING,
@@ -194,6 +195,7 @@ class ChunkSender:
             except (ProviderThrottled, TransientSendError) as exc:
                 log.warning("job %s: %s: %s", templates.job_id, exc.reason, exc.detail)
                 retry_after = getattr(exc, "retry_after_s", None)
+                MAIL_MESSAGES.labels(provider.type_name, "deferred").inc(len(messages))
                 await asyncio.to_thread(self.claims.release, group, token, exc.reason)
                 result.errors.append(exc.reason)
                 result.retry_after_s = retry_after
@@ -204,6 +206,7 @@ class ChunkSender:
                             for m in messages]  # fmt: skip
             outcomes = [*outcomes, *unrenderable]
             _log_outcomes(templates.job_id, outcomes)
+            count_mail_outcomes(provider.type_name, outcomes)
             await asyncio.to_thread(self.claims.record, templates.job_id, token, outcomes)
             for outcome in outcomes:
                 if outcome.status == "sent":

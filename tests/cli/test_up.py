@@ -26,7 +26,8 @@ def status(env):
         [sys.executable, "-m", "cli.main", "status", "--json", "--wait", "0.7"],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=30,
     )  # fmt: skip
-    return result.returncode, json.loads(result.stdout) if result.stdout else {}
+    shown = json.loads(result.stdout) if result.stdout else {"services": {}}
+    return result.returncode, {name: s["replies"] for name, s in shown["services"].items()}
 
 
 def pids_of(replies):
