@@ -3,9 +3,9 @@ policy (set on the Unenroll policy page) from the command line.
 
 `preview` lists the people a run would take (days inactive and why) and the protected ones it
 leaves out; it changes nothing and exits 0. `run` runs the stored policy once — off: nothing;
-dry-run: a `dry_unenroll` audit event per candidate; live: removals through the Classroom
-remover named by `UNENROLL_REMOVER` — and prints one JSON object (`enabled`, `dry_run`,
-`candidates`, `removed`, `protected`, `failed`, `stopped`, `errors`).
+dry-run: a `dry_unenroll` audit event per candidate; live: removals through the remover named
+by `UNENROLL_REMOVER`, else the Classroom's when it is configured — and prints one JSON object
+(`enabled`, `dry_run`, `candidates`, `removed`, `protected`, `failed`, `stopped`, `errors`).
 
 Exit status: 0 done; 1 the run stopped (over the share limit) or a removal failed; 2 a
 configuration error (a live run with no remover configured, a missing database), one line.
@@ -107,9 +107,10 @@ def run_preview(args: argparse.Namespace) -> int:
 def run_run(args: argparse.Namespace) -> int:
     from common.unenroll.run import configured_remover, run_policy
 
-    remover = configured_remover()
     appdb, moodle = _open()
     try:
+        # Without UNENROLL_REMOVER: the Classroom's, when configured (page or variables).
+        remover = configured_remover(appdb=appdb, settings=load_settings())
         summary = run_policy(appdb, moodle, now=time.time(), remover=remover, via="cli")
     finally:
         appdb.dispose()

@@ -51,6 +51,8 @@ class SyncSummary:
     parked: list[dict[str, Any]] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
     removals_held: list[int] = field(default_factory=list)  # Moodle courses with parked people
+    status: str = "ok"  # "ok", "errors" (some calls failed) or "skipped" (nothing to sync)
+    skipped: str = ""  # why nothing was synced
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -118,6 +120,7 @@ def sync_rosters(
         _sync_course(client, classroom_id, moodle_id, students, teachers,
                      moodle_id not in held, summary)  # fmt: skip
     summary.removals_held = sorted(held)
+    summary.status = "errors" if summary.errors else "ok"
     return summary
 
 

@@ -10,8 +10,9 @@
   outcome `failed` and the error).
 
 Removing people from Google Classroom is the roster-sync work's: it provides a `Remover`. Until
-one is configured (passed in, or named by `UNENROLL_REMOVER`), a live run stops with
-`NoRemover` — a configuration error — before removing anyone.
+one is configured (passed in, named by `UNENROLL_REMOVER`, or the Classroom configured on its
+page or by its variables), a live run stops with `NoRemover` — a configuration error — before
+removing anyone.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from common.mail.jobs import create_job
 from common.mail.recipients import RecipientSpec
 from common.moodle import MoodleSource
 from common.schedules.task_runs import one_line, site_admins
-from common.settings import SettingsError
+from common.settings import Settings, SettingsError
 from common.unenroll.candidates import (
     CourseRef,
     Person,
@@ -247,14 +248,24 @@ def alert_admins(appdb: AppDB, moodle: MoodleSource, reason: str) -> int | None:
 REMOVER_ENV = "UNENROLL_REMOVER"
 
 
-def configured_remover(env: Mapping[str, str] | None = None) -> Remover | None:
+def configured_remover(
+    env: Mapping[str, str] | None = None,
+    *,
+    appdb: AppDB | None = None,
+    settings: Settings | None = None,
+) -> Remover | None:
     """The Remover named by `UNENROLL_REMOVER` ("package.module:factory", the factory called with
-    no arguments), or None: ManiReports has no default — the Classroom roster sync provides one.
-    A name that cannot be loaded is a configuration error naming the variable."""
+    no arguments); without it, the Classroom's from the stored configuration when the Classroom
+    is configured (``appdb``/``settings``: the caller's, else opened from the environment), or
+    None. A name that cannot be loaded is a configuration error naming the variable."""
     env = os.environ if env is None else env
     spec = (env.get(REMOVER_ENV) or "").strip()
     if not spec:
-        return None
+        from common.classroom.remover import default_remover, stored_remover
+
+        if appdb is not None and settings is not None:
+            return stored_remover(appdb, settings, env)
+        return default_remover(env)
     module_name, colon, attr = spec.partition(":")
     if not colon or not module_name or not attr:
         raise SettingsError(f"{REMOVER_ENV}: {spec[:80]!r} is not 'package.module:factory'")
