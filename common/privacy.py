@@ -7,6 +7,10 @@ that no rule or exclusion covers, so a new table cannot be forgotten):
 - the `subject` column marks rows *about* the user (their time, scores, sessions, runs):
   exported whole, and deleted — or, where the row must stay for others, anonymised (the audit
   log keeps what was done, without who; an unsubscribe keeps its address so it is honoured);
+- `where` (a column and its value) narrows the rows the subject column names to those about a
+  Moodle user: an identity mapping is about Moodle user 7 when its source is `moodle` and its
+  LMS user id is "7" (a canvas user 7 is someone else). A subject column holding text is
+  compared with the user's id as text;
 - `actors` columns mark rows the user only acted on (a report they wrote, a job they created,
   a learner they acknowledged): the rows belong to others, so the export shows only the row's
   id, that column and its times, and deletion clears the column (NULL, or 0 where it is
@@ -26,8 +30,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, delete, func, or_, select, update
+from sqlalchemy import String, Table, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from common.appdb import AppDB
 from common.audit import record_audit
@@ -50,6 +55,8 @@ class PrivacyRule:
     # anonymised with `anonymise` (a private dashboard goes, a shared one stays).
     delete_only: tuple[str, Any] | None = None
     actors: Mapping[str, Any] = field(default_factory=dict)  # column -> value it is cleared to
+    # Only rows matching this (a column and its value) are about the subject at all.
+    where: tuple[str, Any] | None = None
 
 
 RULES: tuple[PrivacyRule, ...] = (
@@ -136,6 +143,18 @@ RULES: tuple[PrivacyRule, ...] = (
         actors={"modifiedby": None},
     ),  # fmt: skip
     PrivacyRule(
+        "lms_identity_map",
+        "the user’s Google Workspace email, mapped to their Moodle account",
+        "lms_user_id",
+        where=("source", "moodle"),
+    ),  # fmt: skip
+    PrivacyRule(
+        "lms_identity_parked",
+        "Classroom courses the roster sync could not place the user in (no email mapped)",
+        "lms_user_id",
+        where=("source", "moodle"),
+    ),  # fmt: skip
+    PrivacyRule(
         "manireports_classroom_config",
         "Classroom settings the user changed",
         actors={"modifiedby": None},
@@ -191,6 +210,7 @@ class Export:
                     "rows": len(self.tables.get(rule.table, [])),
                     "what": rule.why,
                     "about_the_user": rule.subject,
+                    "only_where": dict([rule.where]) if rule.where else None,
                     "acted_by_the_user": sorted(rule.actors),
                 }
                 for rule in RULES
@@ -211,11 +231,22 @@ class Export:
         return buffer.getvalue()
 
 
+def _about(table: Table, rule: PrivacyRule, user_id: int) -> ColumnElement[bool]:
+    """The rows of ``table`` about ``user_id`` (``rule.subject`` must be set)."""
+    assert rule.subject is not None
+    column = table.c[rule.subject]
+    mine = column == (str(user_id) if isinstance(column.type, String) else user_id)
+    if rule.where is None:
+        return mine
+    name, value = rule.where
+    return and_(mine, table.c[name] == value)
+
+
 def _rows(session: Session, rule: PrivacyRule, user_id: int) -> list[dict[str, Any]]:
     table = _table(rule.table)
     rows: dict[int, dict[str, Any]] = {}
     if rule.subject:
-        query = select(table).where(table.c[rule.subject] == user_id).order_by(table.c.id)
+        query = select(table).where(_about(table, rule, user_id)).order_by(table.c.id)
         for row in session.execute(query).mappings():
             rows[int(row["id"])] = {k: _jsonable(v) for k, v in row.items()
                                     if k not in REDACTED_COLUMNS}  # fmt: skip
@@ -276,7 +307,8 @@ def held_counts(appdb: AppDB, user_id: int) -> dict[str, int]:
     with appdb.transaction() as session:
         for rule in RULES:
             table = _table(rule.table)
-            names = or_(*(table.c[c] == user_id for c in (rule.subject, *rule.actors) if c))
+            about = [_about(table, rule, user_id)] if rule.subject else []
+            names = or_(*about, *(table.c[c] == user_id for c in rule.actors))
             query = select(func.count()).select_from(table).where(names)
             counts[rule.table] = int(session.scalar(query) or 0)
         counts[SCHEDULE_RECIPIENTS] = len(_schedules_sending_to(session, user_id))
@@ -301,7 +333,7 @@ def delete_user(
         for rule in RULES:
             table = _table(rule.table)
             if rule.subject:
-                mine = table.c[rule.subject] == user_id
+                mine = _about(table, rule, user_id)
                 if rule.anonymise is None or rule.delete_only is not None:
                     gone = mine
                     if rule.delete_only is not None:

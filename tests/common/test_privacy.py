@@ -74,7 +74,8 @@ def test_every_table_naming_a_user_is_covered_or_excluded_with_a_reason() -> Non
     assert missing == []
     for rule in RULES:  # and every rule names real columns
         table = Base.metadata.tables[rule.table]
-        for column in (rule.subject, *rule.actors, *(rule.anonymise or {})):
+        where = [rule.where[0]] if rule.where else []
+        for column in (rule.subject, *rule.actors, *(rule.anonymise or {}), *where):
             assert column is None or column in table.c, f"{rule.table}.{column}"
 
 
@@ -312,3 +313,37 @@ def test_a_failing_deletion_changes_nothing(appdb: AppDB, monkeypatch: pytest.Mo
     with pytest.raises(RuntimeError):
         delete_user(appdb, ANA, actor_id=ADMIN)
     assert snapshot(appdb, ANA) == before
+
+
+def test_identity_rows_are_about_a_moodle_user_only_where_their_source_is_moodle(
+    appdb: AppDB,
+) -> None:
+    """lms_identity_map and lms_identity_parked hold an LMS's user id as text: the Moodle user
+    7's rows are those of source moodle and id "7"; a canvas user 7 (and Moodle user 70) are
+    other people."""
+    from common.models.identity import IdentityMapping, ParkedIdentity
+
+    seven = 7
+    with appdb.transaction() as s:
+        for source, user, email in (("moodle", "7", "seven@school.example"),
+                                    ("canvas", "7", "canvas7@school.example"),
+                                    ("moodle", "70", "seventy@school.example")):  # fmt: skip
+            s.add(IdentityMapping(source=source, lms_user_id=user, google_email=email))
+            s.add(ParkedIdentity(source=source, lms_user_id=user, course_id=5, error="x"))
+    files = unzip(export_user(appdb, seven, actor_id=ADMIN).zip_bytes())
+    assert [r["google_email"] for r in files["lms_identity_map.json"]] == ["seven@school.example"]
+    assert [(r["source"], r["lms_user_id"]) for r in files["lms_identity_parked.json"]] == [
+        ("moodle", "7")]  # fmt: skip
+    assert files["manifest.json"]["tables"]["lms_identity_map"]["only_where"] == {
+        "source": "moodle"}  # fmt: skip
+    held = held_counts(appdb, seven)
+    assert (held["lms_identity_map"], held["lms_identity_parked"]) == (1, 1)
+
+    done = delete_user(appdb, seven, actor_id=ADMIN)
+    assert done.deleted == {"lms_identity_map": 1, "lms_identity_parked": 1}
+    with appdb.transaction() as s:
+        assert sorted(s.execute(select(IdentityMapping.source, IdentityMapping.lms_user_id))) == [
+            ("canvas", "7"), ("moodle", "70")]  # fmt: skip
+        assert sorted(s.execute(select(ParkedIdentity.source, ParkedIdentity.lms_user_id))) == [
+            ("canvas", "7"), ("moodle", "70")]  # fmt: skip
+    assert held_counts(appdb, seven)["lms_identity_map"] == 0
