@@ -29,6 +29,7 @@ from common.analytics.beat_scope import NOT_CACHED, BeatScope
 from common.analytics.heartbeats import SUBJECT
 from common.bus import Bus
 from common.moodle import MoodleSource
+from common.runtime import configure_logging
 from common.settings import Settings, load_settings
 from web.bus_client import BusUnavailable
 from web.tracking.beat_check import MAX_BEAT_BYTES, Answer, BeatCall, BeatChecks
@@ -161,7 +162,8 @@ class BeatApp:
             if time.monotonic() - self._connect_failed_at < RECONNECT_AFTER_S:
                 raise BusUnavailable(f"cannot reach the bus at {url} (retrying shortly)")
             try:
-                bus = await Bus.connect(url, "manireports-beat")
+                replicas = self.settings.nats_replicas  # as every process: streams keep theirs
+                bus = await Bus.connect(url, "manireports-beat", replicas=replicas)
                 await bus.ensure_streams()
             except Exception as exc:
                 self._connect_failed_at = time.monotonic()
@@ -210,6 +212,7 @@ class BeatApp:
 
 def from_env() -> BeatApp:
     """The app as `manireports beat` serves it (uvicorn's factory, one per worker process)."""
+    configure_logging()  # a worker process of --workers starts with none
     return BeatApp(load_settings())
 
 
