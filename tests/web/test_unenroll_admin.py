@@ -6,6 +6,7 @@ run would take, days inactive and why, and the protected people."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from sqlalchemy import func, select
@@ -190,3 +191,60 @@ def test_the_page_says_when_a_live_run_would_stop(app, lab, client_as):  # type:
     page = admin.get(PAGE).get_data(as_text=True)
     assert "A live run now would stop" in page
     assert "2 of 10 people in Unenroll Lab would be removed" in page
+
+
+def zeta_course(site, inactive: int, active: int) -> None:  # type: ignore[no-untyped-def]
+    """A course after the lab (by name) with ``inactive`` people unseen for 30 days."""
+    from tests.common.unenroll.lab import seen
+    from tests.factories.sites import DAY, NOW
+
+    course = site.moodle.course(fullname="Zeta Course")
+    for n in range(inactive + active):
+        user = site.moodle.user(username=f"zeta{n:03d}", firstname="Zed", lastname=f"Z{n:03d}",
+                                email=f"z{n:03d}@zeta.example")  # fmt: skip
+        site.moodle.enrol(user, course, timestart=NOW - 40 * DAY)
+        seen(site, user, course, NOW - (30 if n < inactive else 1) * DAY)
+
+
+def rows_of(page: str, table: str) -> list[str]:
+    body = page.split(f'id="{table}"')[1].split("</table>")[0]
+    return re.findall(r'<th scope="row">([^<]*)</th>', body)
+
+
+def test_the_preview_is_paged_and_the_share_limit_counts_every_page(app, lab, site, client_as):  # type: ignore[no-untyped-def]
+    zeta_course(site, inactive=130, active=20)
+    admin = client_as("admin")
+    token = csrf_token(admin, PAGE)
+    for kind, value in (("domain", "staff.example"), ("email", "boss@school.example")):
+        admin.post(PAGE + "protected", data={"kind": kind, "value": value, "csrf_token": token})
+    first = admin.get(PAGE).get_data(as_text=True)
+    # 2 from the lab (Olga, Nina) and 130 from Zeta, by course name then person.
+    assert 'Who a run would remove now <span class="small muted">(132)' in first
+    assert "132 people would be removed and 2 kept as protected" in first
+    names = rows_of(first, "candidates-table")
+    assert len(names) == 100 and names[:2] == ["Nina Never", "Olga Old"]
+    assert names[-1] == "Zed Z097" and "Page 1 of 2 (1–100 of 132)" in first
+    # Judged over all 130 Zeta candidates, not the 98 of this page.
+    assert "130 of 150 people in Zeta Course would be removed" in first
+    second = admin.get(PAGE, query_string={"page": "2"}).get_data(as_text=True)
+    names = rows_of(second, "candidates-table")
+    assert names[0] == "Zed Z098" and names[-1] == "Zed Z129" and len(names) == 32
+    assert "Page 2 of 2 (101–132 of 132)" in second and 'rel="next"' not in second
+    assert "130 of 150 people in Zeta Course would be removed" in second
+    assert 'href="/admin/unenroll-policy/?page=1#candidates"' in second
+    assert rows_of(admin.get(PAGE, query_string={"page": "9"}).get_data(as_text=True),
+                   "candidates-table")[0] == "Nina Never"  # fmt: skip
+
+    # Protecting Zeta's domain moves its people to the protected list, paged on its own.
+    admin.post(PAGE + "protected", data={"kind": "domain", "value": "zeta.example",
+                                         "csrf_token": token})  # fmt: skip
+    page = admin.get(PAGE, query_string={"protected_page": "2", "page": "1"}).get_data(
+        as_text=True)  # fmt: skip
+    assert rows_of(page, "candidates-table") == ["Nina Never", "Olga Old"]
+    kept = rows_of(page, "protected-table")
+    assert len(kept) == 32 and kept[-1] == "Zed Z129"
+    assert "Page 2 of 2 (101–132 of 132)" in page and "Within the limit" in page
+    assert (
+        "page=1&amp;protected_page=1#protected" in page
+        or "protected_page=1&amp;page=1#protected" in page
+    )

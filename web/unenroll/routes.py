@@ -1,12 +1,14 @@
 """The auto-unenroll policy page, for site administrators: the switches (on/off, dry-run), the
 grace period, the share limit and the sources; the protected domains and emails, one added or
 removed at a time; and a preview of who a run would take now — days inactive and why — and the
-protected people it leaves out. The page never runs the policy (`manireports unenroll run` and
+protected people it leaves out, each list paged (`page`, `protected_page`) while the share
+limit is judged over every candidate. The page never runs the policy (`manireports unenroll run` and
 the scheduler do); every change is audited as `unenroll_policy_saved`.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,7 @@ add_nav_item("Unenroll policy", "unenroll.index", section="unenroll", group="Adm
 
 SETTINGS_FIELDS = ("enabled", "dry_run", "grace_days", "max_remove_share", "sources")
 ADD_FIELDS = {"domain": "protected_domains", "email": "protected_emails"}
-PREVIEW_ROWS = 500
+PREVIEW_PAGE = 100  # people per page of each preview list
 LABELS = {
     "enabled": "Auto-unenroll on",
     "dry_run": "Dry run",
@@ -81,7 +83,9 @@ def _page(
     adding: dict[str, str] | None = None,
 ) -> tuple[str, int]:
     policy = _policy()
-    preview = _preview(policy)
+    preview = _preview(policy)  # every candidate: the share limit is judged over all of them
+    candidates = Paged(preview.candidates, "page")
+    protected = Paged(preview.protected, "protected_page")
     page = render_template(
         "unenroll/index.html",
         policy=policy,
@@ -90,11 +94,8 @@ def _page(
         by_field=reasons_by_field(errors),
         labels=LABELS,
         adding=adding or {},
-        candidates=preview.candidates[:PREVIEW_ROWS],
-        candidate_count=len(preview.candidates),
-        protected=preview.protected[:PREVIEW_ROWS],
-        protected_count=len(preview.protected),
-        rows_shown=PREVIEW_ROWS,
+        candidates=candidates,
+        protected=protected,
         would_stop=over_share(preview, policy),
         known_sources=KNOWN_SOURCES,
         max_grace=MAX_GRACE_DAYS,
@@ -104,6 +105,23 @@ def _page(
         form=UnenrollForm(),
     )
     return page, status
+
+
+class Paged:
+    """One page of a preview list: its rows, which page of how many, and the list's total."""
+
+    def __init__(self, rows: list[Any], arg: str) -> None:
+        self.arg = arg
+        self.total = len(rows)
+        self.pages = max(1, math.ceil(self.total / PREVIEW_PAGE))
+        raw = request.args.get(arg, "1")
+        self.page = int(raw) if raw.isdigit() and 1 <= int(raw) <= self.pages else 1
+        self.first = (self.page - 1) * PREVIEW_PAGE
+        self.rows = rows[self.first : self.first + PREVIEW_PAGE]
+
+    def url(self, page: int, anchor: str) -> str:
+        args: dict[str, Any] = {**request.args.to_dict(), self.arg: page}
+        return url_for("unenroll.index", _anchor=anchor, **args)
 
 
 def _audit_args() -> dict[str, Any]:
