@@ -25,7 +25,17 @@ def _register_optional(subparsers: argparse._SubParsersAction) -> None:  # type:
     """Subcommands whose modules arrive with later areas."""
     import importlib
 
-    for name in ("demo", "report", "sql", "schedule", "privacy", "sync", "identity", "unenroll"):
+    for name in (
+        "demo",
+        "report",
+        "sql",
+        "schedule",
+        "privacy",
+        "sync",
+        "identity",
+        "unenroll",
+        "classroom",
+    ):
         try:
             module = importlib.import_module(f"cli.{name}")
         except ModuleNotFoundError:

@@ -55,6 +55,7 @@ def _register_blueprints(app: Flask) -> None:
     from web.audit.routes import bp as audit_bp
     from web.auth.routes import bp as auth_bp
     from web.callbacks.routes import bp as callbacks_bp
+    from web.classroom.routes import bp as classroom_bp
     from web.customreports.routes import bp as customreports_bp
     from web.dashboardbuilder.routes import bp as dashboardbuilder_bp
     from web.dashboards.routes import bp as dashboards_bp
@@ -104,6 +105,7 @@ def _register_blueprints(app: Flask) -> None:
     app.register_blueprint(hrsync_bp)
     app.register_blueprint(unenroll_bp)
     app.register_blueprint(identity_bp)
+    app.register_blueprint(classroom_bp)
     # Bearer tokens, no cookies: a cross-site page cannot make the browser send the token.
     csrf.exempt(api_v1_bp)
     app.register_blueprint(api_v1_bp)
