@@ -267,6 +267,12 @@ def test_the_parked_list_is_paged(app, site, client_as):  # type: ignore[no-unty
     searched = admin.get(PAGE, query_string={"parked_page": "2", "source": "canvas",
                                              "user_id": "p001"}).get_data(as_text=True)  # fmt: skip
     assert "user_id=p001" in section(searched, "parked")  # the pager keeps the search
+    found = section(admin.get(PAGE, query_string={"parked_q": "p007"}).get_data(as_text=True),
+                    "parked")  # fmt: skip
+    assert "canvas p007" in found and "canvas p008" not in found and "(1)" in found
+    none = section(admin.get(PAGE, query_string={"parked_q": "nobody"}).get_data(as_text=True),
+                   "parked")  # fmt: skip
+    assert "No one waiting matches “nobody”" in none
 
 
 def apply_file(admin, data: bytes):  # type: ignore[no-untyped-def]

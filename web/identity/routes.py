@@ -62,13 +62,14 @@ def _page_arg(name: str, pages: int) -> int:
     return int(raw) if raw.isdigit() and 1 <= int(raw) <= pages else 1
 
 
-def _parked() -> tuple[ParkedPage, int, int]:
+def _parked(search: str) -> tuple[ParkedPage, int, int]:
     """The page of parked people asked for (`parked_page`), its number and the page count."""
     with web_context().appdb.sessions() as session:
-        total = pending(session, limit=0).total
+        total = pending(session, search=search, limit=0).total
         pages = max(1, math.ceil(total / PARKED_PAGE))
         page = _page_arg("parked_page", pages)
-        shown = pending(session, limit=PARKED_PAGE, offset=(page - 1) * PARKED_PAGE)
+        shown = pending(session, search=search, limit=PARKED_PAGE,
+                        offset=(page - 1) * PARKED_PAGE)  # fmt: skip
     return shown, page, pages
 
 
@@ -93,7 +94,8 @@ def _index_page(errors: list[FieldError] | None = None, status: int = 200):  # t
                            email=search["email"]) if searched else [])  # fmt: skip
     batches = pending_batches(ctx.appdb)
     rules = Rules.from_settings(ctx.settings)
-    parked, parked_page, parked_pages = _parked()
+    parked_q = request.args.get("parked_q", "").strip()[:100]
+    parked, parked_page, parked_pages = _parked(parked_q)
     parked_people, parked_courses = _parked_names(parked)
     page = render_template(
         "identity/index.html", summaries=source_summaries(ctx.appdb), pending=batches,
@@ -101,7 +103,7 @@ def _index_page(errors: list[FieldError] | None = None, status: int = 200):  # t
         found=found, rules=rules, errors=errors or [], form=IdentityForm(),
         max_upload_mb=MAX_UPLOAD_MB, parked=parked, parked_page=parked_page,
         parked_pages=parked_pages, parked_first=(parked_page - 1) * PARKED_PAGE + 1,
-        parked_people=parked_people, parked_courses=parked_courses,
+        parked_people=parked_people, parked_courses=parked_courses, parked_q=parked_q,
     )  # fmt: skip
     return page, status
 
