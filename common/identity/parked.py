@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -82,6 +82,7 @@ class ParkedPerson:
     attempts: int
     first_parked_at: datetime
     last_tried_at: datetime
+    mapped: bool  # mapped since they were parked: the next sync of the course places them
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ def pending(session: Session, *, search: str | None = None, limit: int,
             offset: int = 0) -> ParkedPage:  # fmt: skip
     """The people still parked, longest waiting first. ``search``: a source or an LMS user id
     (exact; a source in any case)."""
-    p = ParkedIdentity
+    p, m = ParkedIdentity, IdentityMapping
     where: list[ColumnElement[bool]] = [p.resolved_at.is_(None)]
     term = (search or "").strip()
     if term:
@@ -102,10 +103,11 @@ def pending(session: Session, *, search: str | None = None, limit: int,
     total = session.scalar(select(func.count()).select_from(p).where(*where)) or 0
     rows = session.execute(
         select(p.source, p.lms_user_id, p.course_id, p.error, p.attempts, p.first_parked_at,
-               p.last_tried_at)
+               p.last_tried_at,
+               exists().where(m.source == p.source, m.lms_user_id == p.lms_user_id))
         .where(*where).order_by(p.first_parked_at, p.id).limit(limit).offset(offset)
     ).all()  # fmt: skip
-    return ParkedPage([ParkedPerson(*row) for row in rows], int(total))
+    return ParkedPage([ParkedPerson(*row[:-1], bool(row[-1])) for row in rows], int(total))
 
 
 def _mapped_now() -> Any:

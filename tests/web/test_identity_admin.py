@@ -299,6 +299,8 @@ def test_applying_a_batch_that_maps_parked_people_syncs_exactly_their_courses(  
     assert payload == {"task": "classroom_sync", "trigger": "import",
                        "courses": sorted([fire, aid])}  # fmt: skip
     assert "1 parked person will be retried: a Classroom sync of their 2 courses" in page
+    waiting = section(page, "parked").split("<tbody>")[1].split("<tr>")[1:]
+    assert ["Mapped since" in row for row in waiting] == [True, True, False, False]
     # A second click on the same batch is refused and publishes nothing more.
     token = csrf_token(admin, PAGE)
     again = admin.post(f"{PAGE}/batches/{batch}/apply", data={"csrf_token": token},

@@ -67,12 +67,16 @@ def test_ready_courses_are_those_of_pending_people_mapped_now(appdb: AppDB) -> N
     with appdb.sessions() as session:
         assert ready_courses(session) == []
         assert ready(session).people == 0
+        assert not any(p.mapped for p in pending(session, limit=10).people)
     # User 1 (two courses) and 3 mapped; a canvas user 2 is someone else; 3 is resolved in 43.
     mapped(appdb, ("moodle", "1"), ("canvas", "2"), ("moodle", "3"))
     with appdb.sessions() as session:
         assert ready_courses(session) == [40, 41, 44]
         found = ready(session)
         assert (found.courses, found.people) == ([40, 41, 44], 2)
+        waiting = pending(session, limit=10).people
+        assert [(p.lms_user_id, p.course_id) for p in waiting if p.mapped] == [
+            ("1", 40), ("1", 41), ("3", 44)]  # fmt: skip
     park(appdb, ("moodle", "2", 40), ("moodle", "2", 41), ("moodle", "3", 44))
     with appdb.sessions() as session:  # 40 and 41 synced: user 1 placed, user 2 is not mapped
         assert ready_courses(session) == [44]
