@@ -113,7 +113,7 @@ def pair(app: Flask) -> Iterator[Callable[..., Pair]]:
         ctx = app.extensions["manireports"]
         settings: Settings = ctx.settings.with_overrides(**overrides)
         flask_app = app
-        if "nats_url" in overrides:  # a bus of its own: a Flask app of its own
+        if {"nats_url", "moodle_database_url"} & overrides.keys():  # a Flask app of its own
             flask_app = create_app(settings)
             flask_app.extensions["manireports"].clock = lambda: NOW
             started.append(flask_app.extensions["manireports"].close)
@@ -235,6 +235,31 @@ def test_disabled_tracking_and_an_absent_bus_answer_alike(pair, site, nats_serve
     reply = no_bus.both("POST", beat(ana, site.courses["Fire Safety"]))
     assert reply.status == 503 and problem(reply) == {"error": "try again later"}
     assert stored_beats(nats_server.url) == []
+
+
+def test_an_unreachable_moodle_db_is_503_from_both(pair, site, nats_server):
+    servers = pair(moodle_database_url=f"mysql+pymysql://root@127.0.0.1:{free_port()}/none")
+    ana = token(servers.lean.settings, site.users["ana"])
+    reply = servers.both("POST", beat(ana, site.courses["Fire Safety"]))
+    assert reply.status == 503 and problem(reply) == {"error": "try again later"}
+    assert stored_beats(nats_server.url) == []
+
+
+def test_both_keep_enrolment_answers_for_the_same_time(pair, site, nats_server):
+    """An unenrolment counts from the next query: a user already cached beats on (within a
+    minute) on both servers; one first seen after it is refused by both."""
+    servers = pair()
+    ben, dan = (token(servers.lean.settings, site.users[name]) for name in ("ben", "dan"))
+    fire = site.courses["Fire Safety"]
+    assert servers.both("POST", beat(ben, fire)).status == 204
+    ue = site.moodle.tables.user_enrolments
+    with site.moodle.engine.begin() as conn:
+        for name in ("ben", "dan"):
+            conn.execute(ue.update().where(ue.c.userid == site.users[name]).values(status=1))
+    assert servers.both("POST", beat(ben, fire)).status == 204  # from each one's cache
+    refused = servers.both("POST", beat(dan, fire))
+    assert refused.status == 403 and problem(refused)["field"] == "course"
+    assert len(stored_beats(nats_server.url, expect=4)) == 4
 
 
 def test_enrolment_queries_run_off_the_event_loop_and_are_cached(pair, site, nats_server):
