@@ -23,11 +23,19 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 from common.analytics.beat_scope import NOT_CACHED, BeatScope
 from common.analytics.heartbeats import SUBJECT
 from common.bus import Bus
+from common.metrics import (
+    FAILURES,
+    HEARTBEATS_ACCEPTED,
+    REQUEST_SECONDS,
+    exposition,
+    token_matches,
+)
 from common.moodle import MoodleSource
 from common.runtime import configure_logging
 from common.settings import Settings, load_settings
@@ -43,6 +51,7 @@ Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 BEAT_PATH = "/tracking/beat"
+BEAT_ENDPOINT = "tracking.beat"  # the Flask route's endpoint name, as the metrics label it
 LOOKUP_THREADS = 8  # concurrent Moodle queries for cache misses (the engine pool holds 15)
 RECONNECT_AFTER_S = 1.0  # after a failed connect, beats get 503 at once for this long
 DEFAULT_PORTS = {"http": ":80", "https": ":443"}
@@ -88,12 +97,16 @@ class BeatApp:
             return
         path, method = scope["path"], scope["method"]
         if path == BEAT_PATH and method == "POST":
+            started = time.perf_counter()
             answer = await self._beat(scope, receive)
+            _count(answer, method, time.perf_counter() - started)
         elif path == BEAT_PATH and method == "OPTIONS":
             headers = dict(scope["headers"])
             answer = self.checks.preflight(_origin(headers), self._host_url(scope, headers))
         elif path == "/healthz" and method in ("GET", "HEAD"):
             answer = await self._health()
+        elif path == "/metrics" and method == "GET":
+            answer = self._metrics(dict(scope["headers"]))
         elif path in (BEAT_PATH, "/healthz"):
             allow = "POST, OPTIONS" if path == BEAT_PATH else "GET, HEAD"
             answer = Answer(405, _json({"error": "method not allowed"}), (("Allow", allow),))
@@ -186,6 +199,19 @@ class BeatApp:
         body = {"status": "ok" if healthy else "degraded", "checks": checks}
         return Answer(200 if healthy else 503, _json(body))
 
+    def _metrics(self, headers: dict[bytes, bytes]) -> Answer:
+        """This process's counters (common/metrics.py), as the web tier's /metrics: off
+        without METRICS_TOKEN, and a scrape must send it. The queue gauges come from the web
+        tier and the workers."""
+        token = self.settings.metrics_token
+        if not token:
+            return Answer(404, _json({"error": "not found"}))
+        given = headers.get(b"authorization", b"").decode("latin-1")
+        if not token_matches(given, token):
+            return Answer(401, _json({"error": "metrics token required"}),
+                          (("WWW-Authenticate", "Bearer"),))  # fmt: skip
+        return Answer(200, exposition(), (), CONTENT_TYPE_LATEST)
+
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
@@ -240,6 +266,15 @@ def _forwarded(value: bytes | None, trusted: int) -> str | None:
         return None
     values = [v.strip() for v in value.decode("latin-1").split(",")]
     return values[-trusted] if len(values) >= trusted and values[-trusted] else None
+
+
+def _count(answer: Answer, method: str, seconds: float) -> None:
+    """The web tier's series for the beat route (its endpoint name), so a dashboard sums both."""
+    REQUEST_SECONDS.labels(BEAT_ENDPOINT, method).observe(seconds)
+    if 200 <= answer.status < 300:
+        HEARTBEATS_ACCEPTED.inc()
+    elif answer.status >= 500:
+        FAILURES.labels("beat", "http").inc()
 
 
 def _json(body: dict[str, Any]) -> bytes:

@@ -41,10 +41,11 @@ class Answer:
     status: int
     body: bytes = b""
     headers: Headers = ()
+    media_type: str | None = None  # JSON unless said (the lean app's /metrics is text)
 
     @property
     def content_type(self) -> str | None:
-        return JSON_TYPE if self.body else None
+        return self.media_type or (JSON_TYPE if self.body else None)
 
 
 @dataclass(frozen=True)

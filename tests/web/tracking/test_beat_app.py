@@ -26,6 +26,7 @@ from sqlalchemy import event
 from common.nats_server import free_port
 from common.settings import Settings
 from tests.factories.sites import NOW
+from tests.metrics_text import samples, value
 from tests.support import service_env
 from tests.web.tracking.conftest import stored_beats
 from web.app import create_app
@@ -288,6 +289,38 @@ def test_health_and_unknown_paths(pair, nats_server):
     no_bus = pair(nats_url=f"nats://127.0.0.1:{free_port()}")
     degraded = requests.get(f"{no_bus.lean_url}/healthz", timeout=10)
     assert degraded.status_code == 503 and degraded.json()["checks"]["bus"] != "ok"
+
+
+def test_metrics_count_the_lean_paths_beats_as_the_web_tiers(pair, site, nats_server):
+    scrape_token = "scrape-token-0123456789"
+    servers = pair(metrics_token=scrape_token)
+    url = f"{servers.lean_url}/metrics"
+
+    def scrape() -> dict:
+        answer = requests.get(url, headers={"Authorization": f"Bearer {scrape_token}"}, timeout=10)
+        assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("text/")
+        return samples(answer.text)
+
+    before = scrape()
+    ana = token(servers.lean.settings, site.users["ana"])
+    course = site.courses["Fire Safety"]
+    beats_url = f"{servers.lean_url}/tracking/beat"
+    answers = [requests.post(beats_url, data=beat(ana, course), timeout=10) for _ in range(3)]
+    answers.append(requests.post(beats_url, data=beat("v1.2.3", course), timeout=10))
+    assert [a.status_code for a in answers] == [204, 204, 204, 401]
+    after = scrape()
+
+    def delta(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert delta("manireports_heartbeats_accepted_total") == 3
+    route = {"endpoint": "tracking.beat", "method": "POST"}
+    assert delta("manireports_http_request_duration_seconds_count", **route) == 4
+    assert requests.get(url, timeout=10).status_code == 401
+    assert requests.get(url, headers={"Authorization": "Bearer wrong"}, timeout=10).status_code \
+        == 401  # fmt: skip
+    tokenless = pair(metrics_token=None)
+    assert requests.get(f"{tokenless.lean_url}/metrics", timeout=10).status_code == 404
 
 
 def test_the_beat_command_serves_and_publishes_before_it_exits(site, tmp_path, nats_server):
