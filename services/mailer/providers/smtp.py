@@ -9,6 +9,7 @@ connection goes to the checked address; the relay's replies reach only the log.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 import aiosmtplib
@@ -49,6 +50,11 @@ class SmtpProvider(EmailProvider):
         try:
             for message in request:
                 await self._deliver(client, message, batch)
+        except asyncio.CancelledError:
+            # A stopping mailer gave up on this request (its shutdown grace ran out): no
+            # polite QUIT, which would wait on the very server that stalled.
+            client.close()
+            raise
         finally:
             await _quit(client)
 
