@@ -35,6 +35,7 @@ def _register_optional(subparsers: argparse._SubParsersAction) -> None:  # type:
         "identity",
         "unenroll",
         "classroom",
+        "worker_health",
     ):
         try:
             module = importlib.import_module(f"cli.{name}")

@@ -1,0 +1,237 @@
+"""deploy/k8s and docker-compose.yml: parsed, schema-checked, and held to what the app needs.
+
+kubectl's client-side dry run needs an API server to map kinds; where none answers it is
+skipped, and kubernetes-validate checks every resource against the Kubernetes schemas offline.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from common.metrics import QueueCollector
+from common.nats_server import nats_server_binary
+from common.service import Worker
+from common.settings import load_settings
+from tests.support import REPO
+
+K8S = REPO / "deploy" / "k8s"
+COMPOSE = REPO / "docker-compose.yml"
+WORKERS = ("aggregator", "mailer", "scheduler", "sync")
+
+
+def load_all() -> list[dict[str, Any]]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    return docs
+
+
+def find(kind: str, name: str) -> dict[str, Any]:
+    matches = [d for d in load_all() if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
+    return matches[0]
+
+
+def container(deployment: dict[str, Any]) -> dict[str, Any]:
+    (only,) = deployment["spec"]["template"]["spec"]["containers"]
+    return only
+
+
+def test_every_manifest_parses_and_the_set_is_complete():
+    found = {(d["kind"], d["metadata"]["name"]) for d in load_all()}
+    expected = {
+        ("ConfigMap", "manireports-config"),
+        ("Secret", "manireports-secrets"),
+        ("Deployment", "manireports-web"),
+        ("Service", "manireports-web"),
+        *{("Deployment", f"manireports-{w}") for w in WORKERS},
+        *{("PodDisruptionBudget", f"manireports-{w}") for w in ("web", *WORKERS)},
+        ("Job", "manireports-migrate"),
+        ("HorizontalPodAutoscaler", "manireports-mailer"),
+        ("ConfigMap", "nats-config"),
+        ("Service", "nats"),
+        ("Service", "nats-headless"),
+        ("StatefulSet", "nats"),
+        ("PodDisruptionBudget", "nats"),
+    }
+    assert found == expected
+
+
+def test_no_manifest_names_a_namespace():
+    assert [d["metadata"]["name"] for d in load_all() if "namespace" in d["metadata"]] == []
+
+
+def test_every_resource_passes_the_kubernetes_schema_strictly():
+    validate = pytest.importorskip("kubernetes_validate")
+    for doc in load_all():
+        validate.validate(doc, "1.30.0", strict=True)
+
+
+def test_the_schema_check_catches_a_misspelt_field():
+    validate = pytest.importorskip("kubernetes_validate")
+    broken = find("Deployment", "manireports-mailer")
+    container(broken)["readinesProbe"] = container(broken).pop("readinessProbe")
+    with pytest.raises(validate.ValidationError):
+        validate.validate(broken, "1.30.0", strict=True)
+
+
+def test_deployments_roll_without_losing_capacity_and_declare_resources():
+    for name in ("web", *WORKERS):
+        deployment = find("Deployment", f"manireports-{name}")
+        strategy = deployment["spec"]["strategy"]
+        assert strategy["type"] == "RollingUpdate"
+        assert strategy["rollingUpdate"]["maxUnavailable"] == 0, name
+        resources = container(deployment)["resources"]
+        assert {"cpu", "memory"} <= set(resources["requests"]), name
+        assert "memory" in resources["limits"], name
+        sources = {next(iter(s.values()))["name"] for s in container(deployment)["envFrom"]}
+        assert sources == {"manireports-config", "manireports-secrets"}, name
+    assert find("Deployment", "manireports-scheduler")["spec"]["replicas"] == 2
+
+
+def test_web_is_ready_on_healthz_and_workers_on_their_health_subject():
+    web = container(find("Deployment", "manireports-web"))
+    assert web["command"] == ["manireports", "web"]
+    assert web["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert "livenessProbe" in web
+    for name in WORKERS:
+        worker = container(find("Deployment", f"manireports-{name}"))
+        assert worker["command"] == ["manireports", "worker", name]
+        ready = worker["readinessProbe"]["exec"]["command"]
+        alive = worker["livenessProbe"]["exec"]["command"]
+        assert ready == ["python", "-m", "cli.worker_health", name]
+        assert alive == [*ready, "--liveness"]
+
+
+def test_workers_get_longer_than_their_shutdown_grace_before_sigkill():
+    for name in WORKERS:
+        spec = find("Deployment", f"manireports-{name}")["spec"]["template"]["spec"]
+        assert spec["terminationGracePeriodSeconds"] >= Worker.shutdown_grace_s + 15, name
+
+
+def test_nats_is_a_three_node_jetstream_cluster_and_streams_keep_three_copies():
+    nats = find("StatefulSet", "nats")["spec"]
+    assert nats["replicas"] == 3
+    assert nats["serviceName"] == "nats-headless"
+    assert find("Service", "nats-headless")["spec"]["clusterIP"] == "None"
+    (claim,) = nats["volumeClaimTemplates"]
+    mounts = {m["name"]: m["mountPath"] for m in nats["template"]["spec"]["containers"][0][
+        "volumeMounts"]}  # fmt: skip
+    assert mounts[claim["metadata"]["name"]] == "/data"
+    conf = find("ConfigMap", "nats-config")["data"]["nats.conf"]
+    assert "store_dir: /data/jetstream" in conf
+    for i in range(3):
+        assert f"nats://nats-{i}.nats-headless:6222" in conf
+    settings = find("ConfigMap", "manireports-config")["data"]
+    assert int(settings["NATS_REPLICAS"]) == nats["replicas"]
+    assert find("PodDisruptionBudget", "nats")["spec"]["maxUnavailable"] == 1
+
+
+def test_the_nats_configuration_is_accepted_by_nats_server(tmp_path: Path):
+    conf = tmp_path / "nats.conf"
+    conf.write_text(find("ConfigMap", "nats-config")["data"]["nats.conf"])
+    env = {**os.environ, "POD_NAME": "nats-0"}
+    checked = subprocess.run([nats_server_binary(), "-c", str(conf), "-t"], env=env,
+                             capture_output=True, text=True, timeout=30)  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    assert "is valid" in checked.stdout + checked.stderr
+
+
+def test_the_settings_and_secret_template_load_as_the_app_reads_them():
+    values = {
+        **find("ConfigMap", "manireports-config")["data"],
+        **find("Secret", "manireports-secrets")["stringData"],
+    }
+    settings = load_settings(values)
+    assert settings.nats_replicas == 3
+    assert settings.metrics_port == 9100 and settings.metrics_host == "0.0.0.0"
+    for name in WORKERS:
+        worker = find("Deployment", f"manireports-{name}")
+        ports = {p["name"]: p["containerPort"] for p in container(worker)["ports"]}
+        assert ports["metrics"] == settings.metrics_port
+        annotations = worker["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/port"] == str(settings.metrics_port)
+
+
+def test_mailers_scale_on_the_mail_queue_depth_the_workers_export():
+    hpa = find("HorizontalPodAutoscaler", "manireports-mailer")["spec"]
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1", "kind": "Deployment", "name": "manireports-mailer"
+    }  # fmt: skip
+    (metric,) = hpa["metrics"]
+    assert metric["type"] == "External"
+    assert metric["external"]["metric"]["selector"]["matchLabels"] == {"stream": "MAIL"}
+    exported = [f.name for f in QueueCollector(lambda: []).collect()]
+    assert metric["external"]["metric"]["name"] in exported
+    assert hpa["minReplicas"] >= 2
+
+
+def test_the_migrate_job_runs_db_upgrade_once_without_retries():
+    job = find("Job", "manireports-migrate")["spec"]
+    assert job["backoffLimit"] == 0
+    pod = job["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["containers"][0]["command"] == ["manireports", "db", "upgrade"]
+
+
+def _kubectl_dry_run() -> subprocess.CompletedProcess[str]:
+    if shutil.which("kubectl") is None:
+        pytest.skip("kubectl is not installed")
+    done = subprocess.run(
+        ["kubectl", "apply", "--dry-run=client", "-f", str(K8S)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    unreachable = ("connection refused", "couldn't get current server API group list",
+                   "failed to download openapi", "no such host", "i/o timeout")  # fmt: skip
+    if done.returncode != 0 and any(u in done.stderr for u in unreachable):
+        pytest.skip(f"kubectl has no API server to map kinds: {done.stderr.splitlines()[-1]}")
+    return done
+
+
+def test_kubectl_accepts_every_manifest_in_a_client_dry_run():
+    done = _kubectl_dry_run()
+    assert done.returncode == 0, done.stderr
+    assert "statefulset.apps/nats created (dry run)" in done.stdout
+    assert "deployment.apps/manireports-mailer created (dry run)" in done.stdout
+
+
+# -- docker-compose.yml ----------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def test_compose_gives_workers_time_to_finish_and_checks_their_health():
+    services = compose()["services"]
+    for name in WORKERS:
+        service = services[name]
+        grace = int(service["stop_grace_period"].rstrip("s"))
+        assert grace >= Worker.shutdown_grace_s + 15, name
+        assert service["healthcheck"]["test"] == ["CMD", "python", "-m", "cli.worker_health",
+                                                  name]  # fmt: skip
+    assert services["migrate"]["command"] == ["manireports", "db", "upgrade"]
+    assert services["scheduler"]["deploy"]["replicas"] == 2
+
+
+def test_docker_compose_config_accepts_the_file(tmp_path: Path):
+    if shutil.which("docker") is None:
+        pytest.skip("docker is not installed")
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0:
+        pytest.skip("docker has no compose plugin")
+    env = {**os.environ, "SECRET_KEY": "k" * 40, "DB_PASSWORD": "pw",
+           "MOODLE_DATABASE_URL": "mysql+pymysql://reader:pw@moodle/moodle"}  # fmt: skip
+    done = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    missing = {k: v for k, v in env.items() if k != "SECRET_KEY"}
+    refused = subprocess.run(["docker", "compose", "-f", str(COMPOSE), "config", "--quiet"],
+                             env=missing, capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert refused.returncode != 0 and "SECRET_KEY" in refused.stderr
