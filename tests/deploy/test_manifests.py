@@ -54,6 +54,10 @@ def test_every_manifest_parses_and_the_set_is_complete():
         ("Secret", "manireports-secrets"),
         ("Deployment", "manireports-web"),
         ("Service", "manireports-web"),
+        ("Deployment", "manireports-beat"),
+        ("Service", "manireports-beat"),
+        ("PodDisruptionBudget", "manireports-beat"),
+        ("Ingress", "manireports"),
         *{("Deployment", f"manireports-{w}") for w in WORKERS},
         *{("PodDisruptionBudget", f"manireports-{w}") for w in ("web", *WORKERS)},
         ("Job", "manireports-migrate"),
@@ -86,7 +90,7 @@ def test_the_schema_check_catches_a_misspelt_field():
 
 
 def test_deployments_roll_without_losing_capacity_and_declare_resources():
-    for name in ("web", *WORKERS):
+    for name in ("web", "beat", *WORKERS):
         deployment = find("Deployment", f"manireports-{name}")
         strategy = deployment["spec"]["strategy"]
         assert strategy["type"] == "RollingUpdate"
@@ -111,6 +115,27 @@ def test_web_is_ready_on_healthz_and_workers_on_their_health_subject():
         alive = worker["livenessProbe"]["exec"]["command"]
         assert ready == ["python", "-m", "cli.worker_health", name]
         assert alive == [*ready, "--liveness"]
+
+
+def test_the_ingress_sends_beats_to_the_lean_endpoint_and_the_rest_to_web():
+    settings = load_settings({**find("ConfigMap", "manireports-config")["data"],
+                              **find("Secret", "manireports-secrets")["stringData"]})  # fmt: skip
+    beat = container(find("Deployment", "manireports-beat"))
+    assert beat["command"] == ["manireports", "beat"]
+    assert beat["ports"][0]["containerPort"] == settings.beat_port
+    assert settings.beat_host == "0.0.0.0"
+    assert beat["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    web = container(find("Deployment", "manireports-web"))
+    assert web["ports"][0]["containerPort"] == settings.web_port
+    (rule,) = find("Ingress", "manireports")["spec"]["rules"]
+    routes = {(p["path"], p["pathType"]): p["backend"]["service"]["name"]
+              for p in rule["http"]["paths"]}  # fmt: skip
+    assert routes == {("/tracking/beat", "Exact"): "manireports-beat",
+                      ("/", "Prefix"): "manireports-web"}  # fmt: skip
+    for name in ("beat", "web"):
+        service = find("Service", f"manireports-{name}")["spec"]
+        assert service["selector"] == find("Deployment", f"manireports-{name}")["spec"][
+            "selector"]["matchLabels"]  # fmt: skip
 
 
 def test_workers_get_longer_than_their_shutdown_grace_before_sigkill():

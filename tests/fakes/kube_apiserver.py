@@ -39,6 +39,11 @@ RESOURCES: dict[str, list[tuple[str, str, bool]]] = {
     "autoscaling/v1": [("horizontalpodautoscalers", "HorizontalPodAutoscaler", True)],
     "autoscaling/v2": [("horizontalpodautoscalers", "HorizontalPodAutoscaler", True)],
     "policy/v1": [("poddisruptionbudgets", "PodDisruptionBudget", True)],
+    "networking.k8s.io/v1": [
+        ("ingresses", "Ingress", True),
+        ("ingressclasses", "IngressClass", False),
+        ("networkpolicies", "NetworkPolicy", True),
+    ],
 }
 
 
