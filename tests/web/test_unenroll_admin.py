@@ -122,6 +122,25 @@ def test_settings_are_saved_and_audited(app, lab, client_as):  # type: ignore[no
     assert "Olga Old" not in candidates  # 12 days is inside a 30-day grace period
 
 
+def test_the_page_names_the_remover_a_live_run_would_use(app, lab, client_as, monkeypatch):  # type: ignore[no-untyped-def]
+    admin = client_as("admin")
+
+    def state() -> str:
+        page = admin.get(PAGE).get_data(as_text=True)
+        return page.split('id="remover-state">')[1].split("</dd>")[0]
+
+    for name in ("UNENROLL_REMOVER", "CLASSROOM_API_ENDPOINT", "CLASSROOM_SERVICE_ACCOUNT_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    assert "None configured" in state()
+    monkeypatch.setenv("CLASSROOM_API_ENDPOINT", "http://127.0.0.1:9/")
+    assert "Google Classroom" in state() and "/admin/classroom" in state()
+    monkeypatch.delenv("CLASSROOM_API_ENDPOINT")
+    monkeypatch.setenv("CLASSROOM_SERVICE_ACCOUNT_FILE", "/nonexistent/key.json")
+    assert "cannot be used" in state() and "CLASSROOM_SERVICE_ACCOUNT_FILE" in state()
+    monkeypatch.setenv("UNENROLL_REMOVER", "some.module:factory")
+    assert "Configured (<code>UNENROLL_REMOVER</code>)" in state()
+
+
 def test_bad_settings_come_back_with_every_field_named_and_kept(app, lab, client_as):  # type: ignore[no-untyped-def]
     admin = client_as("admin")
     token = csrf_token(admin, PAGE)

@@ -16,7 +16,9 @@ from typing import Any
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 from flask_wtf import FlaskForm
 
+from common.classroom.config import load_classroom_settings
 from common.errors import FieldError
+from common.settings import SettingsError
 from common.unenroll.candidates import Preview, find_candidates, identity_resolver
 from common.unenroll.policy import (
     KNOWN_SOURCES,
@@ -99,12 +101,25 @@ def _page(
         would_stop=over_share(preview, policy),
         known_sources=KNOWN_SOURCES,
         max_grace=MAX_GRACE_DAYS,
-        remover_set=bool((os.environ.get(REMOVER_ENV) or "").strip()),
+        remover=_remover_state(),
         remover_env=REMOVER_ENV,
         zone=zone_named(current_viewer().timezone),
         form=UnenrollForm(),
     )
     return page, status
+
+
+def _remover_state() -> tuple[str, str]:
+    """Who a live run removes people through: ("env", ""), ("classroom", ""), ("none", "") or
+    ("error", the Classroom settings' problem)."""
+    if (os.environ.get(REMOVER_ENV) or "").strip():
+        return "env", ""
+    ctx = web_context()
+    try:
+        configured = load_classroom_settings(ctx.appdb, ctx.settings).configured
+    except SettingsError as exc:
+        return "error", str(exc)
+    return ("classroom" if configured else "none"), ""
 
 
 class Paged:
