@@ -29,11 +29,21 @@ COMPOSE = REPO / "docker-compose.yml"
 WORKERS = ("aggregator", "mailer", "scheduler", "sync")
 
 
+SECRET_TEMPLATE = K8S / "templates" / "secret.example.yaml"
+
+
 def load_all() -> list[dict[str, Any]]:
+    """What `kubectl apply -f deploy/k8s/` applies (not templates/)."""
     docs = []
     for path in sorted(K8S.glob("*.yaml")):
         docs += [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
     return docs
+
+
+def secret_template() -> dict[str, Any]:
+    secret = yaml.safe_load(SECRET_TEMPLATE.read_text())
+    assert secret["kind"] == "Secret" and secret["metadata"]["name"] == "manireports-secrets"
+    return secret
 
 
 def find(kind: str, name: str) -> dict[str, Any]:
@@ -51,7 +61,6 @@ def test_every_manifest_parses_and_the_set_is_complete():
     found = {(d["kind"], d["metadata"]["name"]) for d in load_all()}
     expected = {
         ("ConfigMap", "manireports-config"),
-        ("Secret", "manireports-secrets"),
         ("Deployment", "manireports-web"),
         ("Service", "manireports-web"),
         ("Deployment", "manireports-beat"),
@@ -72,12 +81,18 @@ def test_every_manifest_parses_and_the_set_is_complete():
 
 
 def test_no_manifest_names_a_namespace():
-    assert [d["metadata"]["name"] for d in load_all() if "namespace" in d["metadata"]] == []
+    docs = [*load_all(), secret_template()]
+    assert [d["metadata"]["name"] for d in docs if "namespace" in d["metadata"]] == []
+
+
+def test_applying_the_directory_never_overwrites_the_secret_with_placeholders():
+    assert [d for d in load_all() if d["kind"] == "Secret"] == []
+    assert all("CHANGE_ME" in v for v in secret_template()["stringData"].values())
 
 
 def test_every_resource_passes_the_kubernetes_schema_strictly():
     validate = pytest.importorskip("kubernetes_validate")
-    for doc in load_all():
+    for doc in [*load_all(), secret_template()]:
         validate.validate(doc, "1.30.0", strict=True)
 
 
@@ -119,7 +134,7 @@ def test_web_is_ready_on_healthz_and_workers_on_their_health_subject():
 
 def test_the_ingress_sends_beats_to_the_lean_endpoint_and_the_rest_to_web():
     settings = load_settings({**find("ConfigMap", "manireports-config")["data"],
-                              **find("Secret", "manireports-secrets")["stringData"]})  # fmt: skip
+                              **secret_template()["stringData"]})  # fmt: skip
     beat = container(find("Deployment", "manireports-beat"))
     assert beat["command"] == ["manireports", "beat"]
     assert beat["ports"][0]["containerPort"] == settings.beat_port
@@ -175,7 +190,7 @@ def test_the_nats_configuration_is_accepted_by_nats_server(tmp_path: Path):
 def test_the_settings_and_secret_template_load_as_the_app_reads_them():
     values = {
         **find("ConfigMap", "manireports-config")["data"],
-        **find("Secret", "manireports-secrets")["stringData"],
+        **secret_template()["stringData"],
     }
     settings = load_settings(values)
     assert settings.nats_replicas == 3
