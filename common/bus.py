@@ -290,5 +290,8 @@ class Bus:
         # Not drain(): callers have already acked or NAKed what they hold, and draining a
         # pull subscription waits out its full timeout.
         if not self.nc.is_closed:
-            await self.nc.flush()
+            try:
+                await self.nc.flush(timeout=2)
+            except Exception as exc:  # noqa: BLE001 - reconnecting (a server died): close anyway
+                log.warning("bus: unflushed at close: %s", exc)
             await self.nc.close()

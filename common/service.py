@@ -201,6 +201,16 @@ class Worker:
                 else:
                     for msg in msgs:
                         await self._deliver(consumption.handle, msg)  # type: ignore[arg-type]
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - see below
+                # An ack (or NAK) lost with the connection: a NATS server died mid-message.
+                # The stream redelivers what was not acked after ack_wait; this loop goes on
+                # (ending it would leave the replica answering health but consuming nothing).
+                log.warning("%s: delivery on %s interrupted: %s", self.name,
+                            consumption.consumer.durable, exc)  # fmt: skip
+                sub = None
+                await asyncio.sleep(0.5)
             finally:
                 for msg in msgs:
                     self._inflight.pop(id(msg), None)

@@ -21,20 +21,13 @@ from common.bus import (
 )
 from common.nats_server import EmbeddedNatsCluster, EmbeddedNatsServer, NatsServerError
 from common.settings import SettingsError, load_settings
+from tests.cluster_support import cluster, kill_leader, publish_surely
+
+__all__ = ["cluster"]  # a fixture
 
 
 def run(coro):  # type: ignore[no-untyped-def]
     return asyncio.run(coro)
-
-
-@pytest.fixture
-def cluster(tmp_path: Path) -> Iterator[EmbeddedNatsCluster]:
-    try:
-        nodes = EmbeddedNatsCluster(tmp_path / "cluster", 3).start()
-    except (NatsServerError, OSError) as exc:
-        pytest.skip(f"cannot run the bundled nats-server as a cluster: {exc}")
-    yield nodes
-    nodes.stop()
 
 
 @pytest.fixture
@@ -222,20 +215,6 @@ def test_more_replicas_than_servers_is_refused_by_name(
 # -- losing one server of three -------------------------------------------------------------
 
 
-async def publish_surely(bus: Bus, subject: str, payload: dict, msg_id: str) -> None:
-    """Retry with the same message id until acknowledged: the stream's duplicate window makes
-    a retry of a publish that was stored after all a no-op."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            await bus.publish(subject, payload, msg_id=msg_id)
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-
-
 @pytest.mark.parametrize(
     ("stream", "subject", "durable"),
     [
@@ -260,11 +239,7 @@ def test_killing_one_nats_server_of_three_loses_nothing(
             for n in range(total):
                 if n == total // 2:
                     # The stream's leader: its followers must elect another one and carry on.
-                    info = await bus.js.stream_info(stream)
-                    assert info.cluster is not None
-                    killed = info.cluster.leader or ""
-                    victim = next(s for s in cluster.servers if s.cluster.server_name == killed)  # type: ignore[union-attr]
-                    victim.kill()
+                    killed = await kill_leader(bus, cluster, stream)
                 await publish_surely(bus, subject, {"n": n}, msg_id=f"{durable}-{n}")
                 if n == total // 4:  # consume some before the kill, the rest after
                     received += await drain(sub, limit=total)
