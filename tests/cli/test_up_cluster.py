@@ -6,14 +6,25 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from cli.worker import SERVICES
 from common.bus import Bus
 from common.nats_server import NatsServerError, free_port, nats_server_binary
 from tests.cli.test_up import healthz, status
 from tests.support import REPO, TEST_SECRET, wait_for
+
+METRICS_TOKEN = "up-cluster-metrics-token"
+
+
+def scrape(url: str) -> str:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        assert response.status == 200
+        return response.read().decode()
 
 
 def up_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -45,8 +56,9 @@ def test_up_cluster_3_runs_the_stack_on_three_routed_servers(tmp_path):
         nats_server_binary()
     except NatsServerError as exc:
         pytest.skip(str(exc))
-    web_port, first_nats = free_port(), free_port()
-    env = up_env(tmp_path, WEB_PORT=str(web_port), EMBEDDED_NATS_PORT=str(first_nats))
+    web_port, first_nats, metrics_base = free_port(), free_port(), free_port()
+    env = up_env(tmp_path, WEB_PORT=str(web_port), EMBEDDED_NATS_PORT=str(first_nats),
+                 METRICS_PORT=str(metrics_base), METRICS_TOKEN=METRICS_TOKEN)  # fmt: skip
     log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "up", "--cluster", "3"],
                             env=env, cwd=REPO, stdout=log, stderr=log)  # fmt: skip
@@ -71,6 +83,13 @@ def test_up_cluster_3_runs_the_stack_on_three_routed_servers(tmp_path):
 
         # The services created every stream and bucket with NATS_REPLICAS=3.
         assert set(asyncio.run(replicas()).values()) == {3}
+
+        # /metrics on the web tier and on each service, on METRICS_PORT+1, +2, ...
+        web_metrics = scrape(f"http://127.0.0.1:{web_port}/metrics")
+        assert 'manireports_queue_depth{stream="COMMANDS"}' in web_metrics
+        for offset, name in enumerate(SERVICES, start=1):
+            text = scrape(f"http://127.0.0.1:{metrics_base + offset}/metrics")
+            assert 'manireports_queue_depth{stream="MAIL"}' in text, name
 
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0, (tmp_path / "up.log").read_text()
