@@ -24,6 +24,7 @@ from typing import Any
 
 from nats.aio.msg import Msg
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.errors import ServiceUnavailableError
 
 from common.bus import HEALTH_ALL, Bus, ConsumerSpec, decode, encode, health_subject
 from common.metrics import FAILURES, PROCESSED, MetricsListener, queue_registry
@@ -65,6 +66,7 @@ class Consumption:
 class Worker:
     name = "worker"
     shutdown_grace_s = 20.0
+    bus_wait_s = 60.0  # at start, for JetStream to have a leader
 
     def __init__(self, settings: Settings, bus: Bus):
         self.settings = settings
@@ -106,7 +108,7 @@ class Worker:
         return self._stopping.is_set()
 
     async def run(self) -> None:
-        await self.bus.ensure_streams()
+        await self._ensure_streams()
         await self.on_start()
         await self._serve_health()
         metrics = self._start_metrics()
@@ -135,6 +137,20 @@ class Worker:
 
         await self.bus.nc.subscribe(health_subject(self.name), cb=answer)
         await self.bus.nc.subscribe(HEALTH_ALL, cb=answer)
+
+    async def _ensure_streams(self) -> None:
+        """The streams, waiting out a NATS cluster without a JetStream leader yet (servers
+        starting together, or an election): the bus answers timeouts or 503 meanwhile."""
+        deadline = time.monotonic() + self.bus_wait_s
+        while True:
+            try:
+                await self.bus.ensure_streams()
+                return
+            except (NatsTimeout, ServiceUnavailableError) as exc:
+                if time.monotonic() > deadline:
+                    raise
+                log.warning("%s: JetStream not ready (%s); trying again", self.name, exc)
+                await asyncio.sleep(1.0)
 
     def _start_metrics(self) -> MetricsListener | None:
         """GET /metrics on METRICS_PORT (0: off); a port taken is logged, not fatal."""

@@ -274,3 +274,42 @@ async def drain(sub, limit: int) -> list[int]:  # type: ignore[no-untyped-def]
         except Exception:  # noqa: BLE001 - lost ack: redelivered, counted above
             pass
     return got
+
+
+def test_a_worker_waits_for_the_cluster_to_elect_a_leader(tmp_path: Path) -> None:
+    """One server of three up: no JetStream leader, every API call times out. A worker
+    started then waits (it used to exit) and serves once the others join."""
+    from common.service import Worker
+    from tests.support import make_settings
+
+    nodes = EmbeddedNatsCluster(tmp_path / "cluster", 3)
+    try:
+        nodes.servers[0].start()
+    except (NatsServerError, OSError) as exc:
+        pytest.skip(f"cannot run the bundled nats-server: {exc}")
+
+    async def scenario() -> tuple[bool, bool]:
+        bus = await Bus.connect(nodes.servers[0].url, "waiting")
+        worker = Worker(make_settings(tmp_path), bus)
+        running = asyncio.create_task(worker.run())
+        probe = await Bus.connect(nodes.servers[0].url, "probe")
+        try:
+            await asyncio.sleep(3)
+            answered_alone = bool(await probe.gather("mr.health.worker", {}, wait_s=0.5))
+            still_running = not running.done()
+            await asyncio.to_thread(lambda: [s.start() for s in nodes.servers[1:]])
+            deadline = time.monotonic() + 45
+            while not await probe.gather("mr.health.worker", {}, wait_s=0.5):
+                assert time.monotonic() < deadline, "the worker never started"
+                assert not running.done(), running.exception()
+            return answered_alone, still_running
+        finally:
+            worker.request_stop()
+            await asyncio.wait_for(running, 30)
+            await probe.close()
+
+    try:
+        answered_alone, still_running = run(scenario())
+    finally:
+        nodes.stop()
+    assert still_running and not answered_alone
