@@ -244,7 +244,8 @@ class Bus:
                     return await self.js.create_key_value(config)
             except BadRequestError as exc:
                 if exc.err_code != STREAM_EXISTS_OTHERWISE:
-                    raise  # else another process created it first, a little otherwise
+                    raise
+                # Another process created it first (its settings a little otherwise): use it.
         else:
             if info.config.num_replicas != self.replicas:
                 await self._update_stream(replace(info.config, num_replicas=self.replicas))
