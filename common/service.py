@@ -119,10 +119,12 @@ class Worker:
         await self._stopping.wait()
         log.info("%s stopping: finishing %d in-flight message(s)", self.name, len(self._inflight))
         await self._wait_inflight()
+        # Taken before cancelling: a cancelled loop's `finally` forgets its messages.
+        unfinished = list(self._inflight.values())
         for task in loops + extra:
             task.cancel()
         await asyncio.gather(*loops, *extra, return_exceptions=True)
-        await self._return_unfinished()
+        await self._nak_all(unfinished)
         await final_beat(self.bus, self.health())
         await self.on_stop()
         if metrics is not None:
@@ -300,9 +302,6 @@ class Worker:
         deadline = time.monotonic() + self.shutdown_grace_s
         while self._inflight and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-
-    async def _return_unfinished(self) -> None:
-        await self._nak_all(list(self._inflight.values()))
 
     async def _nak_all(self, msgs: list[Msg]) -> None:
         for msg in msgs:

@@ -211,3 +211,48 @@ def test_a_handler_valueerror_is_retried_and_only_an_unreadable_payload_is_dropp
     assert worker.seen == [1, 1]  # delivered again after the ValueError, then handled
     assert (worker.processed, worker.failed) == (1, 2)  # failed: the first try, the unreadable
     assert info.num_pending == 0 and info.num_ack_pending == 0  # the unreadable one: dropped
+
+
+class StuckWorker(Worker):
+    """A service whose handler outlives the shutdown grace (a hung call)."""
+
+    name = "stuck"
+    shutdown_grace_s = 0.5
+
+    def __init__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(*args, **kwargs)
+        self.started = asyncio.Event()
+
+    def consumptions(self) -> list[Consumption]:
+        spec = ConsumerSpec("COMMANDS", "stuck", "mr.cmd.stuck.>", ack_wait_s=60)
+        return [Consumption(spec, handle=self.handle)]
+
+    async def handle(self, payload, msg):  # type: ignore[no-untyped-def]
+        self.started.set()
+        await asyncio.sleep(3600)
+
+
+def test_a_message_unfinished_after_the_grace_is_handed_back_at_once(tmp_path, fresh_nats):
+    """Not left to ack_wait (60 s here): the next replica gets it within seconds."""
+
+    async def go():  # type: ignore[no-untyped-def]
+        worker = StuckWorker(make_settings(tmp_path), await Bus.connect(fresh_nats.url, "stuck"))
+        running = asyncio.create_task(worker.run())
+        bus = await Bus.connect(fresh_nats.url, name="test")
+        await bus.ensure_streams()
+        await bus.publish("mr.cmd.stuck.do", {"n": 1}, msg_id="stuck-1")
+        await asyncio.wait_for(worker.started.wait(), 20)
+        worker.request_stop()
+        await asyncio.wait_for(running, 20)
+        sub = await bus.js.pull_subscribe("mr.cmd.stuck.>", durable="stuck", stream="COMMANDS")
+        started = time.monotonic()
+        msgs = await sub.fetch(1, timeout=5)
+        waited = time.monotonic() - started
+        for msg in msgs:
+            await msg.ack()
+        await bus.close()
+        return msgs, waited
+
+    msgs, waited = asyncio.run(go())
+    assert [m.metadata.num_delivered for m in msgs] == [2]
+    assert waited < 5
