@@ -657,7 +657,10 @@ def run(root: Path, app_url: str, moodle_url: str, size: dict, seed: int) -> dic
                 "mail": mail,
                 "quota": quota_figures(sink, phase, size["quota"], outcome["started_at"]),
                 "beats": {"rate_per_s": size["beats_per_s"], "acked": len(outcome["beats"].acked),
-                          "unanswered_or_error": len(outcome["beats"].uncertain)},
+                          "unanswered_or_error": len(outcome["beats"].uncertain),
+                          # below the rate asked for when the web tier could not keep up
+                          "acked_per_s": round(len(outcome["beats"].acked)
+                                               / outcome["elapsed_s"], 1)},
                 "slots": outcome["slots"],
                 "kills": [vars(k) for k in kills],
             }  # fmt: skip
