@@ -337,6 +337,8 @@ class BeatLoad:
         self.plan, self.stack, self.rate = plan, stack, rate
         self.acked: list[tuple[int, int, int, int]] = []
         self.uncertain: list[tuple[int, int, int, int]] = []
+        # When and through which web process each beat was acknowledged: for a lost one.
+        self.acked_via: dict[tuple[int, int, int, int], tuple[float, int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -363,6 +365,7 @@ class BeatLoad:
         next_at = time.monotonic() + index * interval / BEAT_CONNECTIONS
         reader = writer = None
         turn = index
+        port = 0
         while not self._stop.is_set():
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             next_at += interval
@@ -372,9 +375,8 @@ class BeatLoad:
                 if writer is None:
                     ports = self.stack.web_ports()
                     turn += 1
-                    reader, writer = await asyncio.open_connection(
-                        "127.0.0.1", ports[turn % len(ports)]
-                    )
+                    port = ports[turn % len(ports)]
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
                 assert reader is not None
                 writer.write(self.plan.request("/tracking/beat", key, t))
                 head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
@@ -385,13 +387,19 @@ class BeatLoad:
                 self.uncertain.append(beat)
                 writer = None
                 continue
-            (self.acked if int(head[9:12]) == 204 else self.uncertain).append(beat)
+            if int(head[9:12]) == 204:
+                self.acked.append(beat)
+                self.acked_via[beat] = (time.time(), port)
+            else:
+                self.uncertain.append(beat)
             if b"connection: close" in head.lower():
                 writer.close()
                 writer = None
 
 
-def beat_figures(appdb: AppDB, acked: list, uncertain: list) -> dict[str, Any]:
+def beat_figures(
+    appdb: AppDB, acked: list, uncertain: list, acked_via: dict | None = None
+) -> dict[str, Any]:
     """Acknowledged beats no stored session covers, and whether the bench users' daily
     seconds are exactly what the stored beats imply (the acknowledged ones, plus those with
     no answer that a stored session shows were stored after all)."""
@@ -420,6 +428,11 @@ def beat_figures(appdb: AppDB, acked: list, uncertain: list) -> dict[str, Any]:
         "acked": len(acked),
         "unanswered_or_error": len(uncertain),
         "acked_not_reflected": sum(not covered(beat) for beat in acked),
+        # (user, course, cm, beat time, acknowledged at (Unix time), web port) of a few
+        "acked_not_reflected_sample": [
+            [*beat, *(acked_via or {}).get(beat, (None, None))]
+            for beat in [b for b in acked if not covered(b)][:5]
+        ],
         "daily_seconds_exact": not differing,
         "daily_rows_differing": len(differing),
         "daily_seconds_expected": sum(expected.values()),
@@ -513,10 +526,11 @@ def kill(stack: Stack, what: str, rng: random.Random) -> str:
     else:
         victim = rng.choice([p for p in stack.services[what] if p.process.poll() is None])
     pid = victim.process.pid
+    port = f", port {victim.port}" if what == "web" else ""
     victim.kill()
     stack.services["scheduler" if "scheduler" in what else what].remove(victim)
     victim.stop()
-    return f"pid {pid}"
+    return f"pid {pid}{port}, at {time.time():.2f}"
 
 
 def restart(stack: Stack, what: str) -> None:
@@ -670,6 +684,7 @@ def run(root: Path, app_url: str, moodle_url: str, size: dict, seed: int) -> dic
             stack.appdb,
             [b for o in phases.values() for b in o["beats"].acked],
             [b for o in phases.values() for b in o["beats"].uncertain],
+            {k: v for o in phases.values() for k, v in o["beats"].acked_via.items()},
         )
         result["scale"] = scale_phase(stack, sink, size)
         return result
