@@ -1,4 +1,4 @@
-"""Sending one chunk of a job: claim recipients, take rate tokens, render, send, record.
+"""Sending one chunk of a job: take rate tokens, claim recipients, render, send, record.
 
 Exactly-once in practice, at-least-once at worst. Each sub-batch (one provider request) is
 claimed with a conditional UPDATE (`pending` → `sending` under a fresh claim token) before
@@ -177,6 +177,10 @@ class ChunkSender:
         for start in range(0, len(ids), size):
             group = ids[start : start + size]
             token = uuid.uuid4().hex
+            # Tokens first, then the claim: a wait for the shared quota (as long as the other
+            # replicas keep it busy) must not age a claim, or another mailer would take the
+            # recipients as a dead mailer's and send them again.
+            await self.limiter.acquire(str(config.company_id), len(group), config.rate_per_s)
             claimed = await asyncio.to_thread(self.claims.claim, templates.job_id, group, token)
             if not claimed:
                 continue
@@ -186,7 +190,6 @@ class ChunkSender:
                 )
                 if not claimed:
                     continue
-            await self.limiter.acquire(str(config.company_id), len(claimed), config.rate_per_s)
             if self.attachments is not None:
                 claimed = await self.attachments(templates, config, claimed)
             messages, unrenderable = render_messages(templates, claimed, links=self.links)

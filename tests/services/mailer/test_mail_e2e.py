@@ -113,6 +113,26 @@ def test_sigkill_of_one_mailer_mid_job_every_recipient_gets_exactly_one_email(
     assert retried, "the killed mailer's claimed recipients were sent again by the other"
 
 
+def test_waiting_for_the_shared_quota_never_ages_a_claim_into_a_second_send(
+    tmp_path, fresh_nats, appdb, smtp_sink, spawn_service
+):
+    """Two mailers, eight loops, one company's quota of 20/s and an ack wait (the claim's
+    lease) of 2 s: a loop waits seconds for tokens. Taken before its claim, that wait cannot
+    make the claim look like a dead mailer's to the other mailer."""
+    configure(appdb, COMPANY_A, "smtp", smtp_config(smtp_sink), chunk_size=20, rate_per_s=20)
+    job_id = make_job(appdb, 200, chunk_size=20)
+    env = mailer_env(tmp_path, fresh_nats.url, appdb, BUS_ACK_WAIT_S="2",
+                     MAILER_CONCURRENCY="4")  # fmt: skip
+    spawn_service("mailer", env)
+    spawn_service("mailer", env)
+    dispatch(fresh_nats.url, job_id)
+    job = wait_final(appdb, job_id, timeout_s=120)
+    assert (job.status, job.emails_sent) == ("completed", 200)
+    counts = [len(smtp_sink.received(f"learner{i}@learners.example")) for i in range(200)]
+    assert counts == [1] * 200
+    assert [r.attempts for r in recipients(appdb, job_id)] == [1] * 200
+
+
 def test_throttling_is_retried_with_backoff_and_nothing_is_lost(
     tmp_path, fresh_nats, appdb, sendgrid_server, spawn_service
 ):
