@@ -139,7 +139,7 @@ class BeatApp:
             return problem
         try:
             publisher = self.publisher or await self._connect()
-            publisher.publish_nowait(checked.payload())
+            await publisher.publish_acked(checked.payload())
         except BusUnavailable as exc:
             log.warning("heartbeat not published: %s", exc)
             return self.checks.unavailable(call)

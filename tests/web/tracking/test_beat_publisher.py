@@ -27,8 +27,9 @@ def test_on_its_loop_beats_go_out_in_groups_and_drain_waits_for_the_acks(nats_se
         bus = await Bus.connect(nats_server.url, "test")
         await bus.ensure_streams()
         publisher = BeatPublisher.on_loop(bus, SUBJECT)
-        for beat in beats(2 * MAX_BEATS_PER_MESSAGE + 500, "loop"):
-            publisher.publish_nowait(beat)
+        sent = beats(2 * MAX_BEATS_PER_MESSAGE + 500, "loop")
+        await asyncio.gather(*(publisher.publish_acked(beat) for beat in sent))
+        assert publisher.published == 2500  # every caller returned after its group was stored
         assert await publisher.drain()
         await bus.close()
         return publisher
@@ -40,25 +41,30 @@ def test_on_its_loop_beats_go_out_in_groups_and_drain_waits_for_the_acks(nats_se
     assert len({msg_id for msg_id, _ in messages}) == 3  # one message id per group
 
 
-def test_on_its_loop_a_bus_restart_delays_beats_but_loses_none(nats_server):
-    async def go() -> tuple[bool, bool, BeatPublisher]:
+def test_on_its_loop_a_caller_waits_for_the_store_and_a_bus_restart_loses_nothing(nats_server):
+    """A caller is answered only once its beat is stored: while the server is down nobody is;
+    a caller that waits past ACK_TIMEOUT_S gets BusUnavailable (503: the script sends the beat
+    again), and the group is still stored once the server is back."""
+
+    async def go() -> tuple[int, list[object], BeatPublisher]:
         bus = await Bus.connect(nats_server.url, "test")
         await bus.ensure_streams()
         publisher = BeatPublisher.on_loop(bus, SUBJECT)
         nats_server.stop()
-        for beat in beats(300, "outage"):
-            publisher.publish_nowait(beat)
-        acked_while_down = await publisher.drain(timeout_s=1.0)
+        callers = [asyncio.ensure_future(publisher.publish_acked(b)) for b in beats(300, "out")]
+        await asyncio.sleep(1.0)
+        answered_while_down = sum(c.done() for c in callers)
         await asyncio.get_running_loop().run_in_executor(None, nats_server.start)
-        acked_after = await publisher.drain(timeout_s=30.0)
+        outcomes = await asyncio.gather(*callers, return_exceptions=True)
+        assert await publisher.drain(timeout_s=30.0)
         await bus.close()
-        return acked_while_down, acked_after, publisher
+        return answered_while_down, outcomes, publisher
 
-    acked_while_down, acked_after, publisher = asyncio.run(go())
-    assert not acked_while_down and acked_after
-    assert publisher.retried >= 1
+    answered_while_down, outcomes, publisher = asyncio.run(go())
+    assert answered_while_down == 0
+    assert all(o is None or isinstance(o, BusUnavailable) for o in outcomes)
     stored = stored_beats(nats_server.url, expect=300)
-    assert sorted(b["id"] for b in stored) == [f"outage-{i:06d}" for i in range(300)]
+    assert sorted(b["id"] for b in stored) == [f"out-{i:06d}" for i in range(300)]
 
 
 def test_from_threads_beats_are_handed_to_the_bus_loop(nats_server):
@@ -85,10 +91,11 @@ def test_too_many_waiting_beats_are_refused(nats_server, monkeypatch):
         bus = await Bus.connect(nats_server.url, "test")
         await bus.ensure_streams()
         publisher = BeatPublisher.on_loop(bus, SUBJECT)
-        for beat in beats(10, "full"):
-            publisher.publish_nowait(beat)  # queued; the flush comes on a later loop turn
+        callers = [asyncio.ensure_future(publisher.publish_acked(b)) for b in beats(10, "full")]
+        await asyncio.sleep(0)  # all ten queued; the flush comes a few ms later
         with pytest.raises(BusUnavailable):
-            publisher.publish_nowait(beats(1, "one-too-many")[0])
+            await publisher.publish_acked(beats(1, "one-too-many")[0])
+        await asyncio.gather(*callers)
         assert await publisher.drain()
         await bus.close()
 
