@@ -344,7 +344,9 @@ def wait_http(base: str, timeout_s: float = 30) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--lean-connections", type=int, default=32,
+    # A beat is answered once its group is stored (a few ms): at thousands of beats a second
+    # a site has dozens of beats in flight at once, which the lean path serves concurrently.
+    parser.add_argument("--lean-connections", type=int, default=64,
                         help="concurrent connections to the lean path")  # fmt: skip
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--serve-lean", type=int, help=argparse.SUPPRESS)

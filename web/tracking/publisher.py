@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 Waiter = concurrent.futures.Future[None] | asyncio.Future[None]
 
 ACK_TIMEOUT_S = 5.0
-FLUSH_EVERY_S = 0.005
+FLUSH_EVERY_S = 0.002
 MAX_BEATS_PER_MESSAGE = 1000
 MAX_QUEUED_BEATS = 100_000
 RETRY_AFTER_S = 1.0
