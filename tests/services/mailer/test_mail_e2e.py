@@ -85,7 +85,9 @@ def test_sigkill_of_one_mailer_mid_job_every_recipient_gets_exactly_one_email(
 ):
     configure(appdb, COMPANY_A, "smtp", smtp_config(smtp_sink), chunk_size=100)
     job_id = make_job(appdb, 3000, chunk_size=100)
-    env = mailer_env(tmp_path, fresh_nats.url, appdb, BUS_ACK_WAIT_S="3")
+    # The ack wait is also the claim's lease: a live mailer's request that takes longer than it
+    # from claim to record (a loaded CI machine) is taken over as a dead one's and sent twice.
+    env = mailer_env(tmp_path, fresh_nats.url, appdb, BUS_ACK_WAIT_S="8")
     doomed = spawn_service("mailer", {**env, "MAILER_CONCURRENCY": "4"})
     # The survivor sends at most two chunks at once: with three sessions held at the gate, at
     # least one is the doomed mailer's, so it dies holding claimed recipients.
