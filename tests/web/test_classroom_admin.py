@@ -11,16 +11,15 @@ import json
 import re
 
 import pytest
-from sqlalchemy import select
 
 from common.audit import record_audit
 from common.classroom.config import stored_courses
-from common.models.access import AuditLog
 from common.models.classroom import SETTINGS_ROW, ClassroomConfig
 from common.secrets import decrypt
 from tests.common.classroom.test_client import service_account_info
 from tests.support import TEST_SECRET
 from tests.web import bus_commands
+from tests.web.app_rows import appdb, audits, stored_row
 from tests.web.bus_commands import published
 from tests.web.conftest import csrf_token
 
@@ -36,24 +35,8 @@ def no_classroom_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def appdb(app):  # type: ignore[no-untyped-def]
-    return app.extensions["manireports"].appdb
-
-
-def audits(app, action: str) -> list[AuditLog]:  # type: ignore[no-untyped-def]
-    with appdb(app).transaction() as db:
-        found = list(db.scalars(select(AuditLog).where(AuditLog.action == action)
-                                .order_by(AuditLog.id)))  # fmt: skip
-        db.expunge_all()
-    return found
-
-
 def stored(app) -> ClassroomConfig | None:  # type: ignore[no-untyped-def]
-    with appdb(app).transaction() as db:
-        row = db.get(ClassroomConfig, SETTINGS_ROW)
-        if row is not None:
-            db.expunge(row)
-    return row
+    return stored_row(app, ClassroomConfig, SETTINGS_ROW)
 
 
 def mapping(app) -> dict[int, str]:  # type: ignore[no-untyped-def]

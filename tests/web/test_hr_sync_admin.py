@@ -12,14 +12,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from common.models.access import AuditLog
 from common.models.hrsync import SETTINGS_ROW, HrSyncConfig, HrSyncCursor, HrSyncRun
 from common.secrets import decrypt
 from tests.factories.sites import NOW
 from tests.support import TEST_SECRET
 from tests.web import bus_commands
+from tests.web.app_rows import appdb, audits, stored_row
 from tests.web.bus_commands import published
 from tests.web.conftest import csrf_token
 
@@ -55,24 +54,8 @@ def no_hr_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def appdb(app):  # type: ignore[no-untyped-def]
-    return app.extensions["manireports"].appdb
-
-
-def audits(app, action: str) -> list[AuditLog]:  # type: ignore[no-untyped-def]
-    with appdb(app).transaction() as db:
-        found = list(db.scalars(select(AuditLog).where(AuditLog.action == action)
-                                .order_by(AuditLog.id)))  # fmt: skip
-        db.expunge_all()
-    return found
-
-
 def stored(app) -> HrSyncConfig | None:  # type: ignore[no-untyped-def]
-    with appdb(app).transaction() as db:
-        row = db.get(HrSyncConfig, SETTINGS_ROW)
-        if row is not None:
-            db.expunge(row)
-    return row
+    return stored_row(app, HrSyncConfig, SETTINGS_ROW)
 
 
 def set_cursor(app, since: str = "2026-11-01T00:00:00Z", offset: int = 400) -> None:  # type: ignore[no-untyped-def]
