@@ -57,7 +57,7 @@ from services.mailer.providers import (
     TransientSendError,
     get_provider,
 )
-from services.mailer.ratelimit import RateLimiter, burst_for
+from services.mailer.ratelimit import TOKENS_FRESH_S, RateLimiter, burst_for
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +181,7 @@ class ChunkSender:
             # replicas keep it busy) must not age a claim, or another mailer would take the
             # recipients as a dead mailer's and send them again.
             await self.limiter.acquire(str(config.company_id), len(group), config.rate_per_s)
+            tokens_taken_at = time.monotonic()
             claimed = await asyncio.to_thread(self.claims.claim, templates.job_id, group, token)
             if not claimed:
                 continue
@@ -193,6 +194,10 @@ class ChunkSender:
             if self.attachments is not None:
                 claimed = await self.attachments(templates, config, claimed)
             messages, unrenderable = render_messages(templates, claimed, links=self.links)
+            if messages and time.monotonic() - tokens_taken_at > TOKENS_FRESH_S:
+                # A slow claim (a busy database) would send on tokens of a moment long past,
+                # into the same window as the sends taken since: take fresh ones.
+                await self.limiter.acquire(str(config.company_id), len(messages), config.rate_per_s)
             try:
                 outcomes = await provider.send_batch(messages) if messages else []
             except (ProviderThrottled, TransientSendError) as exc:
