@@ -1,7 +1,8 @@
 """Engine factory shared by every process, for the app DB and the Moodle DB alike.
 
 MariaDB engines use utf8mb4 and recycle pooled connections before the server's wait_timeout
-closes them; SQLite engines use WAL so the web tier reads while a worker writes.
+closes them; PostgreSQL engines (psycopg 3) talk UTF-8 in UTC; SQLite engines use WAL so the
+web tier reads while a worker writes.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from common.settings import SettingsError
@@ -22,12 +23,30 @@ def make_engine(url: str, *, read_only: bool = False, **kwargs: object) -> Engin
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, read_only=read_only, **kwargs)
+    if parsed.get_backend_name() == "postgresql":
+        return _postgres_engine(parsed, read_only=read_only, **kwargs)
     if "charset" not in parsed.query:
         parsed = parsed.update_query_dict({"charset": "utf8mb4"})
     return create_engine(
         parsed,
         pool_recycle=POOL_RECYCLE_S,
         pool_pre_ping=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+def _postgres_engine(parsed: URL, *, read_only: bool, **kwargs: object) -> Engine:
+    """PostgreSQL through psycopg 3: UTF-8 on the wire and UTC timestamps whatever the server's
+    defaults; a read-only engine's sessions refuse writes (default_transaction_read_only)."""
+    options = "-c client_encoding=UTF8 -c timezone=UTC"
+    if read_only:
+        options += " -c default_transaction_read_only=on"
+    connect_args = {"options": options, **kwargs.pop("connect_args", {})}  # type: ignore[dict-item]
+    return create_engine(
+        parsed,
+        pool_recycle=POOL_RECYCLE_S,
+        pool_pre_ping=True,
+        connect_args=connect_args,
         **kwargs,  # type: ignore[arg-type]
     )
 

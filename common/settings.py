@@ -21,7 +21,9 @@ class SettingsError(Exception):
 
 
 ENVIRONMENTS = ("development", "production")
-SUPPORTED_DB_BACKENDS = ("sqlite", "mysql", "mariadb")
+SUPPORTED_DB_BACKENDS = ("sqlite", "mysql", "mariadb", "postgresql")
+# The one DB-API driver each server backend is used through (installed with the package).
+_DRIVERS = {"mysql": "pymysql", "mariadb": "pymysql", "postgresql": "psycopg"}
 
 
 @dataclass(frozen=True)
@@ -149,10 +151,12 @@ def _db_url(name: str, value: str) -> str:
     backend = url.get_backend_name()
     if backend not in SUPPORTED_DB_BACKENDS:
         raise SettingsError(
-            f"{name}: unsupported database {backend!r} (use sqlite:/// or mysql+pymysql://)"
+            f"{name}: unsupported database {backend!r} "
+            "(use sqlite:///, mysql+pymysql:// or postgresql+psycopg://)"
         )
-    if backend != "sqlite" and url.get_driver_name() not in ("pymysql", None):
-        raise SettingsError(f"{name}: use the pymysql driver (mysql+pymysql://…)")
+    driver = _DRIVERS.get(backend)
+    if driver and url.get_driver_name() != driver:
+        raise SettingsError(f"{name}: use the {driver} driver ({backend}+{driver}://…)")
     return value
 
 

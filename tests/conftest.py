@@ -1,4 +1,5 @@
-"""Shared fixtures: a real nats-server, app databases on SQLite and (when set) MariaDB."""
+"""Shared fixtures: a real nats-server, app and Moodle databases on SQLite and (when set) on
+MariaDB (MANIREPORTS_TEST_MARIADB_URL) and PostgreSQL (MANIREPORTS_TEST_POSTGRES_URL)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,10 @@ pytest_plugins = ["tests.fakes.fixtures"]
 
 MARIADB_URL = os.environ.get("MANIREPORTS_TEST_MARIADB_URL")
 requires_mariadb = pytest.mark.skipif(not MARIADB_URL, reason="MANIREPORTS_TEST_MARIADB_URL unset")
+POSTGRES_URL = os.environ.get("MANIREPORTS_TEST_POSTGRES_URL")
+requires_postgres = pytest.mark.skipif(
+    not POSTGRES_URL, reason="MANIREPORTS_TEST_POSTGRES_URL unset"
+)
 
 
 @pytest.fixture(scope="session")
@@ -46,19 +51,45 @@ def _mariadb_database(prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
-BOTH_DATABASES = ["sqlite", pytest.param("mariadb", marks=requires_mariadb)]
+def _postgres_database(prefix: str) -> Iterator[str]:
+    """A fresh database on the PostgreSQL server, dropped afterwards (WITH FORCE: a test's
+    engine left open does not keep it). Cloned from template0, which nobody connects to, so
+    parallel workers may create theirs at the same time."""
+    assert POSTGRES_URL
+    server = make_url(POSTGRES_URL)
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+# Every DB test runs on each of these: SQLite always, the servers when their URL is set.
+ALL_DATABASES = [
+    "sqlite",
+    pytest.param("mariadb", marks=requires_mariadb),
+    pytest.param("postgres", marks=requires_postgres),
+]
+BOTH_DATABASES = ALL_DATABASES  # the older name, still imported by some tests
 
 
 def _empty_database(backend: str, tmp_path: Path, name: str) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / f'{name}.db'}"
+    elif backend == "postgres":
+        yield from _postgres_database(f"mr_{name}")
     else:
         yield from _mariadb_database(f"mr_{name}")
 
 
-@pytest.fixture(params=BOTH_DATABASES)
+@pytest.fixture(params=ALL_DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty app database URL, on SQLite and (when configured) on MariaDB."""
+    """An empty app database URL, on SQLite and (when configured) on MariaDB and PostgreSQL."""
     yield from _empty_database(request.param, tmp_path, "app")
 
 
@@ -83,13 +114,13 @@ def spawn_service(tmp_path: Path) -> Iterator:
         proc.stop()
 
 
-@pytest.fixture(params=BOTH_DATABASES)
+@pytest.fixture(params=ALL_DATABASES)
 def moodle_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty Moodle database URL, on SQLite and (when configured) on MariaDB."""
+    """An empty Moodle database URL, on SQLite and (when configured) on MariaDB and PostgreSQL."""
     yield from _empty_database(request.param, tmp_path, "moodle")
 
 
 @pytest.fixture
 def site(moodle_url: str) -> Site:
-    """The two-company site of tests/factories/sites.py, on SQLite and on MariaDB."""
+    """The two-company site of tests/factories/sites.py, on each database."""
     return build_site(moodle_url)

@@ -30,7 +30,7 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql.type_api import TypeEngine
 
@@ -70,7 +70,8 @@ def iomad_table_names() -> frozenset[str]:
 
 
 def column_type(spec: dict[str, Any]) -> TypeEngine[Any]:
-    """The SQLAlchemy type for one schema.json column, with MariaDB's exact physical type."""
+    """The SQLAlchemy type for one schema.json column, with MariaDB's exact physical type; the
+    generic types are already PostgreSQL's (`postgres_type`: BIGSERIAL, SMALLINT, TEXT, …)."""
     xmldb = spec["type"]
     length: int = spec.get("length") or 0
     if xmldb == "int":
@@ -96,7 +97,12 @@ def column_type(spec: dict[str, Any]) -> TypeEngine[Any]:
     if xmldb == "float":
         decimals = spec.get("decimals")
         physical = mysql.FLOAT() if decimals is not None and decimals < 6 else mysql.DOUBLE()
-        return Float().with_variant(physical, *_MYSQL)
+        on_postgres: TypeEngine[Any] = (
+            postgresql.REAL()
+            if isinstance(physical, mysql.FLOAT)
+            else postgresql.DOUBLE_PRECISION()
+        )
+        return Float().with_variant(physical, *_MYSQL).with_variant(on_postgres, "postgresql")
     if xmldb == "char":
         return String(length)
     if xmldb == "text":
@@ -239,3 +245,23 @@ def create_indexes(connection: Connection, tables: Iterable[Table]) -> None:
     for table in tables:
         for index in sorted(table.indexes, key=lambda index: index.name or ""):
             index.create(connection)
+
+
+def sync_id_sequences(connection: Connection, tables: Iterable[Table]) -> None:
+    """On PostgreSQL, move each table's id sequence past the ids inserted explicitly (a bulk
+    load, fixed ids such as the site course), as Moodle's own restore does; the next row
+    inserted without an id would otherwise collide. Nothing to do elsewhere: MariaDB's
+    AUTO_INCREMENT and SQLite's rowid follow the largest id by themselves."""
+    if connection.dialect.name != "postgresql":
+        return
+    for table in tables:
+        if "id" not in table.c or not table.c.id.autoincrement:
+            continue
+        name = connection.dialect.identifier_preparer.quote(table.name)
+        connection.execute(
+            text(
+                f"SELECT setval(pg_get_serial_sequence(:table, 'id'), "  # noqa: S608 - quoted name
+                f"COALESCE(MAX(id), 0) + 1, false) FROM {name}"
+            ),
+            {"table": name},
+        )

@@ -25,7 +25,9 @@ def test_defaults_describe_the_embedded_run(tmp_path):
     ("variable", "value", "fragment"),
     [
         ("DATABASE_URL", "not a url", "cannot parse"),
-        ("DATABASE_URL", "postgresql://x/y", "unsupported database"),
+        ("DATABASE_URL", "oracle://x/y", "unsupported database"),
+        ("DATABASE_URL", "postgresql+psycopg2://x/y", "psycopg"),
+        ("MOODLE_DATABASE_URL", "postgresql+asyncpg://x/y", "psycopg"),
         ("MOODLE_DATABASE_URL", "mysql+mysqldb://root@h/db", "pymysql"),
         ("NATS_URL", "http://localhost:4222", "nats://"),
         ("WEB_PORT", "eighty", "whole number"),
@@ -100,3 +102,12 @@ def test_cli_reports_an_unreachable_database_in_one_line(tmp_path):
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("manireports: configuration error: DATABASE_URL: cannot connect")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "url", ["postgresql+psycopg://ro@db/moodle", "mysql+pymysql://ro@db/moodle", "sqlite:///x.db"]
+)
+def test_each_supported_database_url_is_accepted(tmp_path, url):
+    settings = load_settings(env(tmp_path, MOODLE_DATABASE_URL=url, DATABASE_URL=url))
+    assert settings.moodle_database_url == url
+    assert settings.database_url == url

@@ -49,7 +49,12 @@ from common.moodle.demo.site import (
     role_rows,
     site_course_row,
 )
-from common.moodle.tables import MoodleTables, ScormLayout, recreate_site_tables
+from common.moodle.tables import (
+    MoodleTables,
+    ScormLayout,
+    recreate_site_tables,
+    sync_id_sequences,
+)
 
 DEFAULT_PASSWORD = "Test-Password-1"
 _SALTS = random.SystemRandom()
@@ -110,6 +115,11 @@ class MoodleFactory:
                 self.tables.context.insert(),
                 [{"id": 1, "contextlevel": SYSTEM, "instanceid": 0, "path": "/1", "depth": 1}],
             )
+            sync_id_sequences(
+                connection,
+                [self.tables[name] for name in ("config", "config_plugins", "role", "modules",
+                                                "course", "context")],
+            )  # fmt: skip
         self._context(COURSE, SITE_COURSE_ID)
         self.user(id=GUEST_ID, username="guest", firstname="Guest user", lastname=" ")
         self.user(id=ADMIN_ID, username="admin", firstname="Admin", lastname="User")
@@ -121,6 +131,8 @@ class MoodleFactory:
         """Insert one row into a Moodle table (unprefixed name); returns its id."""
         with self.engine.begin() as connection:
             result = connection.execute(self.tables[table].insert().values(**values))
+            if "id" in values:  # a fixed id: the next one the database picks comes after it
+                sync_id_sequences(connection, [self.tables[table]])
             return int(result.inserted_primary_key[0])
 
     def context_id(self, level: int, instance: int) -> int:

@@ -16,7 +16,7 @@ from sqlalchemy import (
     inspect,
     select,
 )
-from sqlalchemy.dialects import mysql
+from sqlalchemy.dialects import mysql, postgresql
 
 from common.db import make_engine
 from common.moodle import MoodleSource, MoodleTables, SiteFeatures, moodle_metadata
@@ -58,6 +58,10 @@ def test_columns_match_schema(table):
             assert (typ.precision, typ.scale) == (column["length"], column["decimals"]), name
         # MariaDB gets exactly the type Moodle's DDL generator writes.
         assert typ.compile(dialect=mysql.dialect()).replace(" ", "") == column["mysql_type"], name
+        # PostgreSQL too (BIGSERIAL is a BIGINT column that SERIAL's DDL gives a sequence).
+        on_postgres = typ.compile(dialect=postgresql.dialect()).replace(" ", "")
+        expected_pg = column["postgres_type"].replace("BIGSERIAL", "BIGINT").replace(" ", "")
+        assert on_postgres == expected_pg, name
         assert _default_text(defined.c[name]) == _expected_default(column), name
 
 
@@ -133,8 +137,14 @@ def test_created_tables_have_every_column_and_index(moodle_databases):
             for column in SCHEMA[name]["columns"]:
                 reflected = columns[column["name"]]
                 assert reflected["nullable"] is not column["notnull"]
-                if engine.dialect.name != "sqlite":
-                    physical = reflected["type"].compile(dialect=engine.dialect)
+                physical = reflected["type"].compile(dialect=engine.dialect)
+                if engine.dialect.name == "postgresql":
+                    expected = column["postgres_type"]
+                    if expected == "BIGSERIAL":  # reflected as what it is: a BIGINT from nextval
+                        expected = "BIGINT"
+                        assert "nextval" in reflected["default"], column["name"]
+                    assert physical.replace(" ", "") == expected.replace(" ", ""), column["name"]
+                elif engine.dialect.name != "sqlite":
                     assert physical.replace(" ", "") == column["mysql_type"], column["name"]
             indexed = {tuple(i["column_names"]) for i in inspector.get_indexes(prefix + name)}
             assert indexed == {tuple(i["columns"]) for i in SCHEMA[name]["indexes"]}
