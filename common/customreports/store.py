@@ -29,6 +29,7 @@ from common.customsql.params import (
     declare_params,
     parse_param_values,
 )
+from common.customsql.site_dialect import report_dialect
 from common.customsql.validator import CheckedQuery, validate
 from common.errors import FieldError, raise_all
 from common.models.base import utcnow
@@ -59,13 +60,14 @@ def columns_from_json(text: str | None) -> list[dict[str, str]]:
     return list(json.loads(text or "[]"))
 
 
-def check_sql(sql_text: str, prefix: str) -> CheckedQuery:
-    """The validator's verdict, with a size limit first (QueryRejected names the place)."""
+def check_sql(sql_text: str, prefix: str, dialect: str = "mysql") -> CheckedQuery:
+    """The validator's verdict, with a size limit first (QueryRejected names the place);
+    ``dialect`` is the one the SQL is written in (common.customsql.site_dialect)."""
     if len(sql_text) > SQL_MAX:
         raise FieldError("sql", f"at most {SQL_MAX:,} characters")
     if not sql_text.strip():
         raise FieldError("sql", "write one SELECT statement")
-    return validate(sql_text, prefix)
+    return validate(sql_text, prefix, dialect)
 
 
 def save_report(
@@ -99,7 +101,8 @@ def save_report(
     checked: CheckedQuery | None = None
     declared: list[QueryParam] = []
     try:
-        checked = check_sql(sql_text, source.prefix if source else "mdl_")
+        dialect = report_dialect(source, kind) if source else "mysql"
+        checked = check_sql(sql_text, source.prefix if source else "mdl_", dialect)
         declared = declare_params(checked, params)
     except FieldError as exc:  # QueryRejected is one
         errors.append(exc)

@@ -29,6 +29,7 @@ from common.customsql.params import (
     check_in_scope,
     parse_param_values,
 )
+from common.customsql.site_dialect import report_dialect
 from common.customsql.validator import CheckedQuery, validate
 from common.errors import FieldError
 from common.ids import parse_id
@@ -129,6 +130,7 @@ class StoredReport(Report):
     report_id: ClassVar[int]
     company_safe: ClassVar[bool]
     sql_text: ClassVar[str]
+    sql_kind: ClassVar[str]  # "sql" (the site's dialect) or "builder" (compiled to MySQL)
     declared: ClassVar[tuple[QueryParam, ...]]
     result_names: ClassVar[dict[str, str]]  # column key -> the name the SQL gives it
 
@@ -150,6 +152,7 @@ class StoredReport(Report):
             "default_sort": columns[0].key if columns else "",
             "row_key": tuple(c.key for c in columns), "report_id": row.id,
             "company_safe": bool(row.company_safe), "sql_text": row.sql_text,
+            "sql_kind": row.kind,
             "declared": declared,
             "result_names": {c["key"]: c.get("name") or c["label"] for c in stored},
         }  # fmt: skip
@@ -200,7 +203,8 @@ class StoredReport(Report):
 
     def run(self, ctx: RunContext, params: Mapping[str, Any]) -> ReportData:
         bound = self.bind_company(params, ctx.scope)
-        checked = validate(self.sql_text, ctx.source.prefix)
+        dialect = report_dialect(ctx.source, self.sql_kind)
+        checked = validate(self.sql_text, ctx.source.prefix, dialect)
         has_company = any(_company(p) for p in self.declared)
         for param in self.declared:
             if _company(param) and param.required and bound.get(param.name) is None:

@@ -8,6 +8,11 @@ forms; other MySQL-only functions (LPAD, STDDEV, REGEXP …) print as they are a
 MariaDB/MySQL. The rewrite edits the tree rather than subclassing sqlglot's generator, so it
 also works with sqlglot's compiled build (sqlglotc). A colon that would start `:name` inside
 quoted text is escaped as `\\:`, since SQLAlchemy's text() would take it for a bind.
+
+For PostgreSQL the tree is either PostgreSQL's own (a PostgreSQL site's custom SQL) or MySQL's
+(the report builder's), which sqlglot transpiles; the one MySQL call it leaves as it is and
+PostgreSQL lacks, UNIX_TIMESTAMP(), becomes EXTRACT(EPOCH …). sqlglot prints a placeholder as
+psycopg's `%(name)s`; it is kept as `:name` for SQLAlchemy's text().
 """
 
 from __future__ import annotations
@@ -173,15 +178,35 @@ def _for_sqlite(node: exp.Expr) -> exp.Expr | None:
 
 def sqlite_tree(tree: exp.Expr) -> exp.Expr:
     """A copy of the tree with the MySQL functions SQLite lacks rewritten, innermost first."""
+    return _rewritten(tree, _for_sqlite)
+
+
+def _for_postgres(node: exp.Expr) -> exp.Expr | None:
+    """PostgreSQL's form of one node, or None when sqlglot prints it right."""
+    if isinstance(node, exp.Placeholder) and isinstance(node.this, str) and node.this:
+        return exp.Var(this=f":{node.this}")
+    if isinstance(node, exp.Anonymous) and node.name.upper() == "UNIX_TIMESTAMP":
+        moment = node.expressions[0] if node.expressions else exp.CurrentTimestamp()
+        epoch = exp.Extract(this=exp.var("EPOCH"), expression=moment)
+        return exp.Cast(this=epoch, to=exp.DataType.build("BIGINT"))
+    return None
+
+
+def _rewritten(tree: exp.Expr, rewrite: Callable[[exp.Expr], exp.Expr | None]) -> exp.Expr:
+    """A copy of the tree with ``rewrite`` applied to every node, innermost first."""
     root = tree.copy()
     for node in reversed(list(root.walk(bfs=False))):
-        replacement = _for_sqlite(node)
+        replacement = rewrite(node)
         if replacement is not None:
             if node is root:
                 root = replacement
             else:
                 node.replace(replacement)
     return root
+
+
+def postgres_tree(tree: exp.Expr) -> exp.Expr:
+    return _rewritten(tree, _for_postgres)
 
 
 _DIALECTS = {"mysql": MySQL(), "sqlite": SQLite(), "postgres": Postgres()}
@@ -208,6 +233,8 @@ def generator_for(dialect: str) -> Callable[[exp.Expr], str]:
     def generate(tree: exp.Expr) -> str:
         if dialect == "sqlite":
             text = printer.generate(sqlite_tree(tree), copy=False, comments=False)
+        elif dialect == "postgres":
+            text = printer.generate(postgres_tree(tree), copy=False, comments=False)
         else:
             text = printer.generate(tree, comments=False)
         return quoted.sub(_escape_colons, text) if ":" in text else text

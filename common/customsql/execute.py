@@ -1,9 +1,11 @@
 """Running a validated custom query on the Moodle database, within limits.
 
-Every run is read-only (MariaDB/MySQL: a READ ONLY transaction; SQLite: `query_only`), has a
-server-side time limit (MariaDB: `SET STATEMENT max_statement_time=… FOR …`; MySQL:
-`max_execution_time`; SQLite: a progress handler that interrupts past the deadline) and a row
-cap (fetch one row more than the cap to tell that there were more). Values are bound by the
+Every run is read-only (MariaDB/MySQL and PostgreSQL: a READ ONLY transaction; SQLite:
+`query_only`), has a server-side time limit (MariaDB: `SET STATEMENT max_statement_time=… FOR …`;
+MySQL: `max_execution_time`; PostgreSQL: `SET LOCAL statement_timeout`; SQLite: a progress
+handler that interrupts past the deadline) and a row cap (fetch one row more than the cap to
+tell that there were more; PostgreSQL streams rows from a server-side cursor, so no more than
+that leave the server). Values are bound by the
 driver, never written into the SQL. A query stopped by its limit raises `QueryTimeout`, is
 logged, and its connection goes back to the pool in working order.
 
@@ -24,6 +26,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import DBAPIError
 
+from common.customsql.site_dialect import printed_dialect
 from common.errors import FieldError
 from common.moodle import MoodleSource
 
@@ -35,6 +38,8 @@ COLUMNS_TTL_S = 300.0  # a query's result columns change only when its SQL does
 SQLITE_CHECK_EVERY = 1000  # virtual machine steps between deadline checks (~microseconds)
 # MariaDB ER_STATEMENT_TIMEOUT, MySQL ER_QUERY_TIMEOUT
 _TIMEOUT_CODES = {1969, 3024}
+_PG_QUERY_CANCELED = "57014"  # SQLSTATE of a statement stopped by statement_timeout
+_PG_FETCH_BATCH = 1000  # rows per round trip from PostgreSQL's server-side cursor
 _DUPLICATE_COLUMN = 1060  # MariaDB/MySQL ER_DUP_FIELDNAME: a derived table's names must differ
 _WINDOW_LIMIT, _WINDOW_OFFSET = "manireports_window_limit", "manireports_window_offset"
 
@@ -194,12 +199,7 @@ def _check_limits(timeout_s: float, max_rows: int) -> None:
 
 
 def _dialect(source: MoodleSource) -> str:
-    name = source.engine.dialect.name
-    if name in ("mysql", "mariadb"):
-        return "mysql"
-    if name == "sqlite":
-        return "sqlite"
-    raise FieldError("sql", f"custom SQL runs on MariaDB, MySQL or SQLite, not {name}")
+    return printed_dialect(source)
 
 
 def _binds(checked: _Checked, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -231,7 +231,7 @@ def _limited(
     prefix to put before the SELECT (MariaDB's `SET STATEMENT … FOR `). Database errors leave
     as QueryTimeout or QueryFailed; the connection is rolled back and returned healthy."""
     with source.engine.connect() as conn:
-        limits = _SQLITE if conn.dialect.name == "sqlite" else _MYSQL
+        limits = _LIMITS.get(conn.dialect.name, _MYSQL)
         try:
             with limits(conn, timeout_s, row_cap) as prefix:
                 yield conn, prefix
@@ -264,6 +264,8 @@ def _timed_out(exc: DBAPIError) -> bool:
     orig = exc.orig
     if isinstance(orig, sqlite3.OperationalError):
         return str(orig) == "interrupted"
+    if type(orig).__module__.startswith("psycopg"):  # PostgreSQL: by SQLSTATE, not a code
+        return getattr(orig, "sqlstate", None) == _PG_QUERY_CANCELED
     return bool(orig is not None and orig.args and orig.args[0] in _TIMEOUT_CODES)
 
 
@@ -313,5 +315,24 @@ def _sqlite_limits(conn: Connection, timeout_s: float, row_cap: int) -> Iterator
             conn.exec_driver_sql("PRAGMA query_only=OFF")
 
 
+@contextmanager
+def _postgres_limits(conn: Connection, timeout_s: float, row_cap: int) -> Iterator[str]:
+    """A READ ONLY transaction whose settings die with it (`SET LOCAL`): the statement time
+    limit, an idle limit should a run stall between fetches, and standard_conforming_strings,
+    so quoted text means what the validator's printing meant. Rows are streamed from a
+    server-side cursor so that no more than the cap is read into memory."""
+    limit_ms = max(1, int(timeout_s * 1000))
+    conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # the transaction psycopg opened
+    conn.exec_driver_sql(f"SET LOCAL statement_timeout = {limit_ms}")
+    conn.exec_driver_sql(f"SET LOCAL idle_in_transaction_session_timeout = {limit_ms + 60_000}")
+    conn.exec_driver_sql("SET LOCAL standard_conforming_strings = on")
+    conn.execution_options(stream_results=True, max_row_buffer=min(row_cap, _PG_FETCH_BATCH))
+    try:
+        yield ""
+    finally:
+        conn.rollback()
+
+
 _MYSQL = _mysql_limits
 _SQLITE = _sqlite_limits
+_LIMITS = {"sqlite": _sqlite_limits, "postgresql": _postgres_limits}

@@ -11,10 +11,14 @@ from functools import lru_cache
 
 from sqlglot import exp
 from sqlglot.dialects.mysql import MySQL
+from sqlglot.dialects.postgres import Postgres
 
-from common.customsql.whitelist import FUNCTION_EXAMPLES
+from common.customsql.whitelist import FUNCTION_EXAMPLES, PG_FUNCTION_EXAMPLES
 
-_MYSQL = MySQL()
+# The dialects the validator parses in: MySQL (MariaDB/MySQL sites, and the SQLite demo site,
+# whose authors write MySQL) and PostgreSQL.
+PARSERS = {"mysql": MySQL(), "postgres": Postgres()}
+_EXAMPLES = {"mysql": FUNCTION_EXAMPLES, "postgres": PG_FUNCTION_EXAMPLES}
 
 STATEMENT_ROOTS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
 
@@ -98,6 +102,17 @@ PLAIN_NODES: frozenset[type[exp.Expr]] = frozenset(
     }
 )
 
+# What only PostgreSQL's grammar makes: `a || b`, ILIKE, IS DISTINCT FROM, an aggregate's
+# FILTER (WHERE …), AT TIME ZONE.
+PG_PLAIN_NODES: frozenset[type[exp.Expr]] = PLAIN_NODES | {
+    exp.DPipe,
+    exp.ILike,
+    exp.NullSafeNEQ,
+    exp.Filter,
+    exp.AtTimeZone,
+}
+PLAIN_BY_DIALECT = {"mysql": PLAIN_NODES, "postgres": PG_PLAIN_NODES}
+
 # Functions that are syntax rather than a name an author looks up.
 SYNTAX_FUNCTIONS: frozenset[type[exp.Expr]] = frozenset(
     {exp.Exists, exp.Case, exp.If, exp.Cast, exp.Extract, exp.Count, exp.JSONExtract}
@@ -120,12 +135,12 @@ SELECT_ARG_NAMES = {
 TABLE_ARGS = frozenset({"this", "alias", "db", "catalog", "joins"})  # joins: FROM (a JOIN b)
 
 
-@lru_cache(maxsize=1)
-def allowed_function_kinds() -> frozenset[type[exp.Expr]]:
-    """The sqlglot node kinds the allowed function names become in the MySQL dialect."""
+@lru_cache(maxsize=2)
+def allowed_function_kinds(dialect: str = "mysql") -> frozenset[type[exp.Expr]]:
+    """The sqlglot node kinds the allowed function names become in the dialect."""
     kinds: set[type[exp.Expr]] = set(SYNTAX_FUNCTIONS)
-    for example in FUNCTION_EXAMPLES.values():
-        tree = _MYSQL.parse(f"SELECT {example}")[0]
+    for example in _EXAMPLES[dialect].values():
+        tree = PARSERS[dialect].parse(f"SELECT {example}")[0]
         assert tree is not None
         for node in tree.walk():
             if isinstance(node, exp.Func) and not isinstance(node, exp.Anonymous):

@@ -6,6 +6,11 @@ quotes, MySQL executable comments (`/*! … */`, `/*M! … */`), a `/*` inside a
 comments never closed, a second statement after `;`, and a first word that is not SELECT or
 WITH. Moodle's `{table}` becomes `` `table` `` (same length, so positions hold) and the places of
 those names are kept, as are the `:name` placeholders in order of first use.
+
+PostgreSQL's text is read by its own rules: quoted text without backslash escapes (runs set
+standard_conforming_strings; E'…' text is refused by the validator), "double-quoted" names,
+`--` starting a comment anywhere, no `#` comments, `::` a cast (never a `:name`), and
+dollar-quoted text (`$$ … $$`) refused. `{table}` becomes `"table"`.
 """
 
 from __future__ import annotations
@@ -34,6 +39,23 @@ _PIECES = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
+_PG_PIECES = re.compile(
+    r"""
+      (?P<squote>'(?:[^']|'')*')
+    | (?P<dquote>"(?:[^"]|"")*")
+    | (?P<block>/\*.*?\*/)
+    | (?P<line>--[^\n]*)
+    | (?P<brace>\{[^{}\s'"`]*\})
+    | (?P<cast>::)
+    | (?P<param>:[A-Za-z_][A-Za-z0-9_]*)
+    | (?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)
+    | (?P<semi>;)
+    | (?P<open>['"]|/\*)
+    | (?P<code>[^'"/{:;$-]+|.)
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_QUOTE_NAME = {"mysql": "`", "postgres": '"'}
 _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 _NON_ASCII_CODE = re.compile(r"[^\x09\x0a\x0d\x20-\x7e]")
 _WORD = re.compile(r"[A-Za-z0-9_]+")
@@ -51,7 +73,7 @@ class Scanned:
         return line, offset - (self.source.rfind("\n", 0, offset) + 1) + 1
 
 
-def scan(sql: str) -> Scanned:
+def scan(sql: str, dialect: str = "mysql") -> Scanned:
     if not isinstance(sql, str):
         raise QueryRejected("the query must be text")
     if len(sql) > MAX_SQL_BYTES or len(sql.encode("utf-8", "surrogatepass")) > MAX_SQL_BYTES:
@@ -72,7 +94,8 @@ def scan(sql: str) -> Scanned:
     pieces: list[str] = []
     statement_ended_at: int | None = None
     first_word = True
-    for match in _PIECES.finditer(sql):
+    pieces_of = _PG_PIECES if dialect == "postgres" else _PIECES
+    for match in pieces_of.finditer(sql):
         kind, piece, start = match.lastgroup, match.group(), match.start()
         if statement_ended_at is not None and kind not in ("block", "line") and piece.strip():
             raise QueryRejected(
@@ -99,10 +122,16 @@ def scan(sql: str) -> Scanned:
                     f"`{piece}` is not a Moodle table name", *_at(scanned, start), name=piece
                 )
             scanned.braced.add(start)
-            piece = f"`{name}`"
+            piece = f"{_QUOTE_NAME[dialect]}{name}{_QUOTE_NAME[dialect]}"
         elif kind == "param":
             if piece[1:] not in scanned.params:
                 scanned.params.append(piece[1:])
+        elif kind == "dollar":
+            raise QueryRejected(
+                "dollar-quoted text ($$ … $$) is not allowed: write 'quoted text'",
+                *_at(scanned, start),
+                name=piece,
+            )
         elif kind == "semi":
             statement_ended_at = start
         elif kind == "open":

@@ -1,11 +1,15 @@
 """Is this custom SQL one read-only SELECT over the report tables? Parse, walk once, say why not.
 
-`validate(sql, prefix)` checks the raw text (length, NUL and bidi characters, executable comments,
-a second statement), parses it with sqlglot's MySQL dialect, and walks the tree once against
+`validate(sql, prefix, dialect)` checks the raw text (length, NUL and bidi characters, executable
+comments, a second statement), parses it in the site's dialect — sqlglot's MySQL for MariaDB,
+MySQL and the SQLite demo site, its `postgres` for PostgreSQL — and walks the tree once against
 allow-lists (statement and node kinds, common.customsql.whitelist's tables and functions,
-credential columns). What passes is a `CheckedQuery` whose `sql_for(dialect)` prints the checked
-tree again — comments and hints gone, tables prefixed — so the database runs exactly what was
-checked, never the author's text.
+credential columns); a known danger is refused with its reason (common.customsql.dangers).
+PostgreSQL adds its own checks: no catalog schemas, reg*/oid casts, system columns, bare
+`user`-style words, whole-row references (`SELECT u FROM {user} u` would carry the password),
+and names compared as PostgreSQL folds them (unquoted lower case). What passes is a
+`CheckedQuery` whose `sql_for(dialect)` prints the checked tree again — comments and hints
+gone, tables prefixed — so the database runs exactly what was checked, never the author's text.
 """
 
 from __future__ import annotations
@@ -14,18 +18,23 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from sqlglot import exp
-from sqlglot.dialects.mysql import MySQL
 from sqlglot.errors import ParseError, TokenError
 
-from common.customsql import grammar
+from common.customsql import dangers, grammar
 from common.customsql.dialects import generator_for
 from common.customsql.rawtext import MAX_SQL_BYTES, Scanned, scan
 from common.customsql.rejected import QueryRejected
-from common.customsql.whitelist import ALLOWED_FUNCTIONS, CREDENTIAL_COLUMNS, REPORT_TABLES
+from common.customsql.whitelist import CREDENTIAL_COLUMNS, REPORT_TABLES, allowed_functions
 
 __all__ = ["MAX_SQL_BYTES", "CheckedQuery", "QueryRejected", "validate"]
 
-_MYSQL = MySQL()
+_T = exp.DataType.Type
+# What a PostgreSQL report may cast to: plain values, never a catalog lookup (regclass, oid …).
+_PG_CAST_TYPES = frozenset(
+    {_T.TEXT, _T.VARCHAR, _T.CHAR, _T.NAME, _T.SMALLINT, _T.INT, _T.BIGINT, _T.DECIMAL}
+    | {_T.FLOAT, _T.DOUBLE, _T.BOOLEAN, _T.DATE, _T.TIME, _T.TIMESTAMP, _T.TIMESTAMPTZ}
+    | {_T.INTERVAL, _T.JSON, _T.JSONB}
+)
 _WITH_HOLDERS = (exp.Select, exp.Union, exp.Intersect, exp.Except, exp.Subquery)
 _CREDENTIAL_NAMES = frozenset(name for names in CREDENTIAL_COLUMNS.values() for name in names)
 
@@ -38,6 +47,7 @@ class CheckedQuery:
     params: tuple[str, ...]
     tables: frozenset[str]
     tree: exp.Expr = field(repr=False, compare=False)
+    dialect: str = "mysql"  # the dialect it was written and parsed in
     _printed: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def sql_for(self, dialect: str) -> str:
@@ -50,16 +60,22 @@ class CheckedQuery:
         return printed
 
 
-def validate(sql: str, prefix: str = "mdl_") -> CheckedQuery:
-    """The checked query, or QueryRejected naming what was refused and where."""
-    return _validate(sql, prefix)
+def validate(sql: str, prefix: str = "mdl_", dialect: str = "mysql") -> CheckedQuery:
+    """The checked query, or QueryRejected naming what was refused and where. ``dialect`` is
+    the one the author writes in: "mysql" or "postgres" (common.customsql.execute's
+    `written_dialect(source)` gives a site's)."""
+    if dialect not in grammar.PARSERS:
+        raise ValueError(
+            f"no SQL validator for {dialect!r}: use one of {', '.join(grammar.PARSERS)}"
+        )
+    return _validate(sql, prefix, dialect)
 
 
 @lru_cache(maxsize=64)
-def _validate(sql: str, prefix: str) -> CheckedQuery:
-    scanned = scan(sql)
+def _validate(sql: str, prefix: str, dialect: str) -> CheckedQuery:
+    scanned = scan(sql, dialect)
     try:
-        statements = _MYSQL.parse(scanned.text)
+        statements = grammar.PARSERS[dialect].parse(scanned.text)
     except ParseError as error:
         first = error.errors[0] if error.errors else {}
         near = (first.get("highlight") or "").strip()
@@ -76,27 +92,48 @@ def _validate(sql: str, prefix: str) -> CheckedQuery:
     if len(statements) != 1 or statements[0] is None:
         raise QueryRejected("give exactly one SELECT statement", 1, 1)
     tree = statements[0]
-    walk = _Walk(scanned, prefix)
+    walk = _Walk(scanned, prefix, dialect)
     try:
         walk.check(tree)
     except RecursionError:
         raise QueryRejected("the query is nested too deeply to check") from None
     params = tuple(name for name in scanned.params if name in walk.params)
-    return CheckedQuery(source=sql, params=params, tables=frozenset(walk.tables), tree=tree)
+    tables = frozenset(walk.tables)
+    return CheckedQuery(source=sql, params=params, tables=tables, tree=tree, dialect=dialect)
 
 
 class _Walk:
-    def __init__(self, scanned: Scanned, prefix: str) -> None:
+    def __init__(self, scanned: Scanned, prefix: str, dialect: str) -> None:
         self.scanned = scanned
         self.prefix = prefix.lower()
+        self.dialect = dialect
+        self.postgres = dialect == "postgres"
         self.tables: set[str] = set()
         self.params: set[str] = set()
-        self.functions = grammar.allowed_function_kinds()
+        self.plain = grammar.PLAIN_BY_DIALECT[dialect]
+        self.functions = grammar.allowed_function_kinds(dialect)
+        self.function_names = allowed_functions(dialect)
         self.sensitive_columns: list[exp.Expr] = []
         self.hints: list[exp.Expr] = []
+        # PostgreSQL: names that are a whole row when written as a column (table and subquery
+        # aliases), and the bare columns to hold against them once every alias is known
+        self.row_names: set[str] = set()
+        self.bare_columns: list[exp.Expr] = []
+
+    def key(self, identifier: exp.Expr | None) -> str:
+        """A name as the database tells names apart: PostgreSQL folds unquoted names to lower
+        case; MySQL's CTE names are compared exactly (see push_ctes)."""
+        if not isinstance(identifier, exp.Identifier):
+            return ""
+        if self.postgres and not identifier.quoted:
+            return identifier.name.lower()
+        return identifier.name
 
     def reject(self, problem: str, node: exp.Expr | None, name: str | None = None) -> None:
-        offset = _offset_of(node) if node is not None else None
+        offset = None
+        while node is not None and offset is None:  # a type name has no place: its cast has
+            offset = _offset_of(node)
+            node = node.parent
         if offset is None:
             raise QueryRejected(problem, name=name)
         raise QueryRejected(problem, *self.scanned.place(offset), name=name)
@@ -113,6 +150,14 @@ class _Walk:
             ctes = self.visit(node, ctes, stack)
         for column in self.sensitive_columns:
             self.check_credential(column)
+        for column in self.bare_columns:
+            if self.key(column.this) in self.row_names:
+                self.reject(
+                    f"`{column.name}` alone is a whole row of its table in PostgreSQL (every "
+                    "column, credentials too): name the columns you need",
+                    column,
+                    column.name,
+                )
         for hint in self.hints:
             hint.pop()
 
@@ -123,8 +168,9 @@ class _Walk:
         stack: list[tuple[exp.Expr, frozenset[str]]],
     ) -> frozenset[str]:
         kind = type(node)
-        if kind in grammar.PLAIN_NODES:
-            pass
+        if kind in self.plain:
+            if kind is exp.DataType and self.postgres:
+                self.check_pg_type(node)
         elif kind is exp.Table:
             self.check_table(node, ctes)
         elif kind is exp.Column:
@@ -141,18 +187,39 @@ class _Walk:
                 self.reject(f"`{node.name}` is not allowed here", node, node.name)
         elif kind is exp.Anonymous:
             name = node.name.upper()
-            if name not in ALLOWED_FUNCTIONS:
-                self.reject(f"function `{name}` is not one a report may call", node, name)
+            if name not in self.function_names:
+                self.reject_function(node, name)
         elif isinstance(node, exp.Func) and kind not in self.functions:
-            name = self.written_name(node) or node.sql_name()
-            self.reject(f"function `{name}` is not one a report may call", node, name)
+            self.reject_function(node, self.written_name(node) or node.sql_name())
+        elif kind is exp.Parameter and self.postgres:
+            name = node.sql(dialect=self.dialect)
+            problem = f"`{name}` placeholders are not supported: name them, e.g. `:courseid`"
+            self.reject(problem, node, name)
         elif kind in (exp.Parameter, exp.SessionParameter):
-            name = node.sql(dialect=_MYSQL)
+            name = node.sql(dialect=self.dialect)
             self.reject(f"variables such as `{name}` are not allowed", node, name)
+        elif kind is exp.Dot:
+            name = node.sql(dialect=self.dialect)
+            shown = name if len(name) <= 40 else name[:37] + "…"
+            self.reject(
+                f"`{shown}`: a qualified function or field name is not allowed (schemas such as "
+                "pg_catalog are not a report's to reach): call functions by their plain name",
+                node,
+                shown,
+            )
+        elif kind is exp.ObjectIdentifier:
+            self.reject(
+                f"a cast to `{node.name}` looks names up in the database catalog and is not "
+                "allowed in a report",
+                node,
+                node.name,
+            )
         elif not isinstance(node, exp.Func):
             self.reject_node(node)
         if kind is exp.Select:
             self.check_select(node, ctes)
+        elif kind is exp.Subquery and self.postgres and node.alias:
+            self.row_names.add(self.key(node.args["alias"].this))
         elif kind is exp.Join:
             if node.args.get("method"):
                 method = str(node.args["method"]).upper()
@@ -170,6 +237,17 @@ class _Walk:
                 stack.append((child, ctes))
         return ctes
 
+    def reject_function(self, node: exp.Expr, name: str) -> None:
+        reason = dangers.danger_of(name, self.dialect)
+        why = f": it {reason}" if reason else ""
+        self.reject(f"function `{name}` is not one a report may call{why}", node, name)
+
+    def check_pg_type(self, node: exp.Expr) -> None:
+        if node.this in _PG_CAST_TYPES or node.this == _T.ARRAY:
+            return  # an array's element type is its own DataType node, checked in turn
+        name = node.sql(dialect=self.dialect)
+        self.reject(f"type `{name}` is not one a report may cast to", node, name)
+
     def written_name(self, node: exp.Expr) -> str | None:
         """The name as the author wrote it (sqlglot reads DATABASE() as CURRENT_SCHEMA)."""
         meta = node._meta
@@ -178,7 +256,7 @@ class _Walk:
         return None
 
     def reject_node(self, node: exp.Expr) -> None:
-        text = node.sql(dialect=_MYSQL)
+        text = node.sql(dialect=self.dialect)
         shown = text if len(text) <= 40 else text[:37] + "…"
         self.reject(f"`{shown}` ({node.key}) is not allowed in a report", node, node.key)
 
@@ -193,8 +271,10 @@ class _Walk:
             if not isinstance(cte, exp.CTE):
                 self.reject_node(cte)
             # exact case: MySQL on Linux may read `mdl_config` as the table even under a CTE
-            # named `MDL_CONFIG`, so only the very same name counts as the CTE
-            name = cte.alias_or_name
+            # named `MDL_CONFIG`, so only the very same name counts as the CTE; PostgreSQL
+            # folds unquoted names, so `FROM PG_USER` is not a CTE named "PG_USER"
+            alias = cte.args.get("alias")
+            name = self.key(alias.this) if alias is not None else cte.alias_or_name
             stack.append((cte.this, ctes | {name} if recursive else ctes))
             ctes = ctes | {name}
         return ctes
@@ -226,7 +306,7 @@ class _Walk:
         ctes: frozenset[str],
     ) -> None:
         for source in _sources(select):
-            if not isinstance(source, exp.Table) or source.name in ctes:
+            if not isinstance(source, exp.Table) or self.key(source.this) in ctes:
                 continue
             if source.args.get("db") or source.args.get("catalog"):
                 continue
@@ -240,7 +320,7 @@ class _Walk:
             if credentials:
                 listed = ", ".join(sorted(credentials))
                 self.reject(
-                    f"`{star.sql(dialect=_MYSQL)}` over `{table}` would read its credential "
+                    f"`{star.sql(dialect=self.dialect)}` over `{table}` would read its credential "
                     f"column(s) {listed}: list the columns you need instead",
                     star,
                     table,
@@ -272,18 +352,33 @@ class _Walk:
         written = table.name
         if table.args.get("db") or table.args.get("catalog"):
             full = ".".join(part.name for part in _parts(table))
+            where = "another schema" if self.postgres else "another database"
+            if self.postgres and _parts(table)[0].name.lower() in dangers.PG_CATALOG_SCHEMAS:
+                where = "PostgreSQL's catalog"
             self.reject(
-                f"table `{full}` is in another database: a report reads only Moodle's tables",
+                f"table `{full}` is in {where}: a report reads only Moodle's tables",
                 table,
                 full,
             )
+        if isinstance(table.this, exp.Func):  # FROM generate_series(…), FROM dblink(…)
+            called = self.written_name(table.this) or table.this.sql_name()
+            self.reject_function(table.this, called.split("(")[0].strip())
         if not isinstance(table.this, exp.Identifier):
             self.reject_node(table)
-        if written in ctes:
+        if self.postgres:
+            self.row_names.add(self.key(table.args["alias"].this if table.alias else table.this))
+            self.row_names.add(self.key(table.this))
+        if self.key(table.this) in ctes:
             return
         if written.lower() == "dual" and not table.this.quoted:
             self.reject("leave out FROM DUAL", table, "dual")
         name = self.moodle_name(table)
+        if name is None and self.postgres and written.lower().startswith("pg_"):
+            self.reject(
+                f"table `{written}` is PostgreSQL's catalog: a report reads only Moodle's tables",
+                table,
+                written,
+            )
         if name is None:
             self.reject(
                 f"table `{written}` is not a Moodle table name: write {{{written}}} or "
@@ -306,10 +401,36 @@ class _Walk:
             self.reject(f"column `{full}` names another database or table path", column, full)
         if column.name.lower() in _CREDENTIAL_NAMES:
             self.sensitive_columns.append(column)
+        if self.postgres:
+            self.check_pg_column(column)
         qualifier = column.args.get("table")
         braced = self.scanned.braced
         if braced and isinstance(qualifier, exp.Identifier) and _start_of(qualifier) in braced:
             column.set("table", exp.to_identifier(self.prefix + qualifier.name.lower()))
+
+    def check_pg_column(self, column: exp.Expr) -> None:
+        name = column.name.lower()
+        if name in dangers.PG_SYSTEM_COLUMNS:
+            self.reject(
+                f"`{column.name}` is a PostgreSQL system column, not Moodle data", column, name
+            )
+        qualifier = column.args.get("table")
+        if qualifier is None and not column.this.quoted and name in dangers.PG_SESSION_WORDS:
+            self.reject(
+                f"`{column.name}` is not a column in PostgreSQL: it "
+                f"{dangers.PG_FUNCTIONS['CURRENT_USER']}",
+                column,
+                column.name,
+            )
+        if isinstance(column.this, exp.Star) and not _is_projection(column):
+            self.reject(
+                f"`{column.sql(dialect=self.dialect)}` inside an expression is every column of "
+                "the table (credentials too): name the columns you need",
+                column,
+                column.sql(dialect=self.dialect),
+            )
+        if qualifier is None and isinstance(column.this, exp.Identifier):
+            self.bare_columns.append(column)
 
     def check_credential(self, column: exp.Expr) -> None:
         name = column.name.lower()
@@ -331,6 +452,11 @@ class _Walk:
                 "`?` placeholders are not supported: name them, e.g. `:courseid`", node, "?"
             )
         self.params.add(name)
+
+
+def _is_projection(column: exp.Expr) -> bool:
+    """`t.*` as one of a SELECT's own columns (checked by check_star), not inside an expression."""
+    return isinstance(column.parent, exp.Select) and column.arg_key == "expressions"
 
 
 def _parts(node: exp.Expr) -> list[exp.Expr]:

@@ -227,3 +227,118 @@ FUNCTION_EXAMPLES: Mapping[str, str] = MappingProxyType(
 )
 
 ALLOWED_FUNCTIONS: frozenset[str] = frozenset(FUNCTION_EXAMPLES)
+
+# The same allow-list for a Moodle on PostgreSQL, in the names PostgreSQL authors write (the
+# validator parses a PostgreSQL site's SQL in sqlglot's `postgres` dialect). Nothing here reads
+# files, settings, catalogs or other sessions, sleeps, locks, or runs SQL given as text: see
+# common/customsql/dangers.py for the functions refused with a reason.
+PG_FUNCTION_EXAMPLES: Mapping[str, str] = MappingProxyType(
+    {
+        # aggregates
+        "COUNT": "COUNT(x)",
+        "SUM": "SUM(x)",
+        "AVG": "AVG(x)",
+        "MIN": "MIN(x)",
+        "MAX": "MAX(x)",
+        "STRING_AGG": "STRING_AGG(x, ',' ORDER BY x)",
+        "STDDEV": "STDDEV(x)",
+        "STDDEV_POP": "STDDEV_POP(x)",
+        "STDDEV_SAMP": "STDDEV_SAMP(x)",
+        "VARIANCE": "VARIANCE(x)",
+        "VAR_POP": "VAR_POP(x)",
+        "VAR_SAMP": "VAR_SAMP(x)",
+        "BOOL_AND": "BOOL_AND(x)",
+        "BOOL_OR": "BOOL_OR(x)",
+        "BIT_AND": "BIT_AND(x)",
+        "BIT_OR": "BIT_OR(x)",
+        # window functions
+        "ROW_NUMBER": "ROW_NUMBER() OVER (ORDER BY x)",
+        "RANK": "RANK() OVER (ORDER BY x)",
+        "DENSE_RANK": "DENSE_RANK() OVER (ORDER BY x)",
+        "PERCENT_RANK": "PERCENT_RANK() OVER (ORDER BY x)",
+        "CUME_DIST": "CUME_DIST() OVER (ORDER BY x)",
+        "NTILE": "NTILE(4) OVER (ORDER BY x)",
+        "LAG": "LAG(x, 1) OVER (ORDER BY x)",
+        "LEAD": "LEAD(x, 1) OVER (ORDER BY x)",
+        "FIRST_VALUE": "FIRST_VALUE(x) OVER (ORDER BY x)",
+        "LAST_VALUE": "LAST_VALUE(x) OVER (ORDER BY x)",
+        "NTH_VALUE": "NTH_VALUE(x, 2) OVER (ORDER BY x)",
+        # control flow
+        "COALESCE": "COALESCE(x, 0)",
+        "NULLIF": "NULLIF(x, 0)",
+        "GREATEST": "GREATEST(x, 1)",
+        "LEAST": "LEAST(x, 1)",
+        # types
+        "CAST": "CAST(x AS INTEGER)",
+        # strings
+        "CONCAT": "CONCAT(x, 'a')",
+        "CONCAT_WS": "CONCAT_WS(',', x, 'a')",
+        "LOWER": "LOWER(x)",
+        "UPPER": "UPPER(x)",
+        "INITCAP": "INITCAP(x)",
+        "LENGTH": "LENGTH(x)",
+        "CHAR_LENGTH": "CHAR_LENGTH(x)",
+        "CHARACTER_LENGTH": "CHARACTER_LENGTH(x)",
+        "SUBSTRING": "SUBSTRING(x FROM 1 FOR 2)",
+        "SUBSTR": "SUBSTR(x, 1, 2)",
+        "LEFT": "LEFT(x, 2)",
+        "RIGHT": "RIGHT(x, 2)",
+        "TRIM": "TRIM(x)",
+        "LTRIM": "LTRIM(x)",
+        "RTRIM": "RTRIM(x)",
+        "BTRIM": "BTRIM(x)",
+        "REPLACE": "REPLACE(x, 'a', 'b')",
+        "LPAD": "LPAD(x, 5, '0')",
+        "RPAD": "RPAD(x, 5, '0')",
+        "POSITION": "POSITION('a' IN x)",
+        "STRPOS": "STRPOS(x, 'a')",
+        "SPLIT_PART": "SPLIT_PART(x, '@', 2)",
+        "REVERSE": "REVERSE(x)",
+        "REPEAT": "REPEAT(x, 2)",
+        "ASCII": "ASCII(x)",
+        "TO_HEX": "TO_HEX(x)",
+        "MD5": "MD5(x)",
+        "REGEXP_REPLACE": "REGEXP_REPLACE(x, 'a', 'b')",
+        "~": "x ~ 'a'",
+        # numbers
+        "ABS": "ABS(x)",
+        "ROUND": "ROUND(x, 2)",
+        "TRUNC": "TRUNC(x, 2)",
+        "FLOOR": "FLOOR(x)",
+        "CEIL": "CEIL(x)",
+        "CEILING": "CEILING(x)",
+        "MOD": "MOD(x, 2)",
+        "POWER": "POWER(x, 2)",
+        "SQRT": "SQRT(x)",
+        "EXP": "EXP(x)",
+        "LN": "LN(x)",
+        "LOG": "LOG(x)",
+        "SIGN": "SIGN(x)",
+        "PI": "PI()",
+        "RANDOM": "RANDOM()",
+        # dates and times (Moodle stores Unix timestamps)
+        "TO_TIMESTAMP": "TO_TIMESTAMP(x)",
+        "TO_CHAR": "TO_CHAR(x, 'YYYY-MM-DD')",
+        "TO_DATE": "TO_DATE(x, 'YYYY-MM-DD')",
+        "DATE_TRUNC": "DATE_TRUNC('month', x)",
+        "DATE_PART": "DATE_PART('year', x)",
+        "EXTRACT": "EXTRACT(EPOCH FROM x)",
+        "AGE": "AGE(x, x)",
+        "MAKE_DATE": "MAKE_DATE(2024, 1, 1)",
+        "NOW": "NOW()",
+        "CURRENT_TIMESTAMP": "CURRENT_TIMESTAMP",
+        "CURRENT_DATE": "CURRENT_DATE",
+        "LOCALTIMESTAMP": "LOCALTIMESTAMP",
+        # x = ANY(ARRAY[…])
+        "ARRAY": "ARRAY[1, 2]",
+    }
+)
+
+
+def allowed_functions(dialect: str) -> frozenset[str]:
+    """The function names an author may call in the SQL dialect the validator parses."""
+    return _ALLOWED_BY_DIALECT[dialect]
+
+
+PG_ALLOWED_FUNCTIONS: frozenset[str] = frozenset(PG_FUNCTION_EXAMPLES)
+_ALLOWED_BY_DIALECT = {"mysql": ALLOWED_FUNCTIONS, "postgres": PG_ALLOWED_FUNCTIONS}

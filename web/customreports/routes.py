@@ -45,6 +45,7 @@ from common.customsql.params import (
     param_options,
     parse_param_values,
 )
+from common.customsql.site_dialect import written_dialect
 from common.customsql.validator import CheckedQuery, QueryRejected
 from common.errors import FieldError
 from common.models.custom import CustomReport
@@ -122,7 +123,8 @@ def _draft_of(row: CustomReport) -> Draft:
 def _check(draft: Draft, outcome: Outcome) -> None:
     """The validator's verdict and the parameter table for the SQL as typed."""
     try:
-        outcome.checked = check_sql(draft.sql, web_context().moodle.prefix)
+        moodle = web_context().moodle
+        outcome.checked = check_sql(draft.sql, moodle.prefix, written_dialect(moodle))
         outcome.declared = declare_params(outcome.checked, draft.params)
     except FieldError as exc:
         outcome.errors.extend(exc.errors)

@@ -1,5 +1,5 @@
-"""Running validated custom SQL on the Moodle DB (SQLite and MariaDB): values bound, never
-spliced; a time limit the database enforces, after which the same connection still works;
+"""Running validated custom SQL on the Moodle DB (SQLite, MariaDB, PostgreSQL): values bound,
+never spliced; a time limit the database enforces, after which the same connection still works;
 a row cap; sorted windows; a read-only transaction even for what the validator would miss."""
 
 import logging
@@ -19,11 +19,12 @@ from common.customsql.execute import (
     run_checked,
 )
 from common.customsql.params import QueryParam, parse_param_values
+from common.customsql.site_dialect import written_dialect
 from common.customsql.validator import validate
 from common.db import make_engine
 from common.errors import FieldError
 from common.moodle import MoodleSource
-from tests.conftest import BOTH_DATABASES, _empty_database
+from tests.conftest import ALL_DATABASES, _empty_database
 from tests.factories.sites import build_site
 
 # Allowed by the validator (only whitelisted tables, no forbidden function), yet ~10^9 rows:
@@ -49,7 +50,7 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture(scope="module", params=BOTH_DATABASES)
+@pytest.fixture(scope="module", params=ALL_DATABASES)
 def shared_site(request, tmp_path_factory):
     """One two-company site per database for the module: nothing here writes to it."""
     for url in _empty_database(request.param, tmp_path_factory.mktemp("moodle"), "moodle"):
@@ -72,8 +73,13 @@ def user_count(source):
         return conn.scalar(select(func.count()).select_from(source.tables.user))
 
 
+def checked_for(source, sql):
+    """The query validated as the site's authors write it (PostgreSQL's dialect on PostgreSQL)."""
+    return validate(sql, source.prefix, written_dialect(source))
+
+
 def run(source, sql, values=None, **limits) -> QueryResult:
-    return run_checked(source, validate(sql), values or {}, **limits)
+    return run_checked(source, checked_for(source, sql), values or {}, **limits)
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -92,7 +98,7 @@ def test_values_carrying_sql_never_change_the_statement(source, value):
 
 
 def test_a_typed_value_carrying_sql_is_refused_before_it_reaches_the_database(source):
-    checked = validate("SELECT id FROM mdl_user WHERE id = :uid")
+    checked = checked_for(source, "SELECT id FROM mdl_user WHERE id = :uid")
     params = [QueryParam("uid", "int", "User")]
     with pytest.raises(FieldError, match="is not a whole number"):
         parse_param_values(params, {"uid": "1 OR 1=1"}, bound_company=None)
@@ -135,7 +141,7 @@ def test_a_query_past_its_limit_is_stopped_and_the_same_connection_still_works(s
     # Long limits do not fire early, and a count obeys the limit as well.
     assert run(source, "SELECT id FROM mdl_course WHERE id = 1", timeout_s=60).rows == [(1,)]
     with pytest.raises(QueryTimeout):
-        count_checked(source, validate(SLOW), {}, timeout_s=0.3)
+        count_checked(source, checked_for(source, SLOW), {}, timeout_s=0.3)
     assert run(source, "SELECT id FROM mdl_course WHERE id = 1").rows == [(1,)]
 
 
@@ -159,7 +165,7 @@ USERS = """
 
 @pytest.mark.parametrize("descending", [False, True])
 def test_windows_are_slices_of_the_whole_sorted_result(source, descending):
-    checked, values = validate(USERS), {"after": 1}
+    checked, values = checked_for(source, USERS), {"after": 1}
     whole = run_checked(source, checked, values).rows
     total = count_checked(source, checked, values)
     assert total == len(whole) > 10
@@ -183,7 +189,7 @@ def test_windows_are_slices_of_the_whole_sorted_result(source, descending):
 
 
 def test_a_window_larger_than_the_cap_is_cut_at_the_cap(source):
-    checked = validate("SELECT id FROM mdl_user")
+    checked = checked_for(source, "SELECT id FROM mdl_user")
     result = run_checked(source, checked, {}, max_rows=5, window=Window("id", True, 1, 50))
     every = sorted((r[0] for r in run_checked(source, checked, {}).rows), reverse=True)
     assert ([r[0] for r in result.rows], result.truncated) == (every[1:6], True)
@@ -194,14 +200,16 @@ def test_a_sort_that_is_not_a_result_column_is_refused(source):
     for sort in ["nope", "id; DROP TABLE mdl_user", "id DESC", '"id"', "`id`", "ID", "u.id",
                  "1", "", "id -- "]:  # fmt: skip
         with pytest.raises(FieldError, match="is not a column of this report") as caught:
-            run_checked(source, validate(USERS), {"after": 0}, window=Window(sort))
+            run_checked(source, checked_for(source, USERS), {"after": 0}, window=Window(sort))
         assert caught.value.field == "sort"
     assert user_count(source) == before
 
 
 def test_odd_column_names_sort_safely_quoted(source):
     sql = 'SELECT id AS `weird "name`, username AS `back``tick` FROM mdl_user'
-    checked = validate(sql)
+    if written_dialect(source) == "postgres":  # the same names, quoted as PostgreSQL quotes
+        sql = 'SELECT id AS "weird ""name", username AS "back`tick" FROM mdl_user'
+    checked = checked_for(source, sql)
     assert result_columns(source, checked, {}) == ['weird "name', "back`tick"]
     rows = run_checked(source, checked, {}, window=Window('weird "name', True, 0, 3)).rows
     assert [r[0] for r in rows] == sorted((r[0] for r in run(source, sql).rows), reverse=True)[:3]
@@ -227,7 +235,7 @@ def test_bad_limits_and_pages_are_refused(source):
     with pytest.raises(FieldError, match="is not a page"):
         Window("id", offset=-1)
     with pytest.raises(FieldError, match="no value given") as missing:
-        run_checked(source, validate("SELECT id FROM mdl_user WHERE id = :uid"), {})
+        run_checked(source, checked_for(source, "SELECT id FROM mdl_user WHERE id = :uid"), {})
     assert missing.value.field == "uid"
 
 
@@ -253,9 +261,35 @@ class Unchecked:
 )
 def test_the_transaction_is_read_only_even_for_what_the_validator_would_miss(source, sql):
     before = user_count(source)
-    with pytest.raises(QueryFailed, match="(?i)read.?only"):
+    # PostgreSQL runs a query as a server-side cursor's, which takes no INSERT/UPDATE/DELETE
+    # at all (a syntax error); the read-only transaction is proven below with a writing SELECT
+    refused = "(?i)read.?only|syntax error at or near" if _on_postgres(source) else "(?i)read.?only"
+    with pytest.raises(QueryFailed, match=refused):
         run_checked(source, Unchecked(sql), {})
     assert user_count(source) == before
+    assert run(source, "SELECT COUNT(*) AS n FROM mdl_user").rows == [(before,)]
+
+
+def _on_postgres(source) -> bool:
+    return written_dialect(source) == "postgres"
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT setval(pg_get_serial_sequence('mdl_user', 'id'), 1) AS id",
+        "SELECT nextval(pg_get_serial_sequence('mdl_user', 'id')) AS next",
+        "WITH gone AS (DELETE FROM mdl_user RETURNING id) SELECT COUNT(*) FROM gone",
+    ],
+)
+def test_postgres_refuses_a_writing_select_in_the_read_only_transaction(source, sql):
+    if not _on_postgres(source):
+        pytest.skip("PostgreSQL's writing SELECTs")
+    before = user_count(source)
+    with pytest.raises(QueryFailed, match="(?i)read.?only|data-modifying"):
+        run_checked(source, Unchecked(sql), {})
+    assert user_count(source) == before
+    # and the connection was handed back in working order, read-only no more than the run
     assert run(source, "SELECT COUNT(*) AS n FROM mdl_user").rows == [(before,)]
 
 
