@@ -29,6 +29,10 @@ DAY_S = 86_400
 MAX_NOTE = 2000
 NEVER = None  # a figure of days since something that never happened (no login, no visit)
 SCORED_MARK = "risk_scores.computed_at"
+# A stored score's figures: a run rewrites a row only when one of them changed.
+FIGURE_NAMES = ("score", "flagged", "factors", "lastactivity", "flagged_at")
+STORED_FIGURES = tuple(getattr(RiskScore, name) for name in FIGURE_NAMES)
+KEY_BATCH = 400
 
 
 def _learners(source: MoodleSource, now: int) -> list[tuple[int, int]]:
@@ -108,7 +112,11 @@ def _moodle_figures(source: MoodleSource, users: set[int], courses: set[int]) ->
 def compute_risk_scores(
     appdb: AppDB, source: MoodleSource, *, now: int, flag_score: int
 ) -> list[tuple[int, int]]:
-    """Score every active learner in every course; returns the newly flagged (user, course)."""
+    """Score every active learner in every course; returns the newly flagged (user, course).
+
+    A score depends on the clock (days since a login), so every learner is scored each run;
+    only the rows whose score, factors or flag changed are written, and the rows of learners
+    no longer enrolled are deleted, so a run writes what changed rather than the whole table."""
     learners = _learners(source, now)
     figures = _moodle_figures(source, {u for u, _ in learners}, {c for _, c in learners})
     with appdb.transaction() as session:
@@ -118,12 +126,10 @@ def compute_risk_scores(
             for r in session.execute(select(Engagement.userid, Engagement.courseid,
                                             Engagement.seconds_7, Engagement.active_days_30))
         }  # fmt: skip
-        # (user, course) -> since when the flag stands; only rows flagged before this run.
-        flagged_since = {
-            (r.userid, r.courseid): r.flagged_at
+        stored = {
+            (r.userid, r.courseid): (r.score, r.flagged, r.factors, r.lastactivity, r.flagged_at)
             for r in session.execute(
-                select(RiskScore.userid, RiskScore.courseid, RiskScore.flagged_at)
-                .where(RiskScore.flagged.is_(True))
+                select(RiskScore.userid, RiskScore.courseid, *STORED_FIGURES)
             )
         }  # fmt: skip
     computed = utcnow()
@@ -146,21 +152,37 @@ def compute_risk_scores(
         company = figures["company"].get(user)
         value, factors = score(rules.get(company, rules[None]), values)
         flagged = value >= flag_score
-        if flagged and (user, course) not in flagged_since:
+        before = stored.get((user, course))
+        # Since when the flag stands: kept from a row flagged before this run.
+        flagged_before = before[4] if before is not None and before[1] else None
+        if flagged and flagged_before is None:
             newly.append((user, course))
-        since = (flagged_since.get((user, course)) or computed) if flagged else None
+        since = (flagged_before or computed) if flagged else None
         last = max(last_login, course_access) or None
-        rows.append({"userid": user, "courseid": course, "score": value, "flagged": flagged,
-                     "factors": json.dumps(factors, separators=(",", ":")),
-                     "lastactivity": last, "computed_at": computed,
-                     "flagged_at": since})  # fmt: skip
+        figures_now = (value, flagged, json.dumps(factors, separators=(",", ":")), last, since)
+        if before is None or _differ(before, figures_now):
+            rows.append({"userid": user, "courseid": course, "computed_at": computed,
+                         **dict(zip(FIGURE_NAMES, figures_now, strict=True))})  # fmt: skip
+    gone = sorted(set(stored) - set(learners))
     with appdb.transaction() as session:
         upsert(session, table_of(RiskScore), rows, key=("userid", "courseid"),
-               update=("score", "flagged", "factors", "lastactivity", "computed_at",
-                       "flagged_at"))  # fmt: skip
-        session.execute(delete(RiskScore).where(RiskScore.computed_at < computed))
+               update=(*FIGURE_NAMES, "computed_at"))  # fmt: skip
+        for offset in range(0, len(gone), KEY_BATCH):
+            batch = gone[offset : offset + KEY_BATCH]
+            session.execute(
+                delete(RiskScore).where(tuple_(RiskScore.userid, RiskScore.courseid).in_(batch))
+            )
         write_mark(session, SCORED_MARK, now)
     return newly
+
+
+def _differ(stored: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
+    """Whether a stored row's figures differ from this run's (stored booleans may come back
+    as 0/1 and datetimes without their zone, so compare them as values)."""
+    score_, flagged, factors, last, since = stored
+    return (int(score_), bool(flagged), factors, last) != now[:4] or (since is None) != (
+        now[4] is None
+    )
 
 
 def last_scored(session: Session) -> int | None:

@@ -1,13 +1,16 @@
 """Engagement figures from crafted daily rows, against hand-computed values."""
 
+import random
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
-from common.analytics.engagement import refresh_engagement
+from common.analytics.engagement import AS_OF_MARK, refresh_engagement
+from common.analytics.upsert import table_of, upsert
 from common.db import make_engine
-from common.models.analytics import Engagement, UsertimeDaily
+from common.models.analytics import AnalyticsState, Engagement, UsertimeDaily
+from common.models.base import utcnow
 from common.moodle import MoodleSource
 from common.settings import load_settings
 from tests.factories.moodle import MoodleFactory
@@ -66,3 +69,81 @@ def test_a_refresh_replaces_the_previous_figures(appdb, source, tmp_path):
     assert refresh_engagement(appdb, source, settings, today=TODAY + timedelta(days=40)) == 0
     with appdb.transaction() as session:
         assert session.scalars(select(Engagement.userid)).all() == []
+
+
+# -- incremental refreshes give exactly what a full one gives ----------------------------------
+def engagement_rows(appdb):
+    e = Engagement
+    with appdb.transaction() as session:
+        return session.execute(
+            select(e.userid, e.courseid, e.active_days_7, e.active_days_30, e.seconds_7,
+                   e.seconds_30, e.estimated, e.lastactive, e.xapi_statements_30,
+                   e.video_seconds_30).order_by(e.userid, e.courseid)
+        ).all()  # fmt: skip
+
+
+def full_refresh(appdb, source, settings, today):
+    """What a first refresh gives: the marks forgotten, every learner computed."""
+    with appdb.transaction() as session:
+        session.execute(delete(AnalyticsState).where(AnalyticsState.name == AS_OF_MARK))
+    refresh_engagement(appdb, source, settings, today=today)
+    return engagement_rows(appdb)
+
+
+def random_daily(rng, today, users=range(2, 40), courses=(10, 11, 12)):
+    """A day's worth of activity: estimates, heartbeat figures beside them, and a few rows dated
+    ahead of the clock; keyed like the table's unique constraint."""
+    rows = {}
+    for _ in range(60):
+        user, course = rng.choice(users), rng.choice(courses)
+        day = today - timedelta(days=rng.randint(-2, 40))
+        estimated = rng.random() < 0.7
+        rows[(user, course, day, estimated)] = rng.randint(0, 3600)
+    return rows
+
+
+def write_daily(appdb, rows, written_at=None):
+    stamped = [
+        {"userid": u, "courseid": c, "date": d, "estimated": e, "seconds": s,
+         "timemodified": written_at or utcnow()} for (u, c, d, e), s in rows.items()
+    ]  # fmt: skip
+    with appdb.transaction() as session:
+        upsert(session, table_of(UsertimeDaily), stamped,
+               key=("userid", "courseid", "date", "estimated"),
+               update=("seconds", "timemodified"))  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_incremental_refreshes_equal_a_full_refresh_as_days_pass(appdb, source, tmp_path, seed):
+    rng = random.Random(seed)
+    settings = load_settings({"MANIREPORTS_INSTANCE": str(tmp_path / "instance")})
+    today = TODAY
+    write_daily(appdb, random_daily(rng, today))
+    refresh_engagement(appdb, source, settings, today=today)
+    # Same day, next day, a few days, a week, then a jump past the window (a full refresh).
+    for step in (0, 1, 3, 7, 0, 2, 31):
+        today += timedelta(days=step)
+        write_daily(appdb, random_daily(rng, today))
+        written = refresh_engagement(appdb, source, settings, today=today)
+        incremental = engagement_rows(appdb)
+        assert written == len(incremental) > 0
+        assert incremental == full_refresh(appdb, source, settings, today), (step, today)
+
+
+def test_an_incremental_refresh_recomputes_only_learners_whose_figures_can_change(
+    appdb, source, tmp_path
+):
+    settings = load_settings({"MANIREPORTS_INSTANCE": str(tmp_path / "instance")})
+    # Written well before the refresh (past the margin left for late commits).
+    an_hour_ago = utcnow() - timedelta(hours=1)
+    write_daily(appdb, {(2, 10, TODAY - timedelta(days=20), True): 100,
+                        (3, 10, TODAY - timedelta(days=20), True): 200}, an_hour_ago)  # fmt: skip
+    refresh_engagement(appdb, source, settings, today=TODAY)
+    with appdb.transaction() as session:
+        before = dict(session.execute(select(Engagement.userid, Engagement.computed_at)).all())
+    write_daily(appdb, {(3, 10, TODAY, False): 60})
+    refresh_engagement(appdb, source, settings, today=TODAY)
+    with appdb.transaction() as session:
+        after = dict(session.execute(select(Engagement.userid, Engagement.computed_at)).all())
+    assert after[2] == before[2]  # untouched: nothing of theirs changed
+    assert after[3] > before[3]
