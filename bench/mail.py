@@ -19,17 +19,15 @@ import argparse
 import asyncio
 import bisect
 import json
-import multiprocessing
 import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections import Counter
 from pathlib import Path
 
 import aiosmtplib
+from smtp_sink import Sink
 from sqlalchemy import select
 
 from common.appdb import AppDB
@@ -41,7 +39,7 @@ from common.mail.recipients import RecipientSpec
 from common.mail.site import MailSite
 from common.migrate import upgrade
 from common.models.mail import CloudJob
-from common.nats_server import EmbeddedNatsServer, free_port
+from common.nats_server import EmbeddedNatsServer
 from common.templating import render
 from services.mailer.providers.base import OutgoingMessage
 from services.mailer.providers.mime import build_mime
@@ -57,59 +55,6 @@ HTML = (
 QUICK = {"n": 5_000, "scale_n": 4_000, "quota": 300.0, "quota_s": 14}
 FULL = {"n": 50_000, "scale_n": 20_000, "quota": 400.0, "quota_s": 25}
 COMPANY = 7
-
-
-# -- the sink ---------------------------------------------------------------------------------
-def _sink_main(port: int, conn) -> None:  # type: ignore[no-untyped-def]
-    from aiosmtpd.controller import Controller
-
-    lock = threading.Lock()
-    counts: Counter[str] = Counter()
-    times: list[float] = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):  # type: ignore[no-untyped-def]  # noqa: N802
-            now = time.time()
-            with lock:
-                for rcpt in envelope.rcpt_tos:
-                    counts[rcpt.lower()] += 1
-                    times.append(now)
-            return "250 2.0.0 OK: queued"
-
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-    controller.start()
-    conn.send("ready")
-    while True:
-        command = conn.recv()
-        with lock:
-            if command == "stats":
-                conn.send((len(counts), sum(counts.values())))
-            elif command == "times":
-                conn.send(sorted(times))
-            elif command == "reset":
-                counts.clear()
-                times.clear()
-                conn.send("ok")
-            elif command == "stop":
-                break
-    controller.stop()
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self._conn, child = multiprocessing.Pipe()
-        self._process = multiprocessing.Process(target=_sink_main, args=(self.port, child))
-        self._process.start()
-        assert self._conn.recv() == "ready"
-
-    def ask(self, command: str):  # type: ignore[no-untyped-def]
-        self._conn.send(command)
-        return self._conn.recv()
-
-    def stop(self) -> None:
-        self._conn.send("stop")
-        self._process.join(10)
 
 
 # -- data ---------------------------------------------------------------------------------------
@@ -251,12 +196,12 @@ def main() -> None:
         job_id = stack.create_job("main", n)
         stack.start_mailers(1)
         elapsed = stack.run_job(job_id)
-        distinct, total = sink.ask("stats")
+        distinct, total = sink.stats()
         project = n / elapsed
-        sink.ask("reset")
+        sink.reset()
         base_elapsed = asyncio.run(baseline(sink.port, n))
         baseline_rate = n / base_elapsed
-        sink.ask("reset")
+        sink.reset()
         print(f"project: {n} in {elapsed:.1f}s = {project:.0f}/s; "
               f"baseline: {base_elapsed:.1f}s = {baseline_rate:.0f}/s", flush=True)  # fmt: skip
         result.update(msgs_per_s=round(project), baseline_msgs_per_s=round(baseline_rate),
@@ -279,8 +224,8 @@ def scaling(stack: Stack, sink: Sink, size: dict) -> tuple[dict, dict]:
         job_id = stack.create_job(f"scale{mailers}", size["scale_n"])
         stack.start_mailers(mailers)
         elapsed = stack.run_job(job_id)
-        distinct, total = sink.ask("stats")
-        sink.ask("reset")
+        distinct, total = sink.stats()
+        sink.reset()
         throughput[str(mailers)] = round(size["scale_n"] / elapsed)
         lost, duplicates = size["scale_n"] - distinct, total - distinct
         print(f"{mailers} mailer(s): {throughput[str(mailers)]}/s "
@@ -293,9 +238,9 @@ def scaling(stack: Stack, sink: Sink, size: dict) -> tuple[dict, dict]:
         job_id = stack.create_job(f"quota{mailers}", count)
         stack.start_mailers(mailers)
         stack.run_job(job_id)
-        times = sink.ask("times")
-        distinct, total = sink.ask("stats")
-        sink.ask("reset")
+        times = sink.times()
+        distinct, total = sink.stats()
+        sink.reset()
         window = max_window(times)
         quota[str(mailers)] = {
             "q": rate, "max_10s": window, "limit_10s": round(rate * 10),
