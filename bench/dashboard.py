@@ -11,6 +11,10 @@ path: every request reads the DB.
     python bench/dashboard.py --quick
     python bench/dashboard.py                 # 10,000 users
     python bench/dashboard.py --url mysql+pymysql://root@127.0.0.1:3306/test
+    python bench/dashboard.py --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+`--postgres` puts the Moodle DB and the app DB in two fresh databases on that server (dropped
+at the end); the raw SQL baseline runs on the same Moodle database.
 
 The last line printed is one JSON object with the figures.
 """
@@ -24,10 +28,14 @@ import statistics
 import tempfile
 import threading
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import requests
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 from waitress.server import create_server
 
 from common.access.api_tokens import SCOPE_REPORTS_READ, issue, user_id_for_username
@@ -136,10 +144,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--url", help="Moodle DB URL to seed (default: a temporary SQLite file)")
+    parser.add_argument(
+        "--postgres", metavar="URL",
+        help="a PostgreSQL server (postgresql+psycopg://…): Moodle and app DB in fresh databases",
+    )  # fmt: skip
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
-    with tempfile.TemporaryDirectory(prefix="manireports-bench-") as scratch:
-        url = args.url or f"sqlite:///{scratch}/moodle.db"
+    with (
+        tempfile.TemporaryDirectory(prefix="manireports-bench-") as scratch,
+        postgres_databases(args.postgres) as (pg_moodle, pg_app),
+    ):
+        url = pg_moodle or args.url or f"sqlite:///{scratch}/moodle.db"
         print(f"seeding {size['users']} users, {size['courses']} courses into {url}", flush=True)
         # The dashboard reads no logs; a small log volume keeps the seed quick.
         summary = seed_site(
@@ -147,8 +162,11 @@ def main() -> None:
             days=90, target_log_rows=50_000,
         )  # fmt: skip
         manager = next(x.username for x in summary.logins if x.role == "companymanager")
-        settings = load_settings({"MANIREPORTS_INSTANCE": str(Path(scratch) / "instance"),
-                                  "MOODLE_DATABASE_URL": url})  # fmt: skip
+        environment = {"MANIREPORTS_INSTANCE": str(Path(scratch) / "instance"),
+                       "MOODLE_DATABASE_URL": url}  # fmt: skip
+        if pg_app:
+            environment["DATABASE_URL"] = pg_app
+        settings = load_settings(environment)
         upgrade(settings.database_url)
         app = create_app(settings)
         port = free_port()
@@ -173,7 +191,8 @@ def main() -> None:
         server.close()
         app.extensions["manireports"].close()
     figures: dict[str, object] = {
-        "bench": "dashboard", "users": size["users"], "courses": size["courses"],
+        "bench": "dashboard", "database": make_url(url).get_backend_name(),
+        "users": size["users"], "courses": size["courses"],
         "requests": n, "admin_rows": timed["admin"][1], "manager_rows": timed["manager"][1],
         "baseline_raw_sql_p50_ms": ms(statistics.median(raw_admin)),
         "baseline_raw_sql_p95_ms": ms(percentile(raw_admin, 0.95)),
@@ -187,6 +206,29 @@ def main() -> None:
         figures[f"{name}_ratio"] = round(ratio, 2)
     figures["ratio"] = figures["admin_ratio"]
     print(json.dumps(figures))
+
+
+@contextmanager
+def postgres_databases(server_url: str | None) -> Iterator[tuple[str | None, str | None]]:
+    """Two fresh databases (Moodle, app) on the PostgreSQL server, dropped afterwards."""
+    if not server_url:
+        yield None, None
+        return
+    server = make_url(server_url)
+    token = uuid.uuid4().hex[:8]
+    names = [f"mr_bench_moodle_{token}", f"mr_bench_app_{token}"]
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        for name in names:
+            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
+    try:
+        moodle, app = (server.set(database=n).render_as_string(hide_password=False) for n in names)
+        yield moodle, app
+    finally:
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def ms(seconds: float) -> float:

@@ -16,6 +16,7 @@ from common.db import make_engine
 from common.migrate import upgrade
 from common.nats_server import EmbeddedNatsServer
 from tests.factories.sites import Site, build_site
+from tests.postgres_support import PostgresServer, copied_site
 from tests.support import ServiceProcess
 
 pytest_plugins = ["tests.fakes.fixtures"]
@@ -51,22 +52,18 @@ def _mariadb_database(prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
-def _postgres_database(prefix: str) -> Iterator[str]:
-    """A fresh database on the PostgreSQL server, dropped afterwards (WITH FORCE: a test's
-    engine left open does not keep it). Cloned from template0, which nobody connects to, so
-    parallel workers may create theirs at the same time."""
-    assert POSTGRES_URL
-    server = make_url(POSTGRES_URL)
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(server.render_as_string(hide_password=False), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE DATABASE \"{name}\" TEMPLATE template0 ENCODING 'UTF8'"))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+POSTGRES = PostgresServer(POSTGRES_URL) if POSTGRES_URL else None
+
+
+def _postgres_database(prefix: str, template: str = "template0") -> Iterator[str]:
+    """A fresh database on the PostgreSQL server (a copy of `template`), dropped afterwards."""
+    assert POSTGRES
+    yield from POSTGRES.database(prefix, template)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if POSTGRES is not None:
+        POSTGRES.close()
 
 
 # Every DB test runs on each of these: SQLite always, the servers when their URL is set.
@@ -78,19 +75,40 @@ ALL_DATABASES = [
 BOTH_DATABASES = ALL_DATABASES  # the older name, still imported by some tests
 
 
-def _empty_database(backend: str, tmp_path: Path, name: str) -> Iterator[str]:
+def backend_of(url: str) -> str:
+    """The ALL_DATABASES name of the server a URL points at (a second database beside it)."""
+    name = make_url(url).get_backend_name()
+    return {"postgresql": "postgres", "mysql": "mariadb"}.get(name, name)
+
+
+def _empty_database(
+    backend: str, tmp_path: Path, name: str, *, pg_template: str = "template0"
+) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{tmp_path / f'{name}.db'}"
     elif backend == "postgres":
-        yield from _postgres_database(f"mr_{name}")
+        yield from _postgres_database(f"mr_{name}", pg_template)
     else:
         yield from _mariadb_database(f"mr_{name}")
 
 
+def migrated_database(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An app database at the head revision (on PostgreSQL a copy of a migrated template)."""
+    template = POSTGRES.template("app", upgrade) if backend == "postgres" and POSTGRES else ""
+    for url in _empty_database(backend, tmp_path, "app", pg_template=template or "template0"):
+        upgrade(url)  # the head already when copied: one query
+        yield url
+
+
 @pytest.fixture(params=ALL_DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty app database URL, on SQLite and (when configured) on MariaDB and PostgreSQL."""
-    yield from _empty_database(request.param, tmp_path, "app")
+    """An empty app database URL, on SQLite and (when configured) on MariaDB and PostgreSQL
+    (there a copy of a migrated one when the test asks for `app_db_url`)."""
+    template = "template0"
+    if request.param == "postgres" and "app_db_url" in request.fixturenames:
+        assert POSTGRES
+        template = POSTGRES.template("app", upgrade)
+    yield from _empty_database(request.param, tmp_path, "app", pg_template=template)
 
 
 @pytest.fixture
@@ -116,11 +134,35 @@ def spawn_service(tmp_path: Path) -> Iterator:
 
 @pytest.fixture(params=ALL_DATABASES)
 def moodle_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty Moodle database URL, on SQLite and (when configured) on MariaDB and PostgreSQL."""
-    yield from _empty_database(request.param, tmp_path, "moodle")
+    """An empty Moodle database URL, on SQLite and (when configured) on MariaDB and PostgreSQL
+    (there a copy of the two-company site when the test uses the `site` below)."""
+    template = "template0"
+    if request.param == "postgres" and _uses_shared_site(request):
+        assert POSTGRES
+        template = POSTGRES.template("site", _remember_template_site)
+    yield from _empty_database(request.param, tmp_path, "moodle", pg_template=template)
 
 
 @pytest.fixture
 def site(moodle_url: str) -> Site:
     """The two-company site of tests/factories/sites.py, on each database."""
+    if backend_of(moodle_url) == "postgres":  # moodle_url is a copy of the site's template
+        template_site, next_number = _TEMPLATE_SITE[0]
+        return copied_site(template_site, next_number, moodle_url)  # type: ignore[no-any-return]
     return build_site(moodle_url)
+
+
+_TEMPLATE_SITE: list[tuple[Site, int]] = []
+
+
+def _remember_template_site(url: str) -> None:
+    built = build_site(url)
+    built.moodle.engine.dispose()  # nobody may be connected to a template being copied
+    _TEMPLATE_SITE.append((built, next(built.moodle._numbers)))
+
+
+def _uses_shared_site(request: pytest.FixtureRequest) -> bool:
+    """Whether the test's `site` is the one above (a folder may define a `site` of its own)."""
+    definitions = request._pyfuncitem._fixtureinfo.name2fixturedefs.get("site") or ()  # type: ignore[attr-defined]
+    closest = getattr(definitions[-1], "func", None) if definitions else None
+    return getattr(closest, "__module__", None) == __name__

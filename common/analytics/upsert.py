@@ -1,5 +1,6 @@
-"""Bulk writes on SQLite and MariaDB: insert-or-update keyed by a unique constraint, and plain
-bulk inserts into tables known to hold none of the rows (also returning their new ids)."""
+"""Bulk writes on SQLite, MariaDB and PostgreSQL: insert-or-update keyed by a unique
+constraint, and plain bulk inserts into tables known to hold none of the rows (also returning
+their new ids)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Boolean, Date, DateTime, Dialect, Table, func, insert, select
-from sqlalchemy.dialects import mysql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
@@ -39,12 +40,18 @@ def upsert(
             index_elements=list(key),
             set_={column: sqlite_statement.excluded[column] for column in update},
         )
+    elif dialect == "postgresql":
+        postgres_statement = postgresql.insert(table)
+        statement = postgres_statement.on_conflict_do_update(
+            index_elements=list(key),
+            set_={column: postgres_statement.excluded[column] for column in update},
+        )
     elif dialect in ("mysql", "mariadb"):
         mysql_statement = mysql.insert(table)
         statement = mysql_statement.on_duplicate_key_update(
             {column: mysql_statement.inserted[column] for column in update}
         )
-    else:  # pragma: no cover - settings accept only SQLite and MariaDB
+    else:  # pragma: no cover - settings accept only SQLite, MariaDB and PostgreSQL
         raise NotImplementedError(f"upsert on {dialect}")
     session.execute(statement, list(rows))
 
@@ -113,7 +120,7 @@ def _fast_bind(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] 
         return lambda v: v.isoformat(" ", "microseconds")
     if isinstance(kind, Date) and sqlite_storage:
         return lambda v: v.isoformat()
-    if isinstance(kind, Boolean):
+    if isinstance(kind, Boolean) and dialect.name != "postgresql":  # PG has a real boolean
         return int
     processor: Callable[[Any], Any] | None = kind.bind_processor(dialect)
     return processor

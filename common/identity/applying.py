@@ -5,8 +5,8 @@ by row, so 100,000 rows take about as long as inserting them:
    the batch's index and looks each person up by the unique (source, lms_user_id) index), a
    range of lines at a time; the changed ones are updated with one executemany per range;
 2. everyone else is inserted with one INSERT … SELECT from the staging table (INSERT OR IGNORE
-   on SQLite, INSERT IGNORE on MariaDB: the people mapped already are skipped by the unique
-   index).
+   on SQLite, INSERT IGNORE on MariaDB, ON CONFLICT DO NOTHING on PostgreSQL: the people
+   mapped already are skipped by the unique index).
 
 Counts: `imported` new mappings, `updated` mappings whose email or name changed, `unchanged`
 the rest of the rows (a person listed twice with the same email counts once as imported or
@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, and_, bindparam, exists, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from common.appdb import AppDB
@@ -125,10 +126,15 @@ def _insert_new(session: Session, batch_id: str, now: datetime) -> int:
         .order_by(s.line)
     )  # fmt: skip
     columns = ["source", "lms_user_id", "google_email", "full_name", "created_at", "updated_at"]
-    statement = (
-        insert(MAPPED).from_select(columns, new)
-        .prefix_with("OR IGNORE", dialect="sqlite").prefix_with("IGNORE", dialect="mysql")
-        .prefix_with("IGNORE", dialect="mariadb")
-    )  # fmt: skip
+    if session.get_bind().dialect.name == "postgresql":  # PostgreSQL's IGNORE
+        statement: Any = (
+            postgresql.insert(MAPPED).from_select(columns, new).on_conflict_do_nothing()
+        )
+    else:
+        statement = (
+            insert(MAPPED).from_select(columns, new)
+            .prefix_with("OR IGNORE", dialect="sqlite").prefix_with("IGNORE", dialect="mysql")
+            .prefix_with("IGNORE", dialect="mariadb")
+        )  # fmt: skip
     result = session.execute(statement)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import String, literal, or_, select
 
 from common.moodle.source import MoodleSource
+from common.portable_sql import like_folded
 from common.reports.learners import LIKE_ESCAPE, like_escaped
 from common.tenancy import TenantScope, scoped
 
@@ -37,7 +38,7 @@ def find_people(
     u = source.tables.user
     pattern = f"%{like_escaped(words)}%"
     full_name = u.c.firstname + literal(" ", String) + u.c.lastname
-    matches = or_(*(column.like(pattern, escape=LIKE_ESCAPE)
+    matches = or_(*(like_folded(column, pattern, LIKE_ESCAPE)
                     for column in (u.c.firstname, u.c.lastname, full_name, u.c.username,
                                    u.c.email)))  # fmt: skip
     query = (

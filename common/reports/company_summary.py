@@ -24,6 +24,7 @@ from sqlalchemy import BigInteger, Date, Select, and_, bindparam, case, func, se
 from common.access import capabilities as caps
 from common.models.analytics import UsertimeDaily
 from common.moodle import MoodleTables, SiteFeatures
+from common.portable_sql import comma_joined
 from common.reports.base import Column, Report, ReportData, RunContext, register
 from common.reports.learners import SITE_COURSE_ID, active_enrolments
 from common.reports.rows import ListRows
@@ -135,7 +136,7 @@ def _enrolments_query(prefix: str) -> Select:  # type: ignore[type-arg]
     return (
         select(members.c.companyid, enrolled.c.userid, func.count().label("enrolments"),
                func.sum(completed).label("completions"),
-               func.group_concat(enrolled.c.courseid).label("courses"))
+               comma_joined(enrolled.c.courseid).label("courses"))
         .select_from(enrolled)
         .join(members, members.c.userid == enrolled.c.userid)
         .join(courses, and_(courses.c.companyid == members.c.companyid,

@@ -50,6 +50,7 @@ from sqlalchemy import (
 
 from common.access import capabilities as caps
 from common.moodle import MoodleTables
+from common.portable_sql import like_folded, rounded
 from common.reports.base import Column, Report, ReportData, RunContext, register
 from common.reports.learners import LIKE_ESCAPE, filtered_enrolments, like_escaped
 from common.reports.params import Param, choice, cohort_filter, course_filter, user_search
@@ -231,7 +232,7 @@ def _parts(prefix: str, filters: _Filters, figures: Figures = "all") -> _Parts:
     if filters.by_search:
         pattern = bindparam("q", type_=String)
         query = query.where(
-            or_(*(column.like(pattern, escape=LIKE_ESCAPE)
+            or_(*(like_folded(column, pattern, LIKE_ESCAPE)
                   for column in (u.c.firstname, u.c.lastname, full_name, u.c.username,
                                  u.c.email)))
         )  # fmt: skip
@@ -239,7 +240,7 @@ def _parts(prefix: str, filters: _Filters, figures: Figures = "all") -> _Parts:
     total = case((enabled, func.coalesce(per_course.c.n, 0)), else_=0)
     completed = case((enabled, func.coalesce(per_learner.c.n, 0)), else_=0)
     finished = func.coalesce(cc.c.timecompleted, 0) > 0
-    share = func.round(100.0 * func.coalesce(per_learner.c.n, 0) / per_course.c.n, 1)
+    share = rounded(100.0 * func.coalesce(per_learner.c.n, 0) / per_course.c.n, 1)
     # Float: MariaDB computes the share as DECIMAL; rows should carry plain numbers.
     progress = type_coerce(
         case(

@@ -142,15 +142,21 @@ class SqlRows(RowSource):
 
     def _order(self, query: Select, request: PageRequest, row_key: Sequence[str]) -> list[Any]:  # type: ignore[type-arg]
         columns = query.selected_columns
-        # Text sorts without regard to case, as MariaDB's default collation and ListRows do.
-        fold_case = self.engine.dialect.name == "sqlite"
+        dialect = self.engine.dialect.name
         order = []
         for key in (request.sort, *[k for k in row_key if k != request.sort]):
             column = columns[key]
-            if fold_case and isinstance(column.type, String):
+            # Text sorts without regard to case, as MariaDB's default collation and ListRows
+            # do (PostgreSQL's C/ICU collations are case-sensitive).
+            if isinstance(column.type, String) and dialect == "sqlite":
                 column = column.collate("NOCASE")
-            order.append(column.desc() if request.direction == "desc" and key == request.sort
-                         else column.asc())  # fmt: skip
+            elif isinstance(column.type, String) and dialect == "postgresql":
+                column = func.lower(column)
+            descending = request.direction == "desc" and key == request.sort
+            ordered = column.desc() if descending else column.asc()
+            if dialect == "postgresql":  # NULL is the smallest value, as on MariaDB and SQLite
+                ordered = ordered.nulls_last() if descending else ordered.nulls_first()
+            order.append(ordered)
         return order
 
     def page(

@@ -3,7 +3,8 @@
 The statement is built once per table and handed to the driver as-is, so no per-row work
 happens between the generator and the driver. SQLite loads in one transaction with
 synchronous=OFF (a crash leaves a demo DB to re-seed, nothing more); MariaDB commits per batch
-so InnoDB's undo log stays small.
+so InnoDB's undo log stays small. PostgreSQL takes each batch through COPY FROM STDIN (psycopg
+writes the rows in its C code), several times faster than an INSERT per row.
 """
 
 from __future__ import annotations
@@ -33,19 +34,37 @@ class BulkWriter:
         self.rows_written: Counter[str] = Counter()
         self._placeholder = _PLACEHOLDERS[connection.dialect.paramstyle]
         self._commit_each_batch = connection.dialect.name != "sqlite"
+        self._copy = connection.dialect.name == "postgresql"
 
     def insert(self, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
         """Insert tuples whose values follow `columns`; returns the number of rows."""
-        statement = self._insert_statement(table, columns)
+        statement = (self._copy_statement if self._copy else self._insert_statement)(table, columns)
         written = 0
         iterator = iter(rows)
         while batch := list(islice(iterator, self.batch_rows)):
-            self.connection.exec_driver_sql(statement, batch)
+            if self._copy:
+                self._copy_batch(statement, batch)
+            else:
+                self.connection.exec_driver_sql(statement, batch)
             if self._commit_each_batch:
                 self.connection.commit()
             written += len(batch)
             self.rows_written[table] += len(batch)
         return written
+
+    def _copy_batch(self, statement: str, batch: list[tuple[Any, ...]]) -> None:
+        # psycopg 3's cursor.copy(): the DB-API connection under SQLAlchemy's, same transaction.
+        driver_connection = self.connection.connection.driver_connection
+        assert driver_connection is not None
+        with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in batch:
+                copy.write_row(row)
+
+    def _copy_statement(self, table: str, columns: Sequence[str]) -> str:
+        moodle_table = self.tables[table]
+        quote = self.connection.dialect.identifier_preparer.quote
+        names = ", ".join(quote(moodle_table.c[column].name) for column in columns)
+        return f"COPY {quote(moodle_table.name)} ({names}) FROM STDIN"
 
     def _insert_statement(self, table: str, columns: Sequence[str]) -> str:
         # Names come from schema.json (a KeyError here is a typo in the generator), and are

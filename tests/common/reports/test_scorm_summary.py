@@ -16,7 +16,7 @@ from common.migrate import upgrade
 from common.moodle import MoodleSource
 from common.reports import PageRequest, RunContext, get_report
 from common.tenancy import SITE, TenantScope, scope_for
-from tests.conftest import _empty_database
+from tests.conftest import backend_of, migrated_database
 from tests.factories.moodle import MoodleFactory
 from tests.factories.sites import NOW, Site
 from tests.web.conftest import app, client_as  # noqa: F401  the web fixtures, for one test
@@ -124,11 +124,8 @@ def shown(rows):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def appdb(moodle_url: str, tmp_path) -> Iterator[AppDB]:  # type: ignore[no-untyped-def]
     """An app DB on the same kind of server as the Moodle DB, but a database of its own."""
-    backend = "sqlite" if moodle_url.startswith("sqlite") else "mariadb"
-    made = _empty_database(backend, tmp_path, "app")
-    url = next(made)
-    upgrade(url)
-    db = AppDB(url)
+    made = migrated_database(backend_of(moodle_url), tmp_path)
+    db = AppDB(next(made))
     yield db
     db.dispose()
     made.close()

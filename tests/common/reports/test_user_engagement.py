@@ -11,12 +11,11 @@ from sqlalchemy import insert
 
 from common.access.viewer import load_viewer
 from common.appdb import AppDB
-from common.migrate import upgrade
 from common.models.analytics import UsertimeDaily
 from common.moodle import MoodleSource
 from common.reports import PageRequest, RunContext, get_report
 from common.tenancy import SITE, TenantScope, scope_for
-from tests.conftest import _empty_database
+from tests.conftest import backend_of, migrated_database
 from tests.factories.sites import DAY, NOW, Site
 from tests.web.conftest import app, client_as  # noqa: F401  the web fixtures, for two tests
 
@@ -107,11 +106,8 @@ def fill(site: Site, appdb: AppDB) -> None:
 @pytest.fixture
 def appdb(moodle_url: str, tmp_path) -> Iterator[AppDB]:  # type: ignore[no-untyped-def]
     """An app DB on the same kind of server as the Moodle DB, but a database of its own."""
-    backend = "sqlite" if moodle_url.startswith("sqlite") else "mariadb"
-    made = _empty_database(backend, tmp_path, "app")
-    url = next(made)
-    upgrade(url)
-    db = AppDB(url)
+    made = migrated_database(backend_of(moodle_url), tmp_path)
+    db = AppDB(next(made))
     yield db
     db.dispose()
     made.close()

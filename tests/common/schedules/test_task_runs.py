@@ -35,7 +35,7 @@ from common.schedules.task_runs import (
 )
 from common.service import RetryLater
 from common.templating import render
-from tests.conftest import _empty_database
+from tests.conftest import backend_of, migrated_database
 from tests.factories.moodle import MoodleFactory
 from tests.support import make_settings, service_env, wait_for
 
@@ -45,11 +45,8 @@ T0 = datetime(2026, 11, 18, 9, 0, tzinfo=UTC)
 @pytest.fixture
 def appdb(moodle_url: str, tmp_path: Path) -> Iterator[AppDB]:
     """An app DB on the same kind of server as the Moodle DB, but a database of its own."""
-    backend = "sqlite" if moodle_url.startswith("sqlite") else "mariadb"
-    made = _empty_database(backend, tmp_path, "app")
-    url = next(made)
-    upgrade(url)
-    db = AppDB(url)
+    made = migrated_database(backend_of(moodle_url), tmp_path)
+    db = AppDB(next(made))
     yield db
     db.dispose()
     made.close()
