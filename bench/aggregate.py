@@ -7,8 +7,13 @@ hand-written GROUP BY queries (with a window function for the session gaps) that
 same figures and only fetch them. Then it appends one more day of log rows and times the
 incremental run, and reads the cached dashboard document as a page would.
 
-    python bench/aggregate.py --quick       # 500,000 log rows
-    python bench/aggregate.py               # 10,000 users, 5,000,000 log rows
+The growth table: on the same site, incremental runs after 1, 2 and 4 more days of log rows
+(each day a copy of the site's last one); then the same on a site with half the log rows over
+half the days (the same users, courses and daily activity, half the history). The goal: flat
+across the two sites, at most linear in the new rows.
+
+    python bench/aggregate.py --quick       # 500,000 and 250,000 log rows
+    python bench/aggregate.py               # 10,000 users, 5,000,000 and 2,500,000 log rows
 
 The last line printed is one JSON object with the figures.
 """
@@ -42,6 +47,14 @@ from services.aggregator.jobs import Jobs  # noqa: E402
 
 QUICK = {"users": 2_000, "courses": 40, "companies": 10, "log_rows": 500_000, "days": 90}
 FULL = {"users": 10_000, "courses": 200, "companies": 50, "log_rows": 5_000_000, "days": 90}
+GROWTH_DAYS = (1, 2, 4)  # new days of log rows before each incremental run of the growth table
+
+
+def half_history(size: dict[str, int]) -> dict[str, int]:
+    """The same site with half the history: half the log rows over half the days."""
+    return {**size, "log_rows": size["log_rows"] // 2, "days": size["days"] // 2}
+
+
 NOW = 1_767_225_600  # a fixed end of the window, so every run seeds the same site
 GAP = 1800  # SESSION_TIMEOUT default
 
@@ -198,6 +211,30 @@ def add_a_day_of_logs(url: str) -> int:
     return int(copied)
 
 
+def growth(jobs: Jobs, url: str, now: int) -> dict[str, dict[str, object]]:
+    """Incremental runs after 1, 2 and 4 more days of log rows (the growth table's row)."""
+    figures: dict[str, dict[str, object]] = {}
+    for days in GROWTH_DAYS:
+        added = sum(add_a_day_of_logs(url) for _ in range(days))
+        now += days * 86400
+        started = time.perf_counter()
+        steps = jobs.preaggregate(now=now)["steps"]
+        seconds = time.perf_counter() - started
+        figures[f"{days}x"] = {"new_rows": added, "incremental_s": round(seconds, 2),
+                               "steps_s": {n: s["seconds"] for n, s in steps.items()}}  # fmt: skip
+        print(f"  {days} day(s), {added:,} new rows: {seconds:.2f} s", flush=True)
+    return figures
+
+
+def growth_table(rows: dict[int, dict[str, dict[str, object]]]) -> str:
+    lines = ["incremental_s     " + "".join(f"{d}x (rows)".rjust(22) for d in GROWTH_DAYS)]
+    for log_rows, runs in rows.items():
+        cells = "".join(f"{r['incremental_s']:>8} ({r['new_rows']:>9,})".rjust(22)
+                        for r in runs.values())  # fmt: skip
+        lines.append(f"{log_rows:>10,} rows " + cells)
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
@@ -212,13 +249,31 @@ def main() -> None:
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     with tempfile.TemporaryDirectory(prefix="manireports-bench-") as scratch:
-        if args.mariadb:
-            with mariadb_databases(args.mariadb) as (moodle_url, app_url):
-                figures = run(Path(scratch), size, args.layout, moodle_url, app_url)
-        else:
-            moodle_url = f"sqlite:///{Path(scratch) / 'moodle.db'}"
-            figures = run(Path(scratch), size, args.layout, moodle_url, None)
+        figures = on_site(Path(scratch) / "full", size, args.layout, args.mariadb, baseline=True)
+        half = on_site(Path(scratch) / "half", half_history(size), args.layout,
+                       args.mariadb and renamed(args.mariadb, "_half"), baseline=False)  # fmt: skip
+    figures["growth"] = {size["log_rows"]: figures.pop("growth"),
+                         size["log_rows"] // 2: half["growth"]}  # fmt: skip
+    print(growth_table(figures["growth"]), flush=True)  # type: ignore[arg-type]
     print(json.dumps(figures))
+
+
+def renamed(url: str, suffix: str) -> str:
+    parsed = make_url(url)
+    return parsed.set(database=f"{parsed.database or 'mr_agg'}{suffix}").render_as_string(
+        hide_password=False
+    )
+
+
+def on_site(
+    scratch: Path, size: dict[str, int], layout: str, mariadb: str | None, *, baseline: bool
+) -> dict[str, object]:
+    scratch.mkdir()
+    if mariadb:
+        with mariadb_databases(mariadb) as (moodle_url, app_url):
+            return run(scratch, size, layout, moodle_url, app_url, baseline=baseline)
+    return run(scratch, size, layout, f"sqlite:///{scratch / 'moodle.db'}", None,
+               baseline=baseline)  # fmt: skip
 
 
 @contextmanager
@@ -245,7 +300,13 @@ def mariadb_databases(url: str) -> Iterator[tuple[str, str]]:
 
 
 def run(
-    scratch: Path, size: dict[str, int], layout: str, url: str, app_url: str | None
+    scratch: Path,
+    size: dict[str, int],
+    layout: str,
+    url: str,
+    app_url: str | None,
+    *,
+    baseline: bool = True,
 ) -> dict[str, object]:
     print(f"seeding {size} ({layout} SCORM layout) into {make_url(url).get_backend_name()}",
           flush=True)  # fmt: skip
@@ -261,13 +322,16 @@ def run(
     appdb = AppDB(settings.database_url)
     source = MoodleSource(url)
     jobs = Jobs(settings, appdb, source)
-    raw_baseline(url, layout)  # warm the page cache for both sides alike
+    if baseline:
+        raw_baseline(url, layout)  # warm the page cache for both sides alike
     print("full pre-aggregation", flush=True)
     started = time.perf_counter()
     full = jobs.preaggregate(now=NOW)
     full_s = time.perf_counter() - started
-    print("raw GROUP BY baseline", flush=True)
-    baseline_s = raw_baseline(url, layout)
+    baseline_s = None
+    if baseline:
+        print("raw GROUP BY baseline", flush=True)
+        baseline_s = raw_baseline(url, layout)
     added = add_a_day_of_logs(url)
     print(f"incremental run after {added:,} new log rows", flush=True)
     started = time.perf_counter()
@@ -288,6 +352,8 @@ def run(
         from common.models.analytics import UsertimeDaily
 
         estimated_rows = session.scalar(select(func.count()).select_from(UsertimeDaily))
+    print(f"growth on {size['log_rows']:,} log rows", flush=True)
+    grown = growth(jobs, url, NOW + 86400)
     source.dispose()
     appdb.dispose()
     return {
@@ -297,14 +363,15 @@ def run(
         "layout": layout,
         "database": make_url(url).get_backend_name(),
         "full_s": round(full_s, 1),
-        "baseline_raw_sql_s": round(baseline_s, 1),
+        "baseline_raw_sql_s": baseline_s and round(baseline_s, 1),
         "steps_s": {name: step["seconds"] for name, step in full["steps"].items()},
         "daily_rows": estimated_rows,
         "incremental_rows": added,
         "incremental_s": round(incremental_s, 2),
         "incremental_steps_s": {n: s["seconds"] for n, s in incremental["steps"].items()},
         "cache_read_p95_ms": round(statistics.quantiles(reads, n=20)[-1] * 1000, 2),
-        "ratio": round(full_s / baseline_s, 2),
+        "ratio": baseline_s and round(full_s / baseline_s, 2),
+        "growth": grown,
     }
 
 

@@ -63,7 +63,10 @@ class UsertimeDaily(Base):
     date: Mapped[date] = mapped_column(Date, index=True)
     seconds: Mapped[int] = mapped_column(Integer, default=0)
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
-    timemodified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Indexed: the engagement refresh reads the rows written since its previous run.
+    timemodified: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, onupdate=utcnow, index=True
+    )
 
 
 class AnalyticsState(Base):

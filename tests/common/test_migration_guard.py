@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect
 
 from common.db import make_engine
@@ -17,7 +18,8 @@ from common.migrate import MIGRATIONS_DIR, alembic_config, current_heads, upgrad
 from common.migration_guard import IncompatibleMigration, guarded_upgrade
 from tests.support import REPO
 
-HEAD = "0014"
+HEAD = ScriptDirectory(str(MIGRATIONS_DIR)).get_current_head()
+NEXT, AFTER = "t901", "t902"  # the revisions a test adds on top of the real ones
 TABLE = "manireports_processed_msgs"  # consumer, msg_id, processed_at (0001)
 
 
@@ -98,14 +100,14 @@ def test_a_breaking_revision_is_refused_naming_it_and_its_operation_and_nothing_
 ) -> None:
     url = f"sqlite:///{tmp_path / 'app.db'}"
     command.upgrade(alembic_config(url, scripts), "head")
-    add_revision(scripts, "0015", "op.create_table('guard_new', sa.Column('id', sa.Integer(),"
+    add_revision(scripts, NEXT, "op.create_table('guard_new', sa.Column('id', sa.Integer(),"
                  " primary_key=True))")  # fmt: skip
     body, expected = BREAKING[case]
-    add_revision(scripts, "0016", body, down="0015")
+    add_revision(scripts, AFTER, body, down=NEXT)
     with pytest.raises(IncompatibleMigration) as refused:
         guarded_upgrade(url, script_location=scripts)
     message = str(refused.value)
-    assert "revision 0016 (0016_test.py)" in message and expected in message
+    assert f"revision {AFTER} ({AFTER}_test.py)" in message and expected in message
     assert "contract = True" in message and "nothing was applied" in message
     # Not even the harmless revision before it ran: the release is applied whole or not at all.
     assert current_heads(url) == [HEAD]
@@ -117,7 +119,7 @@ def test_a_breaking_revision_is_refused_naming_it_and_its_operation_and_nothing_
 
 
 def test_expand_revisions_pass_the_check_and_are_applied(migrated: str, scripts: Path) -> None:
-    add_revision(scripts, "0015", f"""
+    add_revision(scripts, NEXT, f"""
         op.create_table("guard_new", sa.Column("id", sa.Integer(), primary_key=True))
         op.add_column("{TABLE}", sa.Column("note", sa.String(20), nullable=True))
         op.add_column("{TABLE}", sa.Column("tries", sa.Integer(), nullable=False,
@@ -126,28 +128,28 @@ def test_expand_revisions_pass_the_check_and_are_applied(migrated: str, scripts:
         op.execute(sa.text("UPDATE {TABLE} SET note = 'x' WHERE note IS NULL"))
     """)  # fmt: skip
     assert guarded_upgrade(migrated, script_location=scripts) == []
-    assert current_heads(migrated) == ["0015"]
+    assert current_heads(migrated) == [NEXT]
     assert {"note", "tries"} <= columns(migrated)
     assert "guard_new" in tables(migrated)
 
 
 def test_a_contract_step_needs_the_flag_then_runs(migrated: str, scripts: Path) -> None:
     # Release 1 (expand) added `note`; release 2 no longer uses it; release 3 drops it.
-    add_revision(scripts, "0015", f'op.add_column("{TABLE}", sa.Column("note", sa.String(20)))')
+    add_revision(scripts, NEXT, f'op.add_column("{TABLE}", sa.Column("note", sa.String(20)))')
     guarded_upgrade(migrated, script_location=scripts)
-    add_revision(scripts, "0016", f"""
+    add_revision(scripts, AFTER, f"""
         with op.batch_alter_table("{TABLE}") as batch_op:
             batch_op.drop_column("note")
-    """, down="0015", contract=True)  # fmt: skip
+    """, down=NEXT, contract=True)  # fmt: skip
     with pytest.raises(IncompatibleMigration) as refused:
         guarded_upgrade(migrated, script_location=scripts)
-    assert "revision 0016" in str(refused.value) and "[marked contract]" in str(refused.value)
+    assert f"revision {AFTER}" in str(refused.value) and "[marked contract]" in str(refused.value)
     assert "--allow-contract" in str(refused.value)
-    assert "note" in columns(migrated) and current_heads(migrated) == ["0015"]
+    assert "note" in columns(migrated) and current_heads(migrated) == [NEXT]
 
     applied = guarded_upgrade(migrated, allow_contract=True, script_location=scripts)
     assert [b.operation for b in applied] == [f"drop_column {TABLE}.note"]
-    assert current_heads(migrated) == ["0016"]
+    assert current_heads(migrated) == [AFTER]
     assert "note" not in columns(migrated)
 
 
@@ -156,19 +158,20 @@ def test_a_contract_step_beside_an_unmarked_breaking_one_is_refused_even_with_th
 ) -> None:
     url = f"sqlite:///{tmp_path / 'app.db'}"
     command.upgrade(alembic_config(url, scripts), "head")
-    add_revision(scripts, "0015", f'op.drop_table("{TABLE}")', contract=True)
-    add_revision(scripts, "0016", 'op.rename_table("manireports_web_sessions", "s2")', down="0015")
+    add_revision(scripts, NEXT, f'op.drop_table("{TABLE}")', contract=True)
+    add_revision(scripts, AFTER, 'op.rename_table("manireports_web_sessions", "s2")', down=NEXT)
     with pytest.raises(IncompatibleMigration) as refused:
         guarded_upgrade(url, allow_contract=True, script_location=scripts)
-    assert "revision 0016" in str(refused.value) and "revision 0015" not in str(refused.value)
+    assert f"revision {AFTER}" in str(refused.value)
+    assert f"revision {NEXT}" not in str(refused.value)
     assert current_heads(url) == [HEAD] and TABLE in tables(url)
 
 
 def test_a_new_database_has_no_running_release_to_protect(tmp_path: Path, scripts: Path) -> None:
-    add_revision(scripts, "0015", f'op.drop_table("{TABLE}")')
+    add_revision(scripts, NEXT, f'op.drop_table("{TABLE}")')
     url = f"sqlite:///{tmp_path / 'app.db'}"
     guarded_upgrade(url, script_location=scripts)
-    assert current_heads(url) == ["0015"] and TABLE not in tables(url)
+    assert current_heads(url) == [NEXT] and TABLE not in tables(url)
 
 
 def test_the_project_revisions_are_all_expand_steps(tmp_path: Path) -> None:
