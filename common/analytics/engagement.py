@@ -105,7 +105,8 @@ def _figures(today: date, has_xapi: bool, has_video: bool, now: datetime):  # ty
             d.userid, d.courseid,
             func.sum(case((in_7, 1), else_=0)), func.count(),
             func.sum(case((in_7, d.seconds), else_=0)), func.sum(d.seconds),
-            func.max(case((d.estimated.is_(True), 1), else_=0)),
+            # Compared, not the bare MAX: a boolean on PostgreSQL, 0/1 elsewhere.
+            func.max(case((d.estimated.is_(True), 1), else_=0)) == 1,
             bindparam("xapi", 0 if has_xapi else None, type_=Integer),
             bindparam("video", 0 if has_video else None, type_=Integer),
             func.max(d.date), bindparam("computed_at", now, type_=UTCDateTime()),
