@@ -136,5 +136,6 @@ def _insert_new(session: Session, batch_id: str, now: datetime) -> int:
             .prefix_with("OR IGNORE", dialect="sqlite").prefix_with("IGNORE", dialect="mysql")
             .prefix_with("IGNORE", dialect="mariadb")
         )  # fmt: skip
-    result = session.execute(statement)
+    # An INSERT's rowcount is kept only when asked for (psycopg's is gone otherwise).
+    result = session.execute(statement.execution_options(preserve_rowcount=True))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
