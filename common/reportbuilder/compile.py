@@ -135,9 +135,12 @@ def compile_document(doc: BuilderDocument, schema: BuilderSchema) -> CompiledRep
         if grouping:
             query = query.group_by(*grouping)
     if doc.sort:
+        # by the column's expression, not its alias: sqlglot sorts NULLs last in MySQL with a
+        # CASE over the sort key, and PostgreSQL takes no output alias inside an expression
+        sorted_by = [doc.columns[s.column] for s in doc.sort]
         query = query.order_by(*(
-            exp.Ordered(this=exp.to_identifier(keys[s.column], quoted=True), desc=s.descending)
-            for s in doc.sort
+            exp.Ordered(this=_projection(column(c.ref), c.aggregate), desc=s.descending)
+            for c, s in zip(sorted_by, doc.sort, strict=True)
         ))  # fmt: skip
     query = query.limit(exp.Literal.number(doc.limit))
     columns = tuple(
@@ -260,7 +263,9 @@ def _condition(f: Filter, col: exp.Column, ph: _Placeholders) -> _Sql:
         high = exp.LT(this=col, expression=exp.Add(this=day_start(1), expression=_number(DAY_S)))
         return exp.and_(set_, low, high)
     if op == "in_last_days":
-        days = exp.Mul(this=one(0, "days"), expression=_number(DAY_S))
+        # a 64-bit product: 36,500 days of seconds overflow PostgreSQL's 32-bit integers
+        wide = exp.Cast(this=one(0, "days"), to=exp.DataType.build("BIGINT"))
+        days = exp.Mul(this=wide, expression=_number(DAY_S))
         now = exp.Anonymous(this="UNIX_TIMESTAMP")
         return exp.GTE(this=col, expression=exp.Sub(this=now, expression=days))
     raise ValueError(f"operator {op} has no SQL")  # parse_document allows only known ones
