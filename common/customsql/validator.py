@@ -365,10 +365,14 @@ class _Walk:
             self.reject_function(table.this, called.split("(")[0].strip())
         if not isinstance(table.this, exp.Identifier):
             self.reject_node(table)
-        if self.postgres:
-            self.row_names.add(self.key(table.args["alias"].this if table.alias else table.this))
-            self.row_names.add(self.key(table.this))
+        # PostgreSQL reads a bare name as a whole row (when no column has that name) by the
+        # table's alias, or without one by the name it runs under: the CTE's, or the prefixed
+        aliased = self.postgres and table.alias
+        if aliased:
+            self.row_names.add(self.key(table.args["alias"].this))
         if self.key(table.this) in ctes:
+            if self.postgres and not aliased:
+                self.row_names.add(self.key(table.this))
             return
         if written.lower() == "dual" and not table.this.quoted:
             self.reject("leave out FROM DUAL", table, "dual")
@@ -391,6 +395,8 @@ class _Walk:
             self.reject(f"table `{name}` is not one a report may read", table, name)
         self.tables.add(name)
         table.set("this", exp.to_identifier(self.prefix + name))
+        if self.postgres and not aliased:
+            self.row_names.add(self.prefix + name)
 
     def check_column(self, column: exp.Expr) -> None:
         if column.name.startswith("$"):

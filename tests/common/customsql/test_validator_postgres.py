@@ -95,6 +95,8 @@ DANGERS = [
     ("whole_row_by_table_name", "SELECT mdl_user FROM mdl_user", "whole row"),
     ("whole_row_in_function", "SELECT concat(u) FROM {user} u", "whole row"),
     ("whole_row_of_subquery", "SELECT s FROM (SELECT id FROM {course}) s", "whole row"),
+    ("whole_row_of_cte", "WITH x AS (SELECT id FROM {user}) SELECT x FROM x", "whole row"),
+    ("whole_row_braced", "SELECT mdl_user FROM {user}", "whole row"),
     ("star_in_function", "SELECT concat(u.*) FROM {user} u", "every column"),
     ("star_counted", "SELECT count(u.*) FROM {user} u", "every column"),
     ("star_over_user", "SELECT * FROM {user}", "password"),
@@ -232,6 +234,14 @@ def test_a_postgres_report_query_is_accepted_and_printed_for_postgres(sql: str) 
     assert "{" not in printed and "%(" not in printed  # tables prefixed, `:name` kept
     assert all(f":{name}" in printed for name in checked.params)
     assert "mdl_" in printed
+
+
+def test_a_column_named_like_a_table_is_a_column_once_the_table_is_prefixed() -> None:
+    # `course` is course_completions' column; {course} runs as mdl_course, aliased or not
+    assert pg("SELECT course FROM {course_completions} JOIN {course} ON id = course")
+    assert pg("SELECT course FROM {course_completions} cc JOIN {course} c ON c.id = cc.course")
+    with pytest.raises(QueryRejected, match="whole row"):
+        pg("SELECT c FROM {course_completions} cc JOIN {course} c ON c.id = cc.course")
 
 
 def test_placeholders_and_quoted_colons_print_for_sqlalchemy() -> None:
