@@ -31,7 +31,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, make_url, select, text
+from sqlalchemy import func, inspect, make_url, select, text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
@@ -186,26 +186,21 @@ def raw_baseline(url: str, layout: str) -> float:
 
 
 def add_a_day_of_logs(url: str) -> int:
-    """Copy the last day's log rows one day later, as the next day on a live site would add."""
+    """Copy the last day's log rows one day later, as the next day on a live site would add:
+    with the next ids in time order, as Moodle's own inserts number them."""
     engine = make_engine(url)
+    columns = [c["name"] for c in inspect(engine).get_columns("mdl_logstore_standard_log")]
+    rest = ", ".join(c for c in columns if c not in ("id", "timecreated"))
     with engine.begin() as conn:
         last = conn.execute(text("SELECT MAX(id), MAX(timecreated) FROM mdl_logstore_standard_log"))
         max_id, max_time = last.one()
-        columns = [
-            row[1] for row in conn.exec_driver_sql("PRAGMA table_info(mdl_logstore_standard_log)")
-        ] if engine.dialect.name == "sqlite" else []  # fmt: skip
-        if not columns:
-            columns = [
-                r[0] for r in conn.execute(text("SHOW COLUMNS FROM mdl_logstore_standard_log"))
-            ]
-        rest = [c for c in columns if c not in ("id", "timecreated")]
         copied = conn.execute(
             text(
-                f"INSERT INTO mdl_logstore_standard_log (id, timecreated, {', '.join(rest)}) "
-                f"SELECT id + :shift, timecreated + 86400, {', '.join(rest)} "
-                "FROM mdl_logstore_standard_log WHERE timecreated > :since"
+                f"INSERT INTO mdl_logstore_standard_log (id, timecreated, {rest}) "
+                f"SELECT :top + ROW_NUMBER() OVER (ORDER BY timecreated, id), timecreated + 86400, "
+                f"{rest} FROM mdl_logstore_standard_log WHERE timecreated > :since"
             ),
-            {"shift": max_id, "since": max_time - 86400},
+            {"top": max_id, "since": max_time - 86400},
         ).rowcount
     engine.dispose()
     return int(copied)
