@@ -16,8 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Integer, bindparam, case, delete, exists, func, or_, select, tuple_, update
+from sqlalchemy import (
+    Integer,
+    Select,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.orm import Session, aliased
 
 from common.analytics.intervals import day_start
@@ -58,10 +71,11 @@ def refresh_engagement(
     extra = {pair: _extra(pair, xapi, video, now) for pair in set(xapi or {}) | set(video or {})}
     e = table_of(Engagement)
     with appdb.transaction() as session:
-        as_of = date.fromordinal(read_mark(session, AS_OF_MARK) or 1)
+        stored_as_of = read_mark(session, AS_OF_MARK)  # 0 before the first refresh
+        as_of = date.fromordinal(stored_as_of or 1)
         seen = read_mark(session, SEEN_MARK)
         incremental = (
-            read_mark(session, AS_OF_MARK) > 0
+            stored_as_of > 0
             and read_mark(session, SOURCES_MARK) == sources
             and as_of <= today < as_of + timedelta(days=30)
         )  # fmt: skip
@@ -89,7 +103,9 @@ def refresh_engagement(
     return int(written or 0)
 
 
-def _figures(today: date, has_xapi: bool, has_video: bool, now: datetime):  # type: ignore[no-untyped-def]
+def _figures(
+    today: date, has_xapi: bool, has_video: bool, now: datetime
+) -> Select[*tuple[Any, ...]]:
     """Every learner's figures as of `today`, one row per (user, course) with activity in the
     30 days; the optional columns 0 where tracked (filled in afterwards), NULL where not."""
     since_30, since_7 = today - timedelta(days=29), today - timedelta(days=6)
