@@ -25,8 +25,9 @@ from tests.support import REPO, TEST_SECRET
 from tests.web.conftest import csrf_token
 from web.runs.execution import EXTENSION
 
-# Acme's or Bolt's learners (by `:companyid`), each with when their account was made.
-LEARNERS_SQL = """SELECT u.username, u.firstname AS `First name`, u.timecreated
+# Acme's or Bolt's learners (by `:companyid`), each with when their account was made; the
+# "quoted" alias is read alike by the MySQL and PostgreSQL dialects a site's SQL is checked in.
+LEARNERS_SQL = """SELECT u.username, u.firstname AS "First name", u.timecreated
 FROM {user} u
 JOIN {company_users} cu ON cu.userid = u.id
 WHERE cu.companyid = :companyid AND u.deleted = 0"""
