@@ -72,7 +72,9 @@ def _date(raw: str, param: Param) -> date:
 def _text(raw: str, param: Param) -> str:
     if len(raw) > SEARCH_MAX:
         raise FieldError(param.name, f"at most {SEARCH_MAX} characters", status=400)
-    return raw
+    # No stored name holds a NUL (PostgreSQL's text cannot, and would refuse the pattern);
+    # dropped, the same search runs on every database.
+    return raw.replace("\x00", "")
 
 
 def choice(
