@@ -5,9 +5,10 @@ from __future__ import annotations
 from common.access.capabilities import ALL_CAPABILITIES, ROLE_CAPABILITIES
 from common.access.viewer import Viewer
 
-# Learners of one company with the time their account was made; `:companyid` limits them.
+# Learners of one company with the time their account was made; `:companyid` limits them. The
+# "quoted" alias reads alike in the MySQL and PostgreSQL dialects a site's SQL is checked in.
 COMPANY_LEARNERS = """
-SELECT u.username, u.firstname AS `First name`, u.timecreated
+SELECT u.username, u.firstname AS "First name", u.timecreated
 FROM {user} u
 JOIN {company_users} cu ON cu.userid = u.id
 WHERE cu.companyid = :companyid AND u.deleted = 0 AND u.username LIKE :pattern
