@@ -5,9 +5,9 @@ Every run is read-only (MariaDB/MySQL and PostgreSQL: a READ ONLY transaction; S
 MySQL: `max_execution_time`; PostgreSQL: `SET LOCAL statement_timeout`; SQLite: a progress
 handler that interrupts past the deadline) and a row cap (fetch one row more than the cap to
 tell that there were more; PostgreSQL streams rows from a server-side cursor, so no more than
-that leave the server). Values are bound by the
-driver, never written into the SQL. A query stopped by its limit raises `QueryTimeout`, is
-logged, and its connection goes back to the pool in working order.
+that leave the server). Values are bound by the driver, never written into the SQL. A query
+stopped by its limit raises `QueryTimeout`, is logged, and its connection goes back to the pool
+in working order.
 
 A `Window` (a sorted page) wraps the query as a subquery ordered by one of its own result
 columns, checked against the names the query returns and quoted by the dialect.
@@ -320,7 +320,9 @@ def _postgres_limits(conn: Connection, timeout_s: float, row_cap: int) -> Iterat
     """A READ ONLY transaction whose settings die with it (`SET LOCAL`): the statement time
     limit, an idle limit should a run stall between fetches, and standard_conforming_strings,
     so quoted text means what the validator's printing meant. Rows are streamed from a
-    server-side cursor so that no more than the cap is read into memory."""
+    server-side cursor so that no more than the cap is read into memory. statement_timeout
+    holds for each statement: the cursor's DECLARE (quick) and its FETCHes — a first small
+    one, then the rest of the capped rows in one — so a run ends within about twice it."""
     limit_ms = max(1, int(timeout_s * 1000))
     conn.exec_driver_sql("SET TRANSACTION READ ONLY")  # the transaction psycopg opened
     conn.exec_driver_sql(f"SET LOCAL statement_timeout = {limit_ms}")
