@@ -9,8 +9,9 @@ from sqlalchemy import text
 
 from common.customsql.dangers import PG_FUNCTIONS, PG_SESSION_WORDS, danger_of
 from common.customsql.execute import QueryTimeout, count_checked, run_checked
-from common.customsql.site_dialect import written_dialect
+from common.customsql.site_dialect import report_dialect, written_dialect
 from common.customsql.validator import QueryRejected, validate
+from common.errors import FieldError
 from common.moodle import MoodleSource
 from tests.conftest import _empty_database, requires_postgres
 from tests.factories.sites import build_site
@@ -314,3 +315,31 @@ def test_a_slow_query_is_stopped_by_statement_timeout_with_the_clear_error(pg_so
     with pg_source.engine.connect() as conn:
         assert conn.execute(text("SHOW statement_timeout")).scalar() == "0"
     assert run_checked(pg_source, pg("SELECT id FROM {course} WHERE id = 1"), {}).rows == [(1,)]
+
+
+class _Engine:
+    def __init__(self, name: str) -> None:
+        self.dialect = type("Dialect", (), {"name": name})()
+
+
+class _Site:
+    def __init__(self, name: str) -> None:
+        self.engine = _Engine(name)
+
+
+@pytest.mark.parametrize(
+    ("database", "written", "builder"),
+    [("postgresql", "postgres", "mysql"), ("mariadb", "mysql", "mysql"),
+     ("mysql", "mysql", "mysql"), ("sqlite", "mysql", "mysql")],
+)  # fmt: skip
+def test_a_sites_authors_write_its_dialect_and_the_builder_always_mysql(
+    database: str, written: str, builder: str
+) -> None:
+    site = _Site(database)
+    assert written_dialect(site) == report_dialect(site, "sql") == written
+    assert report_dialect(site, "builder") == builder
+
+
+def test_a_database_custom_sql_cannot_run_on_is_named() -> None:
+    with pytest.raises(FieldError, match="not oracle"):
+        written_dialect(_Site("oracle"))
