@@ -24,19 +24,18 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
-    exists,
     func,
-    or_,
     select,
     tuple_,
     update,
 )
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm import Session
 
 from common.analytics.intervals import day_start
 from common.analytics.optional_sources import video_seconds, xapi_statements
 from common.analytics.state import read_mark, write_mark
 from common.analytics.upsert import table_of, upsert
+from common.analytics.usertime import chosen_daily
 from common.appdb import AppDB
 from common.models.analytics import Engagement, UsertimeDaily
 from common.models.base import UTCDateTime, utcnow
@@ -44,12 +43,13 @@ from common.moodle import MoodleSource
 from common.settings import Settings
 
 AS_OF_MARK = "engagement.as_of"  # the date (ordinal) the stored figures are as of
-SEEN_MARK = "engagement.daily_seen"  # daily rows written from this moment on are not in them
+SEEN_MARK = "engagement.daily_seen_ms"  # daily rows written from then (Unix ms) are not in them
 SOURCES_MARK = "engagement.optional_sources"  # 1 + which optional figures they carry
 # A daily row is stamped when written and may commit a little later (a heartbeat batch): rows
 # stamped this long before the previous refresh began are recomputed again, which is harmless.
 LATE_COMMIT_S = 600
 USER_BATCH = 500
+MOST_USERS = 2  # recomputing more than 1/MOST_USERS of the learners: a full refresh instead
 COLUMNS = ["userid", "courseid", "active_days_7", "active_days_30", "seconds_7", "seconds_30",
            "estimated", "xapi_statements_30", "video_seconds_30", "lastactive",
            "computed_at"]  # fmt: skip
@@ -67,7 +67,7 @@ def refresh_engagement(
     video = video_seconds(source, settings, start)
     sources = 1 + (xapi is not None) + 2 * (video is not None)
     now = utcnow()
-    figures = _figures(today, xapi is not None, video is not None, now)
+    tracked = (today, xapi is not None, video is not None, now)
     extra = {pair: _extra(pair, xapi, video, now) for pair in set(xapi or {}) | set(video or {})}
     e = table_of(Engagement)
     with appdb.transaction() as session:
@@ -79,56 +79,52 @@ def refresh_engagement(
             and read_mark(session, SOURCES_MARK) == sources
             and as_of <= today < as_of + timedelta(days=30)
         )  # fmt: skip
+        users = _users_to_recompute(session, as_of, today, seen) if incremental else []
+        if incremental and len(users) * MOST_USERS > _users_held(session):
+            incremental = False  # most learners changed: one grouped pass beats batches
         if incremental:
-            users = _users_to_recompute(session, as_of, today, seen)
             for offset in range(0, len(users), USER_BATCH):
                 batch = users[offset : offset + USER_BATCH]
                 session.execute(delete(e).where(e.c.userid.in_(batch)))
-                session.execute(
-                    e.insert().from_select(COLUMNS, figures.where(UsertimeDaily.userid.in_(batch)))
-                )
+                mine = _figures(*tracked, UsertimeDaily.userid.in_(batch))
+                session.execute(e.insert().from_select(COLUMNS, mine))
             _clear_optional(session, xapi, video)
         else:
             session.execute(delete(e))
-            session.execute(e.insert().from_select(COLUMNS, figures))
+            session.execute(e.insert().from_select(COLUMNS, _figures(*tracked)))
         # Learners with statements or video but no time get a row of their own.
         upsert(session, e, list(extra.values()), key=("userid", "courseid"),
                update=("xapi_statements_30", "video_seconds_30"))  # fmt: skip
         if incremental:
             _drop_rows_left_empty(session, set(extra))
         write_mark(session, AS_OF_MARK, today.toordinal())
-        write_mark(session, SEEN_MARK, int(now.timestamp()) - LATE_COMMIT_S)
+        write_mark(session, SEEN_MARK, int((now.timestamp() - LATE_COMMIT_S) * 1000))
         write_mark(session, SOURCES_MARK, sources)
         written = session.scalar(select(func.count()).select_from(e))
     return int(written or 0)
 
 
 def _figures(
-    today: date, has_xapi: bool, has_video: bool, now: datetime
+    today: date, has_xapi: bool, has_video: bool, now: datetime, *where: Any
 ) -> Select[*tuple[Any, ...]]:
-    """Every learner's figures as of `today`, one row per (user, course) with activity in the
-    30 days; the optional columns 0 where tracked (filled in afterwards), NULL where not."""
+    """Learners' figures as of `today`, one row per (user, course) with activity in the 30
+    days (of the daily rows matching `where`); the optional columns 0 where tracked (filled in
+    afterwards), NULL where not. A heartbeat figure beats an estimate of the same date."""
     since_30, since_7 = today - timedelta(days=29), today - timedelta(days=6)
-    d, measured = UsertimeDaily, aliased(UsertimeDaily)
-    # A heartbeat figure beats an estimate of the same date (as in usertime.daily_time).
-    has_beats = exists().where(
-        measured.userid == d.userid, measured.courseid == d.courseid,
-        measured.date == d.date, measured.estimated.is_(False),
-    )  # fmt: skip
-    in_7 = d.date >= since_7
+    k = chosen_daily(since_30, today, *where)
+    seconds = func.coalesce(k.c.measured, k.c.estimate)
+    in_7 = k.c.date >= since_7
     return (
         select(
-            d.userid, d.courseid,
+            k.c.userid, k.c.courseid,
             func.sum(case((in_7, 1), else_=0)), func.count(),
-            func.sum(case((in_7, d.seconds), else_=0)), func.sum(d.seconds),
-            # Compared, not the bare MAX: a boolean on PostgreSQL, 0/1 elsewhere.
-            func.max(case((d.estimated.is_(True), 1), else_=0)) == 1,
+            func.sum(case((in_7, seconds), else_=0)), func.sum(seconds),
+            func.max(case((k.c.measured.is_(None), 1), else_=0)),
             bindparam("xapi", 0 if has_xapi else None, type_=Integer),
             bindparam("video", 0 if has_video else None, type_=Integer),
-            func.max(d.date), bindparam("computed_at", now, type_=UTCDateTime()),
+            func.max(k.c.date), bindparam("computed_at", now, type_=UTCDateTime()),
         )
-        .where(d.date >= since_30, d.date <= today, or_(d.estimated.is_(False), ~has_beats))
-        .group_by(d.userid, d.courseid)
+        .group_by(k.c.userid, k.c.courseid)
     )  # fmt: skip
 
 
@@ -140,12 +136,12 @@ def _extra(
             "video_seconds_30": None if video is None else video.get(pair, 0)}  # fmt: skip
 
 
-def _users_to_recompute(session: Session, as_of: date, today: date, seen: int) -> list[int]:
+def _users_to_recompute(session: Session, as_of: date, today: date, seen_ms: int) -> list[int]:
     """Learners with daily rows written since the last refresh, or with activity on a date
     that moved across a window's edge between `as_of` and `today`: out of the 30 or the 7
     days, or into them (a row dated ahead of the clock)."""
     d = UsertimeDaily
-    since = datetime.fromtimestamp(seen, UTC)
+    since = datetime.fromtimestamp(seen_ms / 1000, UTC)
     conditions = [
         d.timemodified >= since,
         d.date.between(as_of - timedelta(days=29), today - timedelta(days=30)),
@@ -157,6 +153,10 @@ def _users_to_recompute(session: Session, as_of: date, today: date, seen: int) -
     for condition in conditions:
         users.update(int(user) for user in session.scalars(select(d.userid).where(condition)))
     return sorted(users)
+
+
+def _users_held(session: Session) -> int:
+    return int(session.scalar(select(func.count(func.distinct(Engagement.userid)))) or 0)
 
 
 def _clear_optional(

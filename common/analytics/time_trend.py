@@ -17,25 +17,11 @@ from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from common.analytics.trends import SITE, Scope
-from common.models.analytics import UsertimeDaily
+from common.analytics.usertime import chosen_daily
 from common.moodle import MoodleSource
 from common.tenancy import TenantScope, scoped
 
 DAYS = 30
-
-
-def _chosen(since: date, today: date) -> Any:
-    """Per (user, course, date): the measured seconds if any beat came, else the estimate."""
-    d = UsertimeDaily
-    per_key = (
-        select(d.userid, d.courseid, d.date,
-               func.max(case((d.estimated.is_(False), d.seconds))).label("measured"),
-               func.max(case((d.estimated.is_(True), d.seconds))).label("estimate"))
-        .where(d.date >= since, d.date <= today)
-        .group_by(d.userid, d.courseid, d.date)
-        .subquery()
-    )  # fmt: skip
-    return per_key
 
 
 def _empty(since: date, days: int) -> dict[str, Any]:
@@ -49,7 +35,7 @@ def daily_series(
     """{days: ISO dates oldest first, seconds: per day, learners: active per day, estimated:
     whether any figure is a log estimate} for the learners and courses ``scope`` sees."""
     since = today - timedelta(days=days - 1)
-    k = _chosen(since, today)
+    k = chosen_daily(since, today)
     seconds = func.coalesce(k.c.measured, k.c.estimate)
     query = select(
         k.c.date, func.sum(seconds), func.count(distinct(k.c.userid)),
@@ -69,7 +55,7 @@ def series_by_scope(
 ) -> dict[Scope, dict[str, Any]]:
     """The same series for the site and for each company (its members' time), in one pass."""
     since = today - timedelta(days=days - 1)
-    k = _chosen(since, today)
+    k = chosen_daily(since, today)
     query = select(
         k.c.userid, k.c.date, func.sum(func.coalesce(k.c.measured, k.c.estimate)),
         func.max(case((k.c.measured.is_(None), 1), else_=0)),

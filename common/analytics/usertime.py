@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Subquery, case, func, select
 from sqlalchemy.orm import Session
 
 from common.models.analytics import UsertimeDaily
@@ -46,3 +47,18 @@ def daily_time(
             continue  # a heartbeat figure beats an estimate
         chosen[key] = DailyTime(row.userid, row.courseid, row.date, row.seconds, row.estimated)
     return sorted(chosen.values(), key=lambda t: (t.userid, t.courseid, t.date))
+
+
+def chosen_daily(since: date, until: date, *where: Any) -> Subquery:
+    """The same choice in SQL, for grouping in the database: per (user, course, date) in
+    [since, until] (and `where`), `measured` (the heartbeat seconds, NULL when no beat came)
+    and `estimate` (the log estimate's). The figure is COALESCE(measured, estimate)."""
+    d = UsertimeDaily
+    return (
+        select(d.userid, d.courseid, d.date,
+               func.max(case((d.estimated.is_(False), d.seconds))).label("measured"),
+               func.max(case((d.estimated.is_(True), d.seconds))).label("estimate"))
+        .where(d.date >= since, d.date <= until, *where)
+        .group_by(d.userid, d.courseid, d.date)
+        .subquery()
+    )  # fmt: skip

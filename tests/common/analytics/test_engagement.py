@@ -4,8 +4,9 @@ import random
 from datetime import date, timedelta
 
 import pytest
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 
+from common.analytics import engagement
 from common.analytics.engagement import AS_OF_MARK, refresh_engagement
 from common.analytics.upsert import table_of, upsert
 from common.db import make_engine
@@ -90,11 +91,11 @@ def full_refresh(appdb, source, settings, today):
     return engagement_rows(appdb)
 
 
-def random_daily(rng, today, users=range(2, 40), courses=(10, 11, 12)):
-    """A day's worth of activity: estimates, heartbeat figures beside them, and a few rows dated
+def random_daily(rng, today, count, users=range(2, 40), courses=(10, 11, 12)):
+    """`count` daily rows: estimates, heartbeat figures beside them, and a few rows dated
     ahead of the clock; keyed like the table's unique constraint."""
     rows = {}
-    for _ in range(60):
+    for _ in range(count):
         user, course = rng.choice(users), rng.choice(courses)
         day = today - timedelta(days=rng.randint(-2, 40))
         estimated = rng.random() < 0.7
@@ -114,20 +115,33 @@ def write_daily(appdb, rows, written_at=None):
 
 
 @pytest.mark.parametrize("seed", [1, 2])
-def test_incremental_refreshes_equal_a_full_refresh_as_days_pass(appdb, source, tmp_path, seed):
+def test_incremental_refreshes_equal_a_full_refresh_as_days_pass(
+    appdb, source, tmp_path, seed, monkeypatch
+):
+    # Rows are written here between refreshes, not during one: no margin for late commits,
+    # or every row written in the last minutes would count as new and each refresh be full.
+    monkeypatch.setattr(engagement, "LATE_COMMIT_S", 0)
     rng = random.Random(seed)
     settings = load_settings({"MANIREPORTS_INSTANCE": str(tmp_path / "instance")})
     today = TODAY
-    write_daily(appdb, random_daily(rng, today))
+    write_daily(appdb, random_daily(rng, today, 300))
     refresh_engagement(appdb, source, settings, today=today)
-    # Same day, next day, a few days, a week, then a jump past the window (a full refresh).
+    kept = 0  # rows an incremental refresh left as they were
+    # Same day, next day, a few days, a week, then a jump past the window (a full refresh);
+    # a few learners active each time (a refresh with most of them changed is a full one).
     for step in (0, 1, 3, 7, 0, 2, 31):
         today += timedelta(days=step)
-        write_daily(appdb, random_daily(rng, today))
+        write_daily(appdb, random_daily(rng, today, 6))
+        started = utcnow()
         written = refresh_engagement(appdb, source, settings, today=today)
         incremental = engagement_rows(appdb)
+        with appdb.transaction() as session:
+            kept += session.scalar(
+                select(func.count()).where(Engagement.computed_at < started)
+            )  # fmt: skip
         assert written == len(incremental) > 0
         assert incremental == full_refresh(appdb, source, settings, today), (step, today)
+    assert kept > 0, "no refresh was incremental"
 
 
 def test_an_incremental_refresh_recomputes_only_learners_whose_figures_can_change(
