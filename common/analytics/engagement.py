@@ -119,7 +119,8 @@ def _figures(
             k.c.userid, k.c.courseid,
             func.sum(case((in_7, 1), else_=0)), func.count(),
             func.sum(case((in_7, seconds), else_=0)), func.sum(seconds),
-            func.max(case((k.c.measured.is_(None), 1), else_=0)),
+            # Compared, not the bare MAX: a boolean on PostgreSQL, 0/1 elsewhere.
+            func.max(case((k.c.measured.is_(None), 1), else_=0)) == 1,
             bindparam("xapi", 0 if has_xapi else None, type_=Integer),
             bindparam("video", 0 if has_video else None, type_=Integer),
             func.max(k.c.date), bindparam("computed_at", now, type_=UTCDateTime()),
