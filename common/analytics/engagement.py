@@ -45,9 +45,10 @@ from common.settings import Settings
 AS_OF_MARK = "engagement.as_of"  # the date (ordinal) the stored figures are as of
 SEEN_MARK = "engagement.daily_seen_ms"  # daily rows written from then (Unix ms) are not in them
 SOURCES_MARK = "engagement.optional_sources"  # 1 + which optional figures they carry
-# A daily row is stamped when written and may commit a little later (a heartbeat batch): rows
-# stamped this long before the previous refresh began are recomputed again, which is harmless.
-LATE_COMMIT_S = 600
+# A daily row is stamped when written and commits a little later (a heartbeat batch's
+# transaction lasts well under a second): rows stamped this long before the previous refresh
+# began are recomputed again, which costs a little and is harmless.
+LATE_COMMIT_S = 120
 USER_BATCH = 500
 MOST_USERS = 2  # recomputing more than 1/MOST_USERS of the learners: a full refresh instead
 COLUMNS = ["userid", "courseid", "active_days_7", "active_days_30", "seconds_7", "seconds_30",
@@ -152,7 +153,8 @@ def _users_to_recompute(session: Session, as_of: date, today: date, seen_ms: int
     # One query a condition, each served by its own index (an OR of them is a table scan).
     users: set[int] = set()
     for condition in conditions:
-        users.update(int(user) for user in session.scalars(select(d.userid).where(condition)))
+        found = session.scalars(select(d.userid).where(condition).distinct())
+        users.update(int(user) for user in found)
     return sorted(users)
 
 
