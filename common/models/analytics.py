@@ -55,7 +55,12 @@ class UsertimeDaily(Base):
     activity, even when its seconds are 0 (a single click), so it also counts active days."""
 
     __tablename__ = "manireports_usertime_daily"
-    __table_args__ = (UniqueConstraint("userid", "courseid", "date", "estimated"),)
+    __table_args__ = (
+        UniqueConstraint("userid", "courseid", "date", "estimated"),
+        # The engagement refresh reads the learners whose rows were written since its last
+        # run: from the index alone.
+        Index("ix_manireports_usertime_daily_written", "timemodified", "userid"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     userid: Mapped[int] = mapped_column(BigInteger)
@@ -63,10 +68,7 @@ class UsertimeDaily(Base):
     date: Mapped[date] = mapped_column(Date, index=True)
     seconds: Mapped[int] = mapped_column(Integer, default=0)
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
-    # Indexed: the engagement refresh reads the rows written since its previous run.
-    timemodified: Mapped[datetime] = mapped_column(
-        UTCDateTime, default=utcnow, onupdate=utcnow, index=True
-    )
+    timemodified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class AnalyticsState(Base):

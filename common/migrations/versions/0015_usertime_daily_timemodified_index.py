@@ -1,4 +1,4 @@
-"""usertime daily: index on timemodified (the engagement refresh reads what was written since)
+"""usertime daily: index on (timemodified, userid): the learners whose rows were written since
 
 Revision ID: 0015
 Revises: 0014
@@ -15,14 +15,12 @@ depends_on = None
 
 def upgrade() -> None:
     op.create_index(
-        op.f("ix_manireports_usertime_daily_timemodified"),
+        "ix_manireports_usertime_daily_written",
         "manireports_usertime_daily",
-        ["timemodified"],
+        ["timemodified", "userid"],
         unique=False,
     )
 
 
 def downgrade() -> None:
-    op.drop_index(
-        op.f("ix_manireports_usertime_daily_timemodified"), table_name="manireports_usertime_daily"
-    )
+    op.drop_index("ix_manireports_usertime_daily_written", table_name="manireports_usertime_daily")
