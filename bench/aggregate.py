@@ -26,8 +26,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +33,8 @@ from sqlalchemy import func, inspect, make_url, select, text
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from databases import server_databases  # noqa: E402
 
 from common.analytics.caches import read_cache  # noqa: E402
 from common.appdb import AppDB  # noqa: E402
@@ -234,19 +234,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--layout", choices=("attempt", "track"), default="attempt")
-    parser.add_argument(
-        "--mariadb",
-        metavar="URL",
-        help="a MariaDB server URL ending in a database name, e.g. "
-        "mysql+pymysql://root@127.0.0.1:3306/mr_agg: the bench creates that database (the "
-        "Moodle site) and one with _app appended (the app DB), and drops both at the end",
-    )
+    servers = parser.add_mutually_exclusive_group()
+    examples = {"--mariadb": "mysql+pymysql://root@127.0.0.1:3306/mr_agg",
+                "--postgres": "postgresql+psycopg://postgres@127.0.0.1:5432/mr_agg"}  # fmt: skip
+    for option, example in examples.items():
+        servers.add_argument(
+            option, metavar="URL",
+            help=f"a server URL ending in a database name, e.g. {example}: the bench creates that "
+            "database (the Moodle site) and one with _app appended (the app DB), and drops both "
+            "at the end",
+        )  # fmt: skip
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
+    server = args.mariadb or args.postgres
     with tempfile.TemporaryDirectory(prefix="manireports-bench-") as scratch:
-        figures = on_site(Path(scratch) / "full", size, args.layout, args.mariadb, baseline=True)
+        figures = on_site(Path(scratch) / "full", size, args.layout, server, baseline=True)
         half = on_site(Path(scratch) / "half", half_history(size), args.layout,
-                       args.mariadb and renamed(args.mariadb, "_half"), baseline=False)  # fmt: skip
+                       server and renamed(server, "_half"), baseline=False)  # fmt: skip
     figures["growth"] = {size["log_rows"]: figures.pop("growth"),
                          size["log_rows"] // 2: half["growth"]}  # fmt: skip
     print(growth_table(figures["growth"]), flush=True)  # type: ignore[arg-type]
@@ -261,37 +265,17 @@ def renamed(url: str, suffix: str) -> str:
 
 
 def on_site(
-    scratch: Path, size: dict[str, int], layout: str, mariadb: str | None, *, baseline: bool
+    scratch: Path, size: dict[str, int], layout: str, server: str | None, *, baseline: bool
 ) -> dict[str, object]:
     scratch.mkdir()
-    if mariadb:
-        with mariadb_databases(mariadb) as (moodle_url, app_url):
+    if server:
+        with server_databases(server, make_url(server).database or "mr_agg") as (
+            moodle_url,
+            app_url,
+        ):
             return run(scratch, size, layout, moodle_url, app_url, baseline=baseline)
     return run(scratch, size, layout, f"sqlite:///{scratch / 'moodle.db'}", None,
                baseline=baseline)  # fmt: skip
-
-
-@contextmanager
-def mariadb_databases(url: str) -> Iterator[tuple[str, str]]:
-    """Two fresh databases on the server of `url`, dropped afterwards."""
-    parsed = make_url(url)
-    names = [parsed.database or "mr_agg", f"{parsed.database or 'mr_agg'}_app"]
-    server_url = parsed.set(database="information_schema")  # any database that always exists
-    server = make_engine(server_url.render_as_string(hide_password=False))
-    preparer = server.dialect.identifier_preparer
-    with server.begin() as conn:
-        for name in names:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {preparer.quote(name)}")
-            conn.exec_driver_sql(f"CREATE DATABASE {preparer.quote(name)} CHARACTER SET utf8mb4")
-    try:
-        yield tuple(  # type: ignore[misc]
-            parsed.set(database=n).render_as_string(hide_password=False) for n in names
-        )
-    finally:
-        with server.begin() as conn:
-            for name in names:
-                conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {preparer.quote(name)}")
-        server.dispose()
 
 
 def run(

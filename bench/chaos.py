@@ -57,7 +57,7 @@ sys.path.insert(0, str(REPO / "bench"))
 import heartbeat as hb  # noqa: E402
 import mail as mb  # noqa: E402
 import schedules as sb  # noqa: E402
-from aggregate import mariadb_databases  # noqa: E402
+from databases import server_databases  # noqa: E402
 from smtp_sink import Sink  # noqa: E402
 
 from common.appdb import AppDB  # noqa: E402
@@ -729,9 +729,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="manireports-chaos-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         if args.mariadb:
-            url = make_url(args.mariadb).set(database="mr_chaos_bench")
             moodle_url, app_url = stack.enter_context(
-                mariadb_databases(url.render_as_string(hide_password=False)))  # fmt: skip
+                server_databases(args.mariadb, "mr_chaos_bench"))  # fmt: skip
         else:
             moodle_url, app_url = f"sqlite:///{root / 'moodle.db'}", f"sqlite:///{root / 'app.db'}"
         result = run(root, app_url, moodle_url, size, seed)

@@ -28,12 +28,11 @@ import statistics
 import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import nullcontext
 from pathlib import Path
 
 import requests
+from databases import server_databases
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from waitress.server import create_server
@@ -150,9 +149,10 @@ def main() -> None:
     )  # fmt: skip
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
+    databases = server_databases(args.postgres) if args.postgres else nullcontext((None, None))
     with (
         tempfile.TemporaryDirectory(prefix="manireports-bench-") as scratch,
-        postgres_databases(args.postgres) as (pg_moodle, pg_app),
+        databases as (pg_moodle, pg_app),
     ):
         url = pg_moodle or args.url or f"sqlite:///{scratch}/moodle.db"
         print(f"seeding {size['users']} users, {size['courses']} courses into {url}", flush=True)
@@ -206,29 +206,6 @@ def main() -> None:
         figures[f"{name}_ratio"] = round(ratio, 2)
     figures["ratio"] = figures["admin_ratio"]
     print(json.dumps(figures))
-
-
-@contextmanager
-def postgres_databases(server_url: str | None) -> Iterator[tuple[str | None, str | None]]:
-    """Two fresh databases (Moodle, app) on the PostgreSQL server, dropped afterwards."""
-    if not server_url:
-        yield None, None
-        return
-    server = make_url(server_url)
-    token = uuid.uuid4().hex[:8]
-    names = [f"mr_bench_moodle_{token}", f"mr_bench_app_{token}"]
-    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        for name in names:
-            conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE template0'))
-    try:
-        moodle, app = (server.set(database=n).render_as_string(hide_password=False) for n in names)
-        yield moodle, app
-    finally:
-        with admin.connect() as conn:
-            for name in names:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def ms(seconds: float) -> float:

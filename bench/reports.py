@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from aggregate import mariadb_databases  # noqa: E402
 from dashboard import company_of, percentile, signed_in  # noqa: E402
+from databases import server_databases  # noqa: E402
 from waitress.server import create_server  # noqa: E402
 
 import web.reports.running as running  # noqa: E402
@@ -247,7 +248,8 @@ def main() -> None:
             moodle_url, app_url = args.reuse
         else:
             if args.mariadb:
-                moodle_url, app_url = stack.enter_context(mariadb_databases(args.mariadb))
+                database = make_url(args.mariadb).database
+                moodle_url, app_url = stack.enter_context(server_databases(args.mariadb, database))
             else:
                 moodle_url = f"sqlite:///{scratch / 'moodle.db'}"
                 app_url = f"sqlite:///{scratch / 'app.db'}"

@@ -33,7 +33,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -52,7 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from aggregate import mariadb_databases  # noqa: E402
+from databases import server_databases  # noqa: E402
 
 from common.access.viewer import load_viewer  # noqa: E402
 from common.appdb import AppDB  # noqa: E402
@@ -428,9 +427,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="manireports-bench-") as tmp, ExitStack() as stack:
         root = Path(tmp)
         if args.mariadb:
-            name = f"mr_bench_sched_{secrets.token_hex(4)}"
-            url = make_url(args.mariadb).set(database=name).render_as_string(hide_password=False)
-            moodle_url, app_url = stack.enter_context(mariadb_databases(url))
+            moodle_url, app_url = stack.enter_context(server_databases(args.mariadb))
         else:
             moodle_url, app_url = f"sqlite:///{root / 'moodle.db'}", f"sqlite:///{root / 'app.db'}"
         result = run(args, moodle_url, app_url, root)
