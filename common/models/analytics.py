@@ -57,15 +57,16 @@ class UsertimeDaily(Base):
     __tablename__ = "manireports_usertime_daily"
     __table_args__ = (
         UniqueConstraint("userid", "courseid", "date", "estimated"),
-        # The engagement refresh reads the learners whose rows were written since its last
-        # run: from the index alone.
+        # The engagement refresh finds the learners to recompute from these indexes alone:
+        # rows written since its last run, and rows of dates that crossed a window edge.
         Index("ix_manireports_usertime_daily_written", "timemodified", "userid"),
+        Index("ix_manireports_usertime_daily_date_userid", "date", "userid"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     userid: Mapped[int] = mapped_column(BigInteger)
     courseid: Mapped[int] = mapped_column(BigInteger, index=True)
-    date: Mapped[date] = mapped_column(Date, index=True)
+    date: Mapped[date] = mapped_column(Date)
     seconds: Mapped[int] = mapped_column(Integer, default=0)
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     timemodified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

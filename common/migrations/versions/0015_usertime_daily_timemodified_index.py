@@ -1,4 +1,7 @@
-"""usertime daily: index on (timemodified, userid): the learners whose rows were written since
+"""usertime daily: covering indexes for the engagement refresh's learners to recompute
+
+Those whose rows were written since its last run (timemodified, userid) and those active on a
+date that crossed a window edge (date, userid, replacing the index on date alone).
 
 Revision ID: 0015
 Revises: 0014
@@ -12,15 +15,16 @@ down_revision = "0014"
 branch_labels = None
 depends_on = None
 
+TABLE = "manireports_usertime_daily"
+
 
 def upgrade() -> None:
-    op.create_index(
-        "ix_manireports_usertime_daily_written",
-        "manireports_usertime_daily",
-        ["timemodified", "userid"],
-        unique=False,
-    )
+    op.create_index("ix_manireports_usertime_daily_written", TABLE, ["timemodified", "userid"])
+    op.create_index("ix_manireports_usertime_daily_date_userid", TABLE, ["date", "userid"])
+    op.drop_index("ix_manireports_usertime_daily_date", table_name=TABLE)
 
 
 def downgrade() -> None:
-    op.drop_index("ix_manireports_usertime_daily_written", table_name="manireports_usertime_daily")
+    op.create_index("ix_manireports_usertime_daily_date", TABLE, ["date"])
+    op.drop_index("ix_manireports_usertime_daily_date_userid", table_name=TABLE)
+    op.drop_index("ix_manireports_usertime_daily_written", table_name=TABLE)
