@@ -5,7 +5,8 @@ started. `reserve` increments it with one conditional UPDATE (`… WHERE bucket 
 (window expired OR attempts < limit)`) in a transaction of its own, committed before the caller
 goes on, so any number of concurrent requests on any number of web replicas can never reserve
 more than `limit` attempts per window: the database serialises the updates of one row. A first
-attempt INSERTs the row; a racing duplicate insert is retried as an update.
+attempt INSERTs the row; a racing duplicate insert, or a row that appeared after the UPDATE
+looked, is retried as an update.
 
 Bucket names are hashed (SHA-256), so the key is short whatever it is made of and the table
 holds no usernames or addresses.
@@ -55,8 +56,14 @@ class AttemptCounters:
             with self.engine.begin() as conn:
                 if conn.execute(take).rowcount == 1:
                     return True
-                if conn.scalar(select(table.c.bucket).where(table.c.bucket == key)) is not None:
-                    return False
+                found = select(table.c.attempts, table.c.window_start).where(table.c.bucket == key)
+                row = conn.execute(found).first()
+            if row is not None:
+                if row.window_start > now - window and row.attempts >= limit:
+                    return False  # the bucket is full
+                # The row was created after the UPDATE looked (a racing first attempt; under
+                # PostgreSQL's READ COMMITTED this read sees it, the UPDATE did not): take again.
+                continue
             try:
                 with self.engine.begin() as conn:
                     conn.execute(insert(table).values(bucket=key, attempts=1, window_start=now))
