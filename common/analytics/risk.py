@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, and_, delete, func, or_, select, tuple_
+from sqlalchemy import Row, Select, and_, delete, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from common.analytics.risk_rules import effective_rules, score
@@ -127,7 +127,7 @@ def compute_risk_scores(
                                             Engagement.seconds_7, Engagement.active_days_30))
         }  # fmt: skip
         stored = {
-            (r.userid, r.courseid): (r.score, r.flagged, r.factors, r.lastactivity, r.flagged_at)
+            (r.userid, r.courseid): r
             for r in session.execute(
                 select(RiskScore.userid, RiskScore.courseid, *STORED_FIGURES)
             )
@@ -154,7 +154,7 @@ def compute_risk_scores(
         flagged = value >= flag_score
         before = stored.get((user, course))
         # Since when the flag stands: kept from a row flagged before this run.
-        flagged_before = before[4] if before is not None and before[1] else None
+        flagged_before = before.flagged_at if before is not None and before.flagged else None
         if flagged and flagged_before is None:
             newly.append((user, course))
         since = (flagged_before or computed) if flagged else None
@@ -176,13 +176,12 @@ def compute_risk_scores(
     return newly
 
 
-def _differ(stored: tuple[Any, ...], now: tuple[Any, ...]) -> bool:
-    """Whether a stored row's figures differ from this run's (stored booleans may come back
-    as 0/1 and datetimes without their zone, so compare them as values)."""
-    score_, flagged, factors, last, since = stored
-    return (int(score_), bool(flagged), factors, last) != now[:4] or (since is None) != (
-        now[4] is None
-    )
+def _differ(stored: Row[Any], fresh: tuple[Any, ...]) -> bool:
+    """Whether a stored row's figures differ from this run's `fresh` ones (in FIGURE_NAMES
+    order). Stored booleans may come back as 0/1; a flag's start is kept from the stored row
+    while it stands, so only whether there is one can differ."""
+    kept = (int(stored.score), bool(stored.flagged), stored.factors, stored.lastactivity)
+    return kept != fresh[:4] or (stored.flagged_at is None) != (fresh[4] is None)
 
 
 def last_scored(session: Session) -> int | None:
