@@ -247,32 +247,29 @@ def main() -> None:
     args = parser.parse_args()
     size = QUICK if args.quick else FULL
     server = args.mariadb or args.postgres
+    name = (server and make_url(server).database) or "mr_agg"
     with tempfile.TemporaryDirectory(prefix="manireports-bench-") as scratch:
-        figures = on_site(Path(scratch) / "full", size, args.layout, server, baseline=True)
-        half = on_site(Path(scratch) / "half", half_history(size), args.layout,
-                       server and renamed(server, "_half"), baseline=False)  # fmt: skip
+        figures = on_site(Path(scratch) / "full", size, args.layout, server, name, baseline=True)
+        half = on_site(Path(scratch) / "half", half_history(size), args.layout, server,
+                       f"{name}_half", baseline=False)  # fmt: skip
     figures["growth"] = {size["log_rows"]: figures.pop("growth"),
                          size["log_rows"] // 2: half["growth"]}  # fmt: skip
     print(growth_table(figures["growth"]), flush=True)  # type: ignore[arg-type]
     print(json.dumps(figures))
 
 
-def renamed(url: str, suffix: str) -> str:
-    parsed = make_url(url)
-    return parsed.set(database=f"{parsed.database or 'mr_agg'}{suffix}").render_as_string(
-        hide_password=False
-    )
-
-
 def on_site(
-    scratch: Path, size: dict[str, int], layout: str, server: str | None, *, baseline: bool
+    scratch: Path,
+    size: dict[str, int],
+    layout: str,
+    server: str | None,
+    name: str,
+    *,
+    baseline: bool,
 ) -> dict[str, object]:
     scratch.mkdir()
     if server:
-        with server_databases(server, make_url(server).database or "mr_agg") as (
-            moodle_url,
-            app_url,
-        ):
+        with server_databases(server, name) as (moodle_url, app_url):
             return run(scratch, size, layout, moodle_url, app_url, baseline=baseline)
     return run(scratch, size, layout, f"sqlite:///{scratch / 'moodle.db'}", None,
                baseline=baseline)  # fmt: skip
