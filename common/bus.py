@@ -156,6 +156,7 @@ class Bus:
             try:
                 async with self._replica_errors(spec.name):
                     await self.js.add_stream(config)
+                await self._wait_replicas_current(spec.name)
             except BadRequestError as exc:
                 if exc.err_code != STREAM_EXISTS_OTHERWISE:
                     raise
@@ -241,7 +242,9 @@ class Bus:
             )
             try:
                 async with self._replica_errors(KV_STREAM_PREFIX + bucket):
-                    return await self.js.create_key_value(config)
+                    kv = await self.js.create_key_value(config)
+                await self._wait_replicas_current(KV_STREAM_PREFIX + bucket)
+                return kv
             except BadRequestError as exc:
                 if exc.err_code != STREAM_EXISTS_OTHERWISE:
                     raise
@@ -258,8 +261,10 @@ class Bus:
         await self._wait_replicas_current(config.name)
 
     async def _wait_replicas_current(self, stream: str, timeout_s: float = 30.0) -> None:
-        """Until every replica of `stream` has caught up: a stream just grown to more replicas
-        refuses new consumers ("insufficient resources") while its copies are being made."""
+        """Until `stream` has a leader and every replica has caught up: a stream just created
+        on a cluster answers publishes with "no responders" until it has elected a leader, and
+        one just grown to more replicas refuses new consumers ("insufficient resources") while
+        its copies are being made."""
         deadline = time.monotonic() + timeout_s
         while True:
             cluster = (await self.js.stream_info(stream)).cluster

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from nats.js.kv import KeyValue
 
 from common.bus import Bus
 from common.nats_server import EmbeddedNatsCluster, EmbeddedNatsServer, NatsServerError
@@ -25,18 +26,29 @@ def cluster(tmp_path: Path) -> Iterator[EmbeddedNatsCluster]:
     nodes.stop()
 
 
-async def publish_surely(bus: Bus, subject: str, payload: dict[str, Any], msg_id: str) -> None:
-    """Retry with the same message id until acknowledged: the stream's duplicate window makes
-    a retry of a publish that was stored after all a no-op."""
+async def surely(attempt: Callable[[], Awaitable[Any]]) -> None:
+    """Retry `attempt` for up to 30 s: a loaded cluster answers "no responders" while a stream
+    it just created, or one whose leader died, elects a leader."""
     deadline = time.monotonic() + 30
     while True:
         try:
-            await bus.publish(subject, payload, msg_id=msg_id)
+            await attempt()
             return
         except Exception:
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.2)
+
+
+async def publish_surely(bus: Bus, subject: str, payload: dict[str, Any], msg_id: str) -> None:
+    """Publish until acknowledged: the stream's duplicate window makes a retry of a publish
+    that was stored after all a no-op."""
+    await surely(lambda: bus.publish(subject, payload, msg_id=msg_id))
+
+
+async def put_surely(kv: KeyValue, key: str, value: bytes) -> None:
+    """Put until acknowledged (the same value, so a retry of one that landed is harmless)."""
+    await surely(lambda: kv.put(key, value))
 
 
 async def kill_leader(bus: Bus, cluster: EmbeddedNatsCluster, stream: str) -> str:

@@ -21,7 +21,7 @@ from common.bus import (
 )
 from common.nats_server import EmbeddedNatsCluster, EmbeddedNatsServer, NatsServerError
 from common.settings import SettingsError, load_settings
-from tests.cluster_support import cluster, kill_leader, publish_surely
+from tests.cluster_support import cluster, kill_leader, publish_surely, put_surely
 
 __all__ = ["cluster"]  # a fixture
 
@@ -107,7 +107,7 @@ def test_an_r1_stream_with_messages_is_updated_to_r3_and_keeps_them(
         await before.ensure_streams()
         created = (await before.js.stream_info("COMMANDS")).created
         for n in range(40):
-            await before.publish(command_subject("grow", "n"), {"n": n})
+            await publish_surely(before, command_subject("grow", "n"), {"n": n}, f"grow-{n}")
         r1 = await replicas_of(before, "COMMANDS")
         await before.close()
 
@@ -140,7 +140,7 @@ def test_a_kv_bucket_is_created_with_and_updated_to_nats_replicas(
     async def scenario() -> tuple[tuple[int, int], tuple[int, int], tuple[int, int], bytes]:
         one = await Bus.connect(cluster.url, "one", replicas=1)
         kv = await one.key_value("grown", ttl_s=60)
-        await kv.put("lease", b"holder-1")
+        await put_surely(kv, "lease", b"holder-1")
         r1 = await replicas_of(one, KV_STREAM_PREFIX + "grown")
         await one.close()
 
@@ -149,7 +149,7 @@ def test_a_kv_bucket_is_created_with_and_updated_to_nats_replicas(
             kv = await three.key_value("grown", ttl_s=60)
             kept = (await kv.get("lease")).value or b""
             fresh = await three.key_value("fresh", ttl_s=60)
-            await fresh.put("k", b"v")
+            await put_surely(fresh, "k", b"v")
             return (
                 r1,
                 await replicas_of(three, KV_STREAM_PREFIX + "grown"),
