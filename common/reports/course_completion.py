@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Select, and_, bindparam, case, func, select
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter
 
 from common.access import capabilities as caps
 from common.moodle import MoodleTables
@@ -122,13 +124,32 @@ def _buckets_query(prefix: str, by_course: bool, by_cohort: bool) -> Select:  # 
         # Day start by integer modulo: division is decimal on MariaDB, and a cast rounds.
         else_=local - (local % DAY_S),
     )
-    return (
+    query = (
         select(course.c.id, course.c.fullname, bucket.label("bucket"), func.count().label("n"))
         .select_from(enrolled)
         .join(course, course.c.id == enrolled.c.courseid)
         .outerjoin(cc, and_(cc.c.course == enrolled.c.courseid, cc.c.userid == enrolled.c.userid))
         .group_by(course.c.id, course.c.fullname, bucket)
     )
+    return _constants_written_out(query)
+
+
+def _constants_written_out(query: Select) -> Select:  # type: ignore[type-arg]
+    """``query`` with its constants (context level, enrolment status, role archetype…) written
+    into the SQL; only the named parameters (`now`, `since`…) stay bound.
+
+    psycopg prepares a statement run five times on a connection, and PostgreSQL then plans it
+    once for any parameter values (a generic plan). With the constants bound too, that plan
+    cannot tell course contexts from the others nor active enrolments from suspended ones, and
+    for a company manager it chose a join order half as fast again as the one the same
+    constants written out get (EXPLAIN ANALYZE on a 2,000-user site: 59 ms against 39 ms).
+    MariaDB (pymysql writes every value into the SQL) and SQLite are unaffected."""
+
+    def written_out(bind: BindParameter[Any]) -> None:
+        if bind.unique and bind.value is not None and bind.callable is None:
+            bind.literal_execute = True  # an anonymous bind: a literal of the query's code
+
+    return visitors.cloned_traverse(query, {}, {"bindparam": written_out})
 
 
 def _tally(
