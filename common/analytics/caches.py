@@ -2,17 +2,19 @@
 
 The aggregator's `refresh_caches` task computes every scope (the site and each company) in a
 few grouped queries (the activity trend from the log rows added since its previous run, see
-`activity_months`) and stores each as JSON with when it was computed and when it expires
-(CACHE_TTL_S). Dashboards read one row; an expired entry is stale and is not served, and
+`activity_months`; the 30-day time series from the dates whose daily rows changed since,
+see `time_trend.moved_on`) and stores each as JSON with when it was computed and when it
+expires (CACHE_TTL_S). Dashboards read one row; an expired entry is stale and is not served, and
 entries of scopes that no longer exist are deleted at the next refresh.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -25,7 +27,15 @@ from common.analytics.activity_months import (
     update_months,
 )
 from common.analytics.risk import flagged_by_course, last_scored
-from common.analytics.time_trend import daily_series, empty_series, series_by_scope
+from common.analytics.state import read_mark, seen_mark, seen_since, write_mark
+from common.analytics.time_trend import (
+    DAYS,
+    as_date,
+    daily_series,
+    empty_series,
+    moved_on,
+    series_by_scope,
+)
 from common.analytics.trends import (
     SITE,
     Scope,
@@ -38,12 +48,14 @@ from common.analytics.trends import (
 )
 from common.analytics.upsert import table_of, upsert
 from common.appdb import AppDB
-from common.models.analytics import CacheSummary
+from common.models.analytics import CacheSummary, UsertimeDaily
 from common.models.base import utcnow
 from common.moodle import MoodleSource
 from common.tenancy import TenantScope, scoped
 
 PREFIX = "dashboard:"
+SEEN_MARK = "caches.daily_seen_ms"  # daily rows written from then (Unix ms): not in the series
+MEMBERS_MARK = "caches.members"  # a fingerprint of the company members the series count
 # A course's figures when none of its learners was active in 30 days.
 NO_ENGAGEMENT = {"active_7": 0, "active_30": 0, "seconds_30": 0, "estimated": False,
                  "xapi_statements_30": None, "video_seconds_30": None}  # fmt: skip
@@ -76,7 +88,7 @@ def refresh_caches(appdb: AppDB, source: MoodleSource, *, ttl_s: int, now: int) 
     today = datetime.fromtimestamp(now, UTC).date()
     with appdb.transaction() as session:
         rollup = engagement_rollup(session, members)
-        daily = series_by_scope(session, members, today)
+        daily, marks = _daily_time(session, members, today)
     scopes: list[Scope] = [SITE, *sorted(members)]
     computed = utcnow()
     elapsed_ms = int((time.perf_counter() - started) * 1000)
@@ -95,6 +107,8 @@ def refresh_caches(appdb: AppDB, source: MoodleSource, *, ttl_s: int, now: int) 
         )  # fmt: skip
     with appdb.transaction() as session:
         save_months(session, months, loaded=stored)
+        for name, value in marks.items():
+            write_mark(session, name, value)
         upsert(
             session,
             table_of(CacheSummary),
@@ -109,6 +123,60 @@ def refresh_caches(appdb: AppDB, source: MoodleSource, *, ttl_s: int, now: int) 
             )
         )
     return len(rows)
+
+
+def _daily_time(
+    session: Session, members: dict[int, set[int]], today: date
+) -> tuple[dict[Scope, dict[str, Any]], dict[str, int]]:
+    """Every scope's 30-day time series, and the marks to store with it. After a refresh
+    that counted the same company members, only the dates with daily rows written since it,
+    or new to the window, are recomputed; the others are carried over from its documents."""
+    marks = {SEEN_MARK: seen_mark(utcnow()), MEMBERS_MARK: _fingerprint(members)}
+    seen = read_mark(session, SEEN_MARK)
+    stored = _stored_series(session, [SITE, *members], today)
+    if not seen or read_mark(session, MEMBERS_MARK) != marks[MEMBERS_MARK] or stored is None:
+        return series_by_scope(session, members, today), marks
+    series, as_of = stored
+    d = UsertimeDaily
+    since = today - timedelta(days=DAYS - 1)
+    written = session.scalars(
+        select(d.date).where(d.timemodified >= seen_since(seen), d.date.between(since, today))
+        .distinct()
+    )  # fmt: skip
+    dates = {as_date(day) for day in written}
+    dates |= {as_of + timedelta(days=n) for n in range(1, (today - as_of).days + 1)}
+    fresh = series_by_scope(session, members, today, only=sorted(dates)) if dates else {}
+    return moved_on(series, fresh, dates, today), marks
+
+
+def _stored_series(
+    session: Session, scopes: list[Scope], today: date
+) -> tuple[dict[Scope, dict[str, Any]], date] | None:
+    """The stored series of every scope and the date they are as of, when each scope has one
+    (with per-day estimate flags) as of the same date in the 30 days up to `today`."""
+    found = {
+        companyid: json.loads(payload)
+        for companyid, payload in session.execute(
+            select(CacheSummary.companyid, CacheSummary.payload).where(
+                CacheSummary.cachekey.like(f"{PREFIX}%")
+            )
+        )
+    }
+    if any(scope not in found for scope in scopes):
+        return None
+    documents = [found[scope] for scope in scopes]
+    as_of = {int(document["as_of"]) for document in documents}
+    if len(as_of) != 1 or any("estimated_days" not in d.get("daily_time", {}) for d in documents):
+        return None
+    day = datetime.fromtimestamp(as_of.pop(), UTC).date()
+    if not today - timedelta(days=DAYS) < day <= today:
+        return None
+    return {scope: found[scope]["daily_time"] for scope in scopes}, day
+
+
+def _fingerprint(members: dict[int, set[int]]) -> int:
+    canonical = json.dumps(sorted((company, sorted(users)) for company, users in members.items()))
+    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=7).digest(), "big")
 
 
 def read_cache(session: Session, company_id: int | None, now: datetime) -> CachedFigures | None:

@@ -15,7 +15,7 @@ exactly what a full one would (tests/common/analytics/test_engagement.py).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from common.analytics.intervals import day_start
 from common.analytics.optional_sources import video_seconds, xapi_statements
-from common.analytics.state import read_mark, write_mark
+from common.analytics.state import read_mark, seen_mark, seen_since, write_mark
 from common.analytics.upsert import table_of, upsert
 from common.analytics.usertime import chosen_daily
 from common.appdb import AppDB
@@ -45,10 +45,6 @@ from common.settings import Settings
 AS_OF_MARK = "engagement.as_of"  # the date (ordinal) the stored figures are as of
 SEEN_MARK = "engagement.daily_seen_ms"  # daily rows written from then (Unix ms) are not in them
 SOURCES_MARK = "engagement.optional_sources"  # 1 + which optional figures they carry
-# A daily row is stamped when written and commits a little later (a heartbeat batch's
-# transaction lasts well under a second): rows stamped this long before the previous refresh
-# began are recomputed again, which costs a little and is harmless.
-LATE_COMMIT_S = 120
 USER_BATCH = 500
 MOST_USERS = 2  # recomputing more than 1/MOST_USERS of the learners: a full refresh instead
 COLUMNS = ["userid", "courseid", "active_days_7", "active_days_30", "seconds_7", "seconds_30",
@@ -99,7 +95,7 @@ def refresh_engagement(
         if incremental:
             _drop_rows_left_empty(session, set(extra))
         write_mark(session, AS_OF_MARK, today.toordinal())
-        write_mark(session, SEEN_MARK, int((now.timestamp() - LATE_COMMIT_S) * 1000))
+        write_mark(session, SEEN_MARK, seen_mark(now))
         write_mark(session, SOURCES_MARK, sources)
         written = session.scalar(select(func.count()).select_from(e))
     return int(written or 0)
@@ -143,7 +139,7 @@ def _users_to_recompute(session: Session, as_of: date, today: date, seen_ms: int
     that moved across a window's edge between `as_of` and `today`: out of the 30 or the 7
     days, or into them (a row dated ahead of the clock)."""
     d = UsertimeDaily
-    since = datetime.fromtimestamp(seen_ms / 1000, UTC)
+    since = seen_since(seen_ms)
     conditions = [
         d.timemodified >= since,
         d.date.between(as_of - timedelta(days=29), today - timedelta(days=30)),

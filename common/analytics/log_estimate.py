@@ -242,21 +242,20 @@ def _date_of(day_index: int) -> date:
 
 class _TimelineCache:
     """The run's timelines, so a chunk does not reload what the previous one wrote. A cached
-    timeline covers activity from `since` on; a chunk reaching further back reloads."""
+    timeline covers activity from `since` on; a chunk reaching further back, or reaching one
+    with sessions inserted since it was loaded (`Timeline.saved`), reloads."""
 
-    def __init__(self, db_had_estimates: bool):
+    def __init__(self) -> None:
         self.timelines: dict[CourseKey, Timeline] = {}
         self.since: dict[CourseKey, int] = {}
-        self.db_had_estimates = db_had_estimates
 
     def prepare(self, session: Session, keys: list[CourseKey], since: int, until: int) -> None:
-        stale = [k for k in keys if k not in self.timelines or self.since[k] > since]
-        # Keys first seen in a run that started on an empty table have nothing stored yet.
-        to_load = [k for k in stale if self.db_had_estimates or k in self.timelines]
-        fresh = set(stale) - set(to_load)
-        loaded = load_timelines(session, to_load, estimated=True, since=since, until=until)
-        for key in fresh:
-            loaded[key] = Timeline()
+        stale = [
+            k
+            for k in keys
+            if k not in self.timelines or self.since[k] > since or not self.timelines[k].saved
+        ]
+        loaded = load_timelines(session, stale, estimated=True, since=since, until=until)
         for key, timeline in loaded.items():
             self.timelines[key] = timeline
             self.since[key] = since
@@ -281,7 +280,7 @@ def estimate_time_from_log(appdb: AppDB, source: MoodleSource, *, gap_s: int) ->
         _first_run(appdb, source, run, low=mark, high=top, after_user=first_user, gap_s=gap_s)
         log.info("log estimate (first run): %d sessions", run.sessions_written)
         return run
-    cache = _TimelineCache(db_had_estimates=had)
+    cache = _TimelineCache()
     run.last_log_id = mark
     for low, high in _id_ranges(source, mark):
         with source.engine.connect() as conn:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from common.analytics.upsert import table_of, upsert
 from common.models.analytics import AnalyticsState
 from common.models.base import utcnow
+
+# A daily row is stamped when written and commits a little later (a heartbeat batch's
+# transaction lasts well under a second): a job that read the rows at time T records
+# T - LATE_COMMIT_S as where it has seen them up to, and so reads rows stamped in those
+# seconds again next time, which costs a little and is harmless.
+LATE_COMMIT_S = 120
 
 
 def read_mark(session: Session, name: str) -> int:
@@ -24,3 +32,14 @@ def write_mark(session: Session, name: str, value: int) -> None:
         key=("name",),
         update=("value", "timemodified"),
     )
+
+
+def seen_mark(read_at: datetime) -> int:
+    """The value of a "rows written from then on are not counted yet" mark (Unix ms) for a job
+    that started reading at `read_at`."""
+    return int((read_at.timestamp() - LATE_COMMIT_S) * 1000)
+
+
+def seen_since(mark: int) -> datetime:
+    """The write time a `seen_mark` stands for."""
+    return datetime.fromtimestamp(mark / 1000, UTC)

@@ -4,12 +4,14 @@ A (learner, course, date) has at most two daily rows, a heartbeat figure and a l
 the heartbeat figure wins (the rule `usertime.daily_time` and the engagement table follow).
 One grouped pass picks it per key; the cache refresh folds the result into every company's
 series at once (`series_by_scope`), and a viewer narrower than a company gets theirs read
-within their tenant scope (`daily_series`).
+within their tenant scope (`daily_series`). A refresh after an earlier one recomputes only
+the dates whose rows changed and carries the others over (`moved_on`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import date, timedelta
 from typing import Any
 
@@ -18,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from common.analytics.trends import SITE, Scope
 from common.analytics.usertime import chosen_daily
+from common.models.analytics import UsertimeDaily
 from common.moodle import MoodleSource
 from common.tenancy import TenantScope, scoped
 
@@ -26,7 +29,11 @@ DAYS = 30
 
 def _empty(since: date, days: int) -> dict[str, Any]:
     labels = [(since + timedelta(days=n)).isoformat() for n in range(days)]
-    return {"days": labels, "seconds": [0] * days, "learners": [0] * days, "estimated": False}
+    return {"days": labels, "seconds": [0] * days, "learners": [0] * days, "estimated": False,
+            "estimated_days": [False] * days}  # fmt: skip
+
+
+PER_DAY = ("seconds", "learners", "estimated_days")
 
 
 def daily_series(
@@ -43,19 +50,26 @@ def daily_series(
     ).group_by(k.c.date)  # fmt: skip
     series = _empty(since, days)
     for day, total, learners, estimated in session.execute(scoped(query, scope, source)):
-        index = (_as_date(day) - since).days
+        index = (as_date(day) - since).days
         series["seconds"][index] = int(total or 0)
         series["learners"][index] = int(learners or 0)
-        series["estimated"] = series["estimated"] or bool(estimated)
+        series["estimated_days"][index] = bool(estimated)
+    series["estimated"] = any(series["estimated_days"])
     return series
 
 
 def series_by_scope(
-    session: Session, members: dict[int, set[int]], today: date, days: int = DAYS
+    session: Session,
+    members: dict[int, set[int]],
+    today: date,
+    days: int = DAYS,
+    *,
+    only: Collection[date] | None = None,
 ) -> dict[Scope, dict[str, Any]]:
-    """The same series for the site and for each company (its members' time), in one pass."""
+    """The same series for the site and for each company (its members' time), in one pass;
+    with `only`, the figures of those dates alone (the others left at 0)."""
     since = today - timedelta(days=days - 1)
-    k = chosen_daily(since, today)
+    k = chosen_daily(since, today, *([] if only is None else [UsertimeDaily.date.in_(only)]))
     query = select(
         k.c.userid, k.c.date, func.sum(func.coalesce(k.c.measured, k.c.estimate)),
         func.max(case((k.c.measured.is_(None), 1), else_=0)),
@@ -67,19 +81,52 @@ def series_by_scope(
     found: dict[Scope, dict[str, Any]] = defaultdict(lambda: _empty(since, days))
     found[SITE] = _empty(since, days)
     for user, day, total, estimated in session.execute(query):
-        index = (_as_date(day) - since).days
+        index = (as_date(day) - since).days
         for scope in user_scopes[user]:
             series = found[scope]
             series["seconds"][index] += int(total or 0)
             series["learners"][index] += 1
-            series["estimated"] = series["estimated"] or bool(estimated)
+            series["estimated_days"][index] = series["estimated_days"][index] or bool(estimated)
+    for series in found.values():
+        series["estimated"] = any(series["estimated_days"])
     return dict(found)
+
+
+def moved_on(
+    stored: dict[Scope, dict[str, Any]],
+    fresh: dict[Scope, dict[str, Any]],
+    dates: Collection[date],
+    today: date,
+    days: int = DAYS,
+) -> dict[Scope, dict[str, Any]]:
+    """Each scope's `stored` series moved on to the window ending `today` (dates that left it
+    dropped, new ones 0), with the figures of `dates` taken from `fresh`: series computed for
+    those dates only (`series_by_scope(only=dates)`), where a scope absent had none."""
+    since = today - timedelta(days=days - 1)
+    moved: dict[Scope, dict[str, Any]] = {}
+    for scope in stored.keys() | fresh.keys():
+        series = _empty(since, days)
+        old = stored.get(scope)
+        for position, label in enumerate(old["days"] if old else []):
+            index = (date.fromisoformat(label) - since).days
+            if 0 <= index < days:
+                for key in PER_DAY:
+                    series[key][index] = old[key][position]  # type: ignore[index]
+        new = fresh.get(scope, _empty(since, days))
+        for day in dates:
+            index = (day - since).days
+            if 0 <= index < days:
+                for key in PER_DAY:
+                    series[key][index] = new[key][index]
+        series["estimated"] = any(series["estimated_days"])
+        moved[scope] = series
+    return moved
 
 
 def empty_series(today: date, days: int = DAYS) -> dict[str, Any]:
     return _empty(today - timedelta(days=days - 1), days)
 
 
-def _as_date(value: Any) -> date:
+def as_date(value: Any) -> date:
     # SQLite hands a grouped DATE back as text.
     return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])

@@ -26,7 +26,7 @@ from common.analytics.intervals import (
     seconds_by_date,
     utc_date,
 )
-from common.analytics.upsert import insert_returning_ids, table_of, upsert
+from common.analytics.upsert import insert_many, table_of, upsert
 from common.models.analytics import UsertimeDaily, UsertimeSession
 from common.models.base import utcnow
 
@@ -107,6 +107,12 @@ class Timeline:
             keep.first, keep.last, keep.dirty = first, last, True
         for other in swallowed:
             other.dead = True
+
+    @property
+    def saved(self) -> bool:
+        """Whether every session has its stored id: `save_timelines` leaves the sessions it
+        inserts without one, so a timeline must be loaded again before merging into it again."""
+        return all(s.id is not None for s in self.sessions)
 
     def seconds_on(self, days: Iterable[date], gap_s: int) -> dict[date, int]:
         """Seconds of activity on each of `days` (dates with no activity are left out).
@@ -199,11 +205,12 @@ def save_timelines(
             )
         )
         session.connection().execute(statement, updates)
-    if inserts:
-        rows = [_session_values(key, s) | {"estimated": estimated} for key, s in inserts]
-        for (_, stored), new_id in zip(inserts, insert_returning_ids(session, t, rows),
-                                       strict=True):  # fmt: skip
-            stored.id = new_id
+    # New sessions go in as one plain bulk insert, without reading their ids back (RETURNING
+    # costs more than the insert): a caller merging into these timelines again loads them
+    # anew (`Timeline.saved`).
+    insert_many(
+        session, t, [_session_values(key, s) | {"estimated": estimated} for key, s in inserts]
+    )
     for timeline in timelines.values():
         for stored in timeline.sessions:
             stored.dirty = False

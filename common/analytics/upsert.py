@@ -1,13 +1,12 @@
 """Bulk writes on SQLite, MariaDB and PostgreSQL: insert-or-update keyed by a unique
-constraint, and plain bulk inserts into tables known to hold none of the rows (also returning
-their new ids)."""
+constraint, and plain bulk inserts into tables known to hold none of the rows."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Boolean, Date, DateTime, Dialect, Table, func, insert, select
+from sqlalchemy import Boolean, Date, DateTime, Dialect, Table, insert
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
@@ -83,30 +82,6 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
     if not compiled.positional:  # pymysql's named style (%(name)s)
         values = [dict(zip(order, row, strict=True)) for row in values]
     session.connection().exec_driver_sql(compiled.string, values)
-
-
-def insert_returning_ids(
-    session: Session, table: Table, rows: Sequence[Mapping[str, Any]]
-) -> list[int]:
-    """Insert `rows` (as `insert_many`) and return their new `id`s, in the order of `rows`.
-
-    SQLAlchemy runs an ordered INSERT ... RETURNING one row at a time on SQLite, whose
-    RETURNING order is not defined. There the rows go in as one executemany instead: one
-    writer's rows get consecutive rowids, and the transaction holds the write lock, so every
-    id above the previous highest is one of ours (checked, not assumed)."""
-    if not rows:
-        return []
-    if session.get_bind().dialect.name != "sqlite":
-        statement = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-        return [int(new_id) for new_id in session.execute(statement, list(rows)).scalars()]
-    before = session.scalar(select(func.max(table.c.id))) or 0
-    insert_many(session, table, rows)
-    count, low, high = session.execute(
-        select(func.count(), func.min(table.c.id), func.max(table.c.id)).where(table.c.id > before)
-    ).one()
-    if count != len(rows) or high - low + 1 != len(rows):  # pragma: no cover - see above
-        raise RuntimeError(f"{table.name}: {len(rows)} rows inserted, ids not consecutive")
-    return list(range(low, high + 1))
 
 
 def _fast_bind(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:

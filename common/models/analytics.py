@@ -38,6 +38,16 @@ class UsertimeSession(Base):
     __table_args__ = (
         UniqueConstraint("userid", "courseid", "cmid", "estimated", "sessionstart"),
         Index("ix_manireports_usertime_sessions_course_start", "courseid", "sessionstart"),
+        # Covering the window of sessions new activity merges into (`timelines`).
+        Index(
+            "ix_manireports_usertime_sessions_window",
+            "lastbeat",
+            "estimated",
+            "sessionstart",
+            "userid",
+            "courseid",
+            "cmid",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -46,7 +56,7 @@ class UsertimeSession(Base):
     cmid: Mapped[int] = mapped_column(BigInteger, default=0)
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     sessionstart: Mapped[datetime] = mapped_column(UTCDateTime)
-    lastbeat: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    lastbeat: Mapped[datetime] = mapped_column(UTCDateTime)
     duration: Mapped[int] = mapped_column(Integer, default=0)  # seconds: lastbeat - sessionstart
 
 
@@ -57,10 +67,17 @@ class UsertimeDaily(Base):
     __tablename__ = "manireports_usertime_daily"
     __table_args__ = (
         UniqueConstraint("userid", "courseid", "date", "estimated"),
-        # The engagement refresh finds the learners to recompute from these indexes alone:
-        # rows written since its last run, and rows of dates that crossed a window edge.
-        Index("ix_manireports_usertime_daily_written", "timemodified", "userid"),
-        Index("ix_manireports_usertime_daily_date_userid", "date", "userid"),
+        # Covering the incremental refreshes' reads: the learners and dates with rows
+        # written since a refresh, and the figures of a range of dates.
+        Index("ix_manireports_usertime_daily_written_dates", "timemodified", "userid", "date"),
+        Index(
+            "ix_manireports_usertime_daily_date_figures",
+            "date",
+            "userid",
+            "courseid",
+            "estimated",
+            "seconds",
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

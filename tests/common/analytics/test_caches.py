@@ -1,17 +1,25 @@
 """Dashboard documents from crafted logs and completions in two companies: the figures against
 hand-computed ones, and an incremental refresh against a from-scratch one."""
 
+import random
+import time
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import delete
 
+from common.analytics import caches, state
 from common.analytics.caches import read_cache, refresh_caches
+from common.analytics.time_trend import empty_series
+from common.analytics.trends import company_members
+from common.analytics.upsert import table_of, upsert
 from common.appdb import AppDB
 from common.db import make_engine
 from common.migrate import upgrade
+from common.models.analytics import UsertimeDaily
+from common.models.base import utcnow
 from common.moodle import MoodleSource
 from tests.factories.moodle import MoodleFactory
 
@@ -170,3 +178,51 @@ def test_deleted_old_log_rows_leave_the_trend(appdb, crafted, tmp_path):
     scopes = [None, site.acme, site.globex]
     assert documents(appdb, scopes) == from_scratch(tmp_path, source, NOW, scopes)
     assert documents(appdb, [None])[None]["trend"] == site.expected(None, NOW)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_daily_series_kept_up_day_by_day_equals_one_computed_whole(
+    appdb, crafted, monkeypatch, seed
+):
+    # Rows are written between refreshes here: no margin for late commits needed.
+    monkeypatch.setattr(state, "LATE_COMMIT_S", 0)
+    only_dates = []
+    whole_series = caches.series_by_scope
+
+    def spied(*args, **kwargs):  # type: ignore[no-untyped-def]
+        only_dates.append(kwargs.get("only"))
+        return whole_series(*args, **kwargs)
+
+    monkeypatch.setattr(caches, "series_by_scope", spied)
+    site, source = crafted
+    rng = random.Random(seed)
+    users = [site.ana, site.ben, site.cara, site.dan]
+    scopes = [None, site.acme, site.globex]
+    now = NOW
+    for step in range(14):
+        today = datetime.fromtimestamp(now, UTC).date()
+        rows = [
+            {"userid": rng.choice(users), "courseid": rng.choice([10, 11]),
+             # mostly the last days; now and then a late row weeks back or one dated ahead
+             "date": today - timedelta(days=rng.choice([0, 0, 1, 2, 9, 29, 31, -1])),
+             "seconds": rng.randrange(1, 4000), "estimated": rng.random() < 0.6,
+             "timemodified": utcnow()}
+            for _ in range(rng.randrange(0, 8))
+        ]  # fmt: skip
+        with appdb.transaction() as session:
+            upsert(session, table_of(UsertimeDaily), rows,
+                   key=("userid", "courseid", "date", "estimated"),
+                   update=("seconds", "timemodified"))  # fmt: skip
+        if step == 9:
+            site.join(site.globex, site.dan)  # new members: every date counts otherwise
+        time.sleep(0.002)  # the mark has millisecond precision
+        now += rng.choice([0, DAY, DAY, 2 * DAY]) if step != 5 else 40 * DAY
+        refresh_caches(appdb, source, ttl_s=600, now=now)
+
+        today = datetime.fromtimestamp(now, UTC).date()
+        with appdb.transaction() as session:
+            whole = whole_series(session, company_members(source), today)
+        for scope, document in documents(appdb, scopes).items():
+            assert document["daily_time"] == whole.get(scope, empty_series(today)), (step, scope)
+    assert any(dates is not None for dates in only_dates)  # the refreshes were incremental
+    assert only_dates.count(None) >= 3  # the first, after 40 days, after new members

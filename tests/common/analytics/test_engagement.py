@@ -6,7 +6,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import delete, func, insert, select
 
-from common.analytics import engagement
+from common.analytics import state
 from common.analytics.engagement import AS_OF_MARK, refresh_engagement
 from common.analytics.upsert import table_of, upsert
 from common.db import make_engine
@@ -120,7 +120,7 @@ def test_incremental_refreshes_equal_a_full_refresh_as_days_pass(
 ):
     # Rows are written here between refreshes, not during one: no margin for late commits,
     # or every row written in the last minutes would count as new and each refresh be full.
-    monkeypatch.setattr(engagement, "LATE_COMMIT_S", 0)
+    monkeypatch.setattr(state, "LATE_COMMIT_S", 0)
     rng = random.Random(seed)
     settings = load_settings({"MANIREPORTS_INSTANCE": str(tmp_path / "instance")})
     today = TODAY
