@@ -35,7 +35,7 @@ from common.analytics.intervals import day_start
 from common.analytics.optional_sources import video_seconds, xapi_statements
 from common.analytics.state import read_mark, seen_mark, seen_since, write_mark
 from common.analytics.upsert import table_of, upsert
-from common.analytics.usertime import chosen_daily
+from common.analytics.usertime import DailyFigure, grouped_figures
 from common.appdb import AppDB
 from common.models.analytics import Engagement, UsertimeDaily
 from common.models.base import UTCDateTime, utcnow
@@ -83,12 +83,13 @@ def refresh_engagement(
             for offset in range(0, len(users), USER_BATCH):
                 batch = users[offset : offset + USER_BATCH]
                 session.execute(delete(e).where(e.c.userid.in_(batch)))
-                mine = _figures(*tracked, UsertimeDaily.userid.in_(batch))
-                session.execute(e.insert().from_select(COLUMNS, mine))
+                for mine in _figures(*tracked, UsertimeDaily.userid.in_(batch)):
+                    session.execute(e.insert().from_select(COLUMNS, mine))
             _clear_optional(session, xapi, video)
         else:
             session.execute(delete(e))
-            session.execute(e.insert().from_select(COLUMNS, _figures(*tracked)))
+            for every in _figures(*tracked):
+                session.execute(e.insert().from_select(COLUMNS, every))
         # Learners with statements or video but no time get a row of their own.
         upsert(session, e, list(extra.values()), key=("userid", "courseid"),
                update=("xapi_statements_30", "video_seconds_30"))  # fmt: skip
@@ -103,27 +104,26 @@ def refresh_engagement(
 
 def _figures(
     today: date, has_xapi: bool, has_video: bool, now: datetime, *where: Any
-) -> Select[*tuple[Any, ...]]:
+) -> list[Select[Any]]:
     """Learners' figures as of `today`, one row per (user, course) with activity in the 30
-    days (of the daily rows matching `where`); the optional columns 0 where tracked (filled in
-    afterwards), NULL where not. A heartbeat figure beats an estimate of the same date."""
-    since_30, since_7 = today - timedelta(days=29), today - timedelta(days=6)
-    k = chosen_daily(since_30, today, *where)
-    seconds = func.coalesce(k.c.measured, k.c.estimate)
-    in_7 = k.c.date >= since_7
-    return (
-        select(
-            k.c.userid, k.c.courseid,
-            func.sum(case((in_7, 1), else_=0)), func.count(),
-            func.sum(case((in_7, seconds), else_=0)), func.sum(seconds),
+    days (of the daily rows matching `where`), over the queries' rows together; the optional
+    columns 0 where tracked (filled in afterwards), NULL where not."""
+    in_7 = today - timedelta(days=6)
+
+    def columns(f: DailyFigure) -> list[Any]:
+        return [
+            f.userid, f.courseid,
+            func.sum(case((f.date >= in_7, 1), else_=0)), func.count(),
+            func.sum(case((f.date >= in_7, f.seconds), else_=0)), func.sum(f.seconds),
             # Compared, not the bare MAX: a boolean on PostgreSQL, 0/1 elsewhere.
-            func.max(case((k.c.measured.is_(None), 1), else_=0)) == 1,
+            func.max(f.is_estimate) == 1,
             bindparam("xapi", 0 if has_xapi else None, type_=Integer),
             bindparam("video", 0 if has_video else None, type_=Integer),
-            func.max(k.c.date), bindparam("computed_at", now, type_=UTCDateTime()),
-        )
-        .group_by(k.c.userid, k.c.courseid)
-    )  # fmt: skip
+            func.max(f.date), bindparam("computed_at", now, type_=UTCDateTime()),
+        ]  # fmt: skip
+
+    return grouped_figures(lambda f: (f.userid, f.courseid), columns,
+                           today - timedelta(days=29), today, *where)  # fmt: skip
 
 
 def _extra(

@@ -19,7 +19,7 @@ from sqlalchemy import case, distinct, func, select
 from sqlalchemy.orm import Session
 
 from common.analytics.trends import SITE, Scope
-from common.analytics.usertime import chosen_daily
+from common.analytics.usertime import chosen_daily, grouped_figures
 from common.models.analytics import UsertimeDaily
 from common.moodle import MoodleSource
 from common.tenancy import TenantScope, scoped
@@ -66,21 +66,22 @@ def series_by_scope(
     *,
     only: Collection[date] | None = None,
 ) -> dict[Scope, dict[str, Any]]:
-    """The same series for the site and for each company (its members' time), in one pass;
+    """The same series for the site and for each company (its members' time), in one read;
     with `only`, the figures of those dates alone (the others left at 0)."""
     since = today - timedelta(days=days - 1)
-    k = chosen_daily(since, today, *([] if only is None else [UsertimeDaily.date.in_(only)]))
-    query = select(
-        k.c.userid, k.c.date, func.sum(func.coalesce(k.c.measured, k.c.estimate)),
-        func.max(case((k.c.measured.is_(None), 1), else_=0)),
-    ).group_by(k.c.userid, k.c.date)  # fmt: skip
+    queries = grouped_figures(
+        lambda f: (f.userid, f.date),
+        lambda f: (f.userid, f.date, func.sum(f.seconds), func.max(f.is_estimate)),
+        since, today, *([] if only is None else [UsertimeDaily.date.in_(only)]),
+    )  # fmt: skip
     user_scopes: dict[int, list[Scope]] = defaultdict(lambda: [SITE])
     for company, users in members.items():
         for user in users:
             user_scopes[user].append(company)
     found: dict[Scope, dict[str, Any]] = defaultdict(lambda: _empty(since, days))
     found[SITE] = _empty(since, days)
-    for user, day, total, estimated in session.execute(query):
+    rows = (row for query in queries for row in session.execute(query))
+    for user, day, total, estimated in rows:
         index = (as_date(day) - since).days
         for scope in user_scopes[user]:
             series = found[scope]

@@ -43,6 +43,9 @@ def test_7_and_30_day_figures_take_heartbeats_over_estimates(appdb, source, tmp_
             daily(3, 10, 3, 300, False),
             daily(3, 11, 30, 40, True),  # nothing within 30 days: no row
             daily(3, 10, -1, 70, False),  # tomorrow: not yet
+            # estimates only, the pass without heartbeat figures to pick from
+            daily(4, 10, 2, 500, True), daily(4, 10, 8, 200, True), daily(4, 10, 31, 9, True),
+            daily(4, 11, 0, 0, True),  # a single click
         ])  # fmt: skip
     settings = load_settings({"MANIREPORTS_INSTANCE": str(tmp_path / "instance")})
 
@@ -55,10 +58,12 @@ def test_7_and_30_day_figures_take_heartbeats_over_estimates(appdb, source, tmp_
                    e.seconds_30, e.estimated, e.lastactive, e.xapi_statements_30,
                    e.video_seconds_30).order_by(e.userid, e.courseid)
         ).all()  # fmt: skip
-    assert written == 2
+    assert written == 4
     assert [tuple(r) for r in rows] == [
         (2, 10, 2, 4, 60 + 100, 60 + 100 + 50 + 10, True, TODAY, None, None),
         (3, 10, 1, 1, 300, 300, False, TODAY - timedelta(days=3), None, None),
+        (4, 10, 1, 2, 500, 700, True, TODAY - timedelta(days=2), None, None),
+        (4, 11, 1, 1, 0, 0, True, TODAY, None, None),
     ]  # fmt: skip
 
 
