@@ -34,7 +34,7 @@ from sqlalchemy import func, inspect, make_url, select, text
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from databases import server_databases  # noqa: E402
+from databases import server_cache, server_databases  # noqa: E402
 
 from common.analytics.caches import read_cache  # noqa: E402
 from common.appdb import AppDB  # noqa: E402
@@ -332,6 +332,10 @@ def run(
     grown = growth(jobs, url, NOW + 86400)
     source.dispose()
     appdb.dispose()
+    # The Moodle and app DBs' sizes against the server's cache (innodb_buffer_pool_size,
+    # shared_buffers): beyond it, the incremental run waits on page reads.
+    cache = {"moodle": server_cache(url), "app": app_url and server_cache(app_url)}
+    print(f"server cache and data (MB): {cache}", flush=True)
     return {
         "bench": "aggregate",
         "users": size["users"],
@@ -348,6 +352,7 @@ def run(
         "cache_read_p95_ms": round(statistics.quantiles(reads, n=20)[-1] * 1000, 2),
         "ratio": baseline_s and round(full_s / baseline_s, 2),
         "growth": grown,
+        "server_cache_mb": cache,
     }
 
 

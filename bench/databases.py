@@ -39,3 +39,30 @@ def server_databases(url: str, name: str | None = None) -> Iterator[tuple[str, s
             for name in names:
                 conn.exec_driver_sql(drop.format(quote(name)))
         admin.dispose()
+
+
+def server_cache(url: str) -> dict[str, int] | None:
+    """The server's page cache and the size of the database of `url`, in MB: a run whose data
+    outgrows the cache reads pages from disk (or the OS cache) and says less about the code.
+    None on SQLite."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in ("mysql", "mariadb", "postgresql"):
+        return None
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            if backend == "postgresql":
+                cache = conn.exec_driver_sql(
+                    "SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'"
+                ).scalar()
+                data = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar()
+            else:
+                cache = conn.exec_driver_sql("SELECT @@innodb_buffer_pool_size").scalar()
+                data = conn.exec_driver_sql(
+                    "SELECT SUM(data_length + index_length) FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE()"
+                ).scalar()
+    finally:
+        engine.dispose()
+    return {"cache_mb": int(cache or 0) // 2**20, "data_mb": int(data or 0) // 2**20}

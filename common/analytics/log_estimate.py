@@ -146,7 +146,6 @@ def _first_run(
     query = spans.order_by(found.userid, found.courseid, found.first)
     sessions: list[dict[str, Any]] = []
     daily: list[dict[str, Any]] = []
-    now = utcnow()
     key: CourseKey | None = None
     totals: dict[int, int] = {}
 
@@ -154,7 +153,7 @@ def _first_run(
         if key is not None:
             daily.extend(
                 {"userid": key[0], "courseid": key[1], "date": _date_of(day),
-                 "seconds": seconds, "estimated": True, "timemodified": now}
+                 "seconds": seconds, "estimated": True}
                 for day, seconds in totals.items()
             )  # fmt: skip
             totals.clear()
@@ -162,7 +161,11 @@ def _first_run(
     def commit(marks: dict[str, int]) -> None:
         with appdb.transaction() as session:
             insert_many(session, table_of(UsertimeSession), sessions)
-            insert_many(session, table_of(UsertimeDaily), daily)
+            # Stamped as they commit, as every daily row is: a refresh takes rows stamped
+            # more than LATE_COMMIT_S before it began as committed.
+            stamp = utcnow()
+            insert_many(session, table_of(UsertimeDaily),
+                        [row | {"timemodified": stamp} for row in daily])  # fmt: skip
             for name, value in marks.items():
                 write_mark(session, name, value)
         run.sessions_written += len(sessions)

@@ -11,11 +11,12 @@ from common.analytics.upsert import table_of, upsert
 from common.models.analytics import AnalyticsState
 from common.models.base import utcnow
 
-# A daily row is stamped when written and commits a little later (a heartbeat batch's
-# transaction lasts well under a second): a job that read the rows at time T records
-# T - LATE_COMMIT_S as where it has seen them up to, and so reads rows stamped in those
-# seconds again next time, which costs a little and is harmless.
-LATE_COMMIT_S = 120
+# A daily row is stamped as it is written, in the statement before its transaction commits
+# (`timelines.write_daily`, the log estimate's first run): a job that read the rows at time T
+# records T - LATE_COMMIT_S as where it has seen them up to, and so reads rows stamped in
+# those seconds again next time, which costs a little and is harmless; a row whose commit
+# came more than LATE_COMMIT_S after its stamp would be missed until it is written again.
+LATE_COMMIT_S = 30
 
 
 def read_mark(session: Session, name: str) -> int:
