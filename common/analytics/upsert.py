@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
 from common.models.base import UTCDateTime
+from common.pg_copy import copy_rows, copy_statement
 
 
 def table_of(model: Any) -> Table:
@@ -56,7 +57,8 @@ def upsert(
 
 
 def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Plain INSERT of `rows` (all with the same keys) as one executemany.
+    """Plain INSERT of `rows` (all with the same keys) as one executemany (a COPY on
+    PostgreSQL).
 
     The statement is compiled once and its values converted column by column before they
     reach the driver: dates and UTC datetimes by C-level formatting (the storage formats of
@@ -79,9 +81,13 @@ def insert_many(session: Session, table: Table, rows: Sequence[Mapping[str, Any]
             column = [None if v is None else convert(v) for v in column]
         by_column.append(column)
     values: list[Any] = list(zip(*by_column, strict=True))
+    connection = session.connection()
+    if dialect.name == "postgresql":
+        copy_rows(connection, copy_statement(connection, table.name, order), values)
+        return
     if not compiled.positional:  # pymysql's named style (%(name)s)
         values = [dict(zip(order, row, strict=True)) for row in values]
-    session.connection().exec_driver_sql(compiled.string, values)
+    connection.exec_driver_sql(compiled.string, values)
 
 
 def _fast_bind(kind: TypeEngine[Any], dialect: Dialect) -> Callable[[Any], Any] | None:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection
 
 from common.moodle.tables import MoodleTables
+from common.pg_copy import copy_rows, copy_statement
 
 DEFAULT_BATCH_ROWS = 10_000
 
@@ -53,18 +54,12 @@ class BulkWriter:
         return written
 
     def _copy_batch(self, statement: str, batch: list[tuple[Any, ...]]) -> None:
-        # psycopg 3's cursor.copy(): the DB-API connection under SQLAlchemy's, same transaction.
-        driver_connection = self.connection.connection.driver_connection
-        assert driver_connection is not None
-        with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in batch:
-                copy.write_row(row)
+        copy_rows(self.connection, statement, batch)
 
     def _copy_statement(self, table: str, columns: Sequence[str]) -> str:
         moodle_table = self.tables[table]
-        quote = self.connection.dialect.identifier_preparer.quote
-        names = ", ".join(quote(moodle_table.c[column].name) for column in columns)
-        return f"COPY {quote(moodle_table.name)} ({names}) FROM STDIN"
+        names = [moodle_table.c[column].name for column in columns]
+        return copy_statement(self.connection, moodle_table.name, names)
 
     def _insert_statement(self, table: str, columns: Sequence[str]) -> str:
         # Names come from schema.json (a KeyError here is a typo in the generator), and are
