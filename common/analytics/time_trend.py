@@ -2,10 +2,11 @@
 
 A (learner, course, date) has at most two daily rows, a heartbeat figure and a log estimate;
 the heartbeat figure wins (the rule `usertime.daily_time` and the engagement table follow).
-One grouped pass picks it per key; the cache refresh folds the result into every company's
-series at once (`series_by_scope`), and a viewer narrower than a company gets theirs read
-within their tenant scope (`daily_series`). A refresh after an earlier one recomputes only
-the dates whose rows changed and carries the others over (`moved_on`).
+The cache refresh groups the figures per learner and date (`usertime.grouped_figures`) and
+folds them into every company's series at once (`series_by_scope`); a viewer narrower than a
+company gets theirs read within their tenant scope (`daily_series`). A refresh after an
+earlier one recomputes only the dates whose rows changed and carries the others over
+(`moved_on`).
 """
 
 from __future__ import annotations
