@@ -27,7 +27,7 @@ from common.analytics.activity_months import (
     update_months,
 )
 from common.analytics.risk import flagged_by_course, last_scored
-from common.analytics.state import read_mark, seen_mark, seen_since, write_mark
+from common.analytics.state import daily_writes_seen, read_mark, write_mark
 from common.analytics.time_trend import (
     DAYS,
     as_date,
@@ -54,7 +54,7 @@ from common.moodle import MoodleSource
 from common.tenancy import TenantScope, scoped
 
 PREFIX = "dashboard:"
-SEEN_MARK = "caches.daily_seen_ms"  # daily rows written from then (Unix ms): not in the series
+SEEN_MARK = "caches.daily_writes_seen"  # daily rows written after it: not in the series
 MEMBERS_MARK = "caches.members"  # a fingerprint of the company members the series count
 # A course's figures when none of its learners was active in 30 days.
 NO_ENGAGEMENT = {"active_7": 0, "active_30": 0, "seconds_30": 0, "estimated": False,
@@ -131,7 +131,7 @@ def _daily_time(
     """Every scope's 30-day time series, and the marks to store with it. After a refresh
     that counted the same company members, only the dates with daily rows written since it,
     or new to the window, are recomputed; the others are carried over from its documents."""
-    marks = {SEEN_MARK: seen_mark(utcnow()), MEMBERS_MARK: _fingerprint(members)}
+    marks = {SEEN_MARK: daily_writes_seen(session), MEMBERS_MARK: _fingerprint(members)}
     seen = read_mark(session, SEEN_MARK)
     stored = _stored_series(session, [SITE, *members], today)
     if not seen or read_mark(session, MEMBERS_MARK) != marks[MEMBERS_MARK] or stored is None:
@@ -140,7 +140,7 @@ def _daily_time(
     d = UsertimeDaily
     since = today - timedelta(days=DAYS - 1)
     written = session.scalars(
-        select(d.date).where(d.timemodified >= seen_since(seen), d.date.between(since, today))
+        select(d.date).where(d.writeseq > seen, d.date.between(since, today))
         .distinct()
     )  # fmt: skip
     dates = {as_date(day) for day in written}

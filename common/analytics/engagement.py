@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from common.analytics.intervals import day_start
 from common.analytics.optional_sources import video_seconds, xapi_statements
-from common.analytics.state import read_mark, seen_mark, seen_since, write_mark
+from common.analytics.state import daily_writes_seen, read_mark, write_mark
 from common.analytics.upsert import table_of, upsert
 from common.analytics.usertime import DailyFigure, grouped_figures
 from common.appdb import AppDB
@@ -43,7 +43,7 @@ from common.moodle import MoodleSource
 from common.settings import Settings
 
 AS_OF_MARK = "engagement.as_of"  # the date (ordinal) the stored figures are as of
-SEEN_MARK = "engagement.daily_seen_ms"  # daily rows written from then (Unix ms) are not in them
+SEEN_MARK = "engagement.daily_writes_seen"  # daily rows written after it are not in them
 SOURCES_MARK = "engagement.optional_sources"  # 1 + which optional figures they carry
 USER_BATCH = 500
 MOST_USERS = 2  # recomputing more than 1/MOST_USERS of the learners: a full refresh instead
@@ -68,11 +68,13 @@ def refresh_engagement(
     extra = {pair: _extra(pair, xapi, video, now) for pair in set(xapi or {}) | set(video or {})}
     e = table_of(Engagement)
     with appdb.transaction() as session:
+        writes = daily_writes_seen(session)
         stored_as_of = read_mark(session, AS_OF_MARK)  # 0 before the first refresh
         as_of = date.fromordinal(stored_as_of or 1)
         seen = read_mark(session, SEEN_MARK)
         incremental = (
             stored_as_of > 0
+            and seen > 0
             and read_mark(session, SOURCES_MARK) == sources
             and as_of <= today < as_of + timedelta(days=30)
         )  # fmt: skip
@@ -96,7 +98,7 @@ def refresh_engagement(
         if incremental:
             _drop_rows_left_empty(session, set(extra))
         write_mark(session, AS_OF_MARK, today.toordinal())
-        write_mark(session, SEEN_MARK, seen_mark(now))
+        write_mark(session, SEEN_MARK, writes)
         write_mark(session, SOURCES_MARK, sources)
         written = session.scalar(select(func.count()).select_from(e))
     return int(written or 0)
@@ -134,14 +136,13 @@ def _extra(
             "video_seconds_30": None if video is None else video.get(pair, 0)}  # fmt: skip
 
 
-def _users_to_recompute(session: Session, as_of: date, today: date, seen_ms: int) -> list[int]:
+def _users_to_recompute(session: Session, as_of: date, today: date, seen: int) -> list[int]:
     """Learners with daily rows written since the last refresh, or with activity on a date
     that moved across a window's edge between `as_of` and `today`: out of the 30 or the 7
     days, or into them (a row dated ahead of the clock)."""
     d = UsertimeDaily
-    since = seen_since(seen_ms)
     conditions = [
-        d.timemodified >= since,
+        d.writeseq > seen,
         d.date.between(as_of - timedelta(days=29), today - timedelta(days=30)),
         d.date.between(as_of - timedelta(days=6), today - timedelta(days=7)),
         d.date.between(as_of + timedelta(days=1), today),

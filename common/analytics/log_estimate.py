@@ -30,7 +30,7 @@ from sqlalchemy import Row, case, exists, func, select
 from sqlalchemy.orm import Session
 
 from common.analytics.intervals import day_start, seconds_by_date, utc_date
-from common.analytics.state import read_mark, write_mark
+from common.analytics.state import next_daily_write, read_mark, write_mark
 from common.analytics.timelines import (
     CourseKey,
     Timeline,
@@ -161,11 +161,9 @@ def _first_run(
     def commit(marks: dict[str, int]) -> None:
         with appdb.transaction() as session:
             insert_many(session, table_of(UsertimeSession), sessions)
-            # Stamped as they commit, as every daily row is: a refresh takes rows stamped
-            # more than LATE_COMMIT_S before it began as committed.
-            stamp = utcnow()
-            insert_many(session, table_of(UsertimeDaily),
-                        [row | {"timemodified": stamp} for row in daily])  # fmt: skip
+            # Numbered as every write of daily rows is, for the refreshes that follow them.
+            stamp = {"timemodified": utcnow(), "writeseq": next_daily_write(session)}
+            insert_many(session, table_of(UsertimeDaily), [row | stamp for row in daily])
             for name, value in marks.items():
                 write_mark(session, name, value)
         run.sessions_written += len(sessions)

@@ -4,14 +4,15 @@ flagged list dashboards show, and managers' acknowledgements.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Row, Select, and_, delete, func, or_, select, tuple_
+from sqlalchemy import Select, and_, delete, func, null, or_, select, tuple_
 from sqlalchemy.orm import Session
 
-from common.analytics.risk_rules import effective_rules, score
+from common.analytics.risk_rules import RuleSet, effective_rules, stored_factors
 from common.analytics.state import read_mark, write_mark
 from common.analytics.tables import TablePage, TableSpec
 from common.analytics.upsert import table_of, upsert
@@ -30,24 +31,27 @@ MAX_NOTE = 2000
 NEVER = None  # a figure of days since something that never happened (no login, no visit)
 SCORED_MARK = "risk_scores.computed_at"
 # A stored score's figures: a run rewrites a row only when one of them changed.
-FIGURE_NAMES = ("score", "flagged", "factors", "lastactivity", "flagged_at")
-STORED_FIGURES = tuple(getattr(RiskScore, name) for name in FIGURE_NAMES)
+FIGURE_NAMES = ("score", "flagged", "factors", "lastactivity", "flagged_at", "digest")
 KEY_BATCH = 400
 
 
-def _learners(source: MoodleSource, now: int) -> list[tuple[int, int]]:
-    """(user, course) of every active student enrolment outside the site course."""
+def _learner_figures(source: MoodleSource, now: int) -> list[Any]:
+    """Every active student enrolment outside the site course, with what scoring it reads
+    from Moodle: (userid, courseid, last login, last course access, activities completed,
+    the learner's company). One query, so each enrolment comes back as one row."""
     t = source.tables
     ue, e, u = t.user_enrolments, t.enrol, t.user
     ra, ctx, role = t.role_assignments, t.context, t.role
+    la, cm, cmc = t.user_lastaccess, t.course_modules, t.course_modules_completion
+    cu = t.company_users
     students = (
         select(ra.c.userid, ctx.c.instanceid.label("courseid"))
         .join(ctx, and_(ctx.c.id == ra.c.contextid, ctx.c.contextlevel == 50))
         .join(role, and_(role.c.id == ra.c.roleid, role.c.archetype == "student"))
         .subquery()
     )
-    query = (
-        select(ue.c.userid, e.c.courseid)
+    learners = (
+        select(ue.c.userid, e.c.courseid, u.c.lastaccess)
         .join(e, e.c.id == ue.c.enrolid)
         .join(u, u.c.id == ue.c.userid)
         .join(
@@ -63,50 +67,45 @@ def _learners(source: MoodleSource, now: int) -> list[tuple[int, int]]:
             u.c.suspended == 0,
         )  # fmt: skip
         .distinct()
+        .subquery()
     )
+    completed = (
+        select(cmc.c.userid, cm.c.course.label("courseid"), func.count().label("done"))
+        .join(cm, cm.c.id == cmc.c.coursemoduleid)
+        .where(*_tracked(source), cmc.c.completionstate.in_((1, 2)))
+        .group_by(cmc.c.userid, cm.c.course)
+        .subquery()
+    )
+    company: Any = null()
+    query = (
+        select(learners.c.userid, learners.c.courseid, learners.c.lastaccess,
+               la.c.timeaccess, completed.c.done)
+        .outerjoin(la, and_(la.c.userid == learners.c.userid, la.c.courseid == learners.c.courseid))
+        .outerjoin(completed, and_(completed.c.userid == learners.c.userid,
+                                   completed.c.courseid == learners.c.courseid))
+    )  # fmt: skip
+    if source.features().has_iomad:
+        first = select(cu.c.userid, func.min(cu.c.companyid).label("companyid")).group_by(
+            cu.c.userid
+        ).subquery()  # fmt: skip
+        query = query.outerjoin(first, first.c.userid == learners.c.userid)
+        company = first.c.companyid
     with source.engine.connect() as conn:
-        return [(int(a), int(b)) for a, b in conn.execute(query)]
+        return list(conn.execute(query.add_columns(company.label("companyid"))))
 
 
-def _moodle_figures(source: MoodleSource, users: set[int], courses: set[int]) -> dict[str, Any]:
-    t = source.tables
-    figures: dict[str, Any] = {}
+def _tracked(source: MoodleSource) -> tuple[Any, ...]:
+    """The activities completion counts: tracked and not being deleted."""
+    cm = source.tables.course_modules
+    return (cm.c.completion > 0, cm.c.deletioninprogress == 0)
+
+
+def _modules(source: MoodleSource) -> dict[int, int]:
+    """Activities with completion tracked, per course."""
+    cm = source.tables.course_modules
+    query = select(cm.c.course, func.count()).where(*_tracked(source)).group_by(cm.c.course)
     with source.engine.connect() as conn:
-        figures["lastaccess"] = {
-            int(i): int(a or 0)
-            for i, a in conn.execute(select(t.user.c.id, t.user.c.lastaccess))
-            if int(i) in users
-        }
-        la = t.user_lastaccess
-        figures["course_access"] = {
-            (int(u), int(c)): int(a or 0)
-            for u, c, a in conn.execute(select(la.c.userid, la.c.courseid, la.c.timeaccess))
-        }
-        cm, cmc = t.course_modules, t.course_modules_completion
-        tracked = (cm.c.completion > 0, cm.c.deletioninprogress == 0)
-        figures["modules"] = {
-            int(c): int(n)
-            for c, n in conn.execute(
-                select(cm.c.course, func.count()).where(*tracked).group_by(cm.c.course)
-            )
-        }
-        figures["completed"] = {
-            (int(u), int(c)): int(n)
-            for u, c, n in conn.execute(
-                select(cmc.c.userid, cm.c.course, func.count())
-                .join(cm, cm.c.id == cmc.c.coursemoduleid)
-                .where(*tracked, cmc.c.completionstate.in_((1, 2)))
-                .group_by(cmc.c.userid, cm.c.course)
-            )
-        }
-        figures["company"] = {}
-        if source.features().has_iomad:
-            cu = t.company_users
-            for user, company in conn.execute(
-                select(cu.c.userid, func.min(cu.c.companyid)).group_by(cu.c.userid)
-            ):
-                figures["company"][int(user)] = int(company)
-    return figures
+        return {int(c): int(n) for c, n in conn.execute(query)}
 
 
 def compute_risk_scores(
@@ -115,55 +114,58 @@ def compute_risk_scores(
     """Score every active learner in every course; returns the newly flagged (user, course).
 
     A score depends on the clock (days since a login), so every learner is scored each run;
-    only the rows whose score, factors or flag changed are written, and the rows of learners
-    no longer enrolled are deleted, so a run writes what changed rather than the whole table."""
-    learners = _learners(source, now)
-    figures = _moodle_figures(source, {u for u, _ in learners}, {c for _, c in learners})
+    only the rows whose figures changed are written (each row keeps a digest of its figures,
+    so a run compares digests rather than reading every row's factors back), and the rows of
+    learners no longer enrolled are deleted: a run writes what changed, not the table."""
+    learners = _learner_figures(source, now)
+    modules = _modules(source)
     with appdb.transaction() as session:
-        rules = effective_rules(session)
+        rules = {company: RuleSet(r) for company, r in effective_rules(session).items()}
         engagement = {
-            (r.userid, r.courseid): r
+            (r.userid, r.courseid): (r.seconds_7, r.active_days_30)
             for r in session.execute(select(Engagement.userid, Engagement.courseid,
                                             Engagement.seconds_7, Engagement.active_days_30))
         }  # fmt: skip
         stored = {
             (r.userid, r.courseid): r
             for r in session.execute(
-                select(RiskScore.userid, RiskScore.courseid, *STORED_FIGURES)
+                select(RiskScore.userid, RiskScore.courseid, RiskScore.digest,
+                       RiskScore.flagged, RiskScore.flagged_at)
             )
         }  # fmt: skip
     computed = utcnow()
-    rows, newly = [], []
-    for user, course in learners:
-        last_login = figures["lastaccess"].get(user, 0)
-        course_access = figures["course_access"].get((user, course), 0)
-        modules = figures["modules"].get(course, 0)
-        done = figures["completed"].get((user, course), 0)
-        active = engagement.get((user, course))
+    rows, newly, enrolled = [], [], set()
+    for user, course, last_login, course_access, done, company in learners:
+        key = (user, course)
+        enrolled.add(key)
+        last_login, course_access = int(last_login or 0), int(course_access or 0)
+        count = modules.get(course, 0)
+        seconds_7, active_days_30 = engagement.get(key, (0, 0))
         values: dict[str, float | None] = {
-            "min_time_7d_minutes": (active.seconds_7 if active else 0) / 60,
+            "min_time_7d_minutes": seconds_7 / 60,
             "max_days_since_login": (now - last_login) / DAY_S if last_login else NEVER,
-            "min_completion_pct": 100 * done / modules if modules else 100,
-            "min_active_days_30d": active.active_days_30 if active else 0,
+            "min_completion_pct": 100 * int(done or 0) / count if count else 100,
+            "min_active_days_30d": active_days_30,
             "max_days_since_course_access": (now - course_access) / DAY_S
             if course_access
             else NEVER,
         }
-        company = figures["company"].get(user)
-        value, factors = score(rules.get(company, rules[None]), values)
+        value, factors = rules.get(company, rules[None]).score(values)
         flagged = value >= flag_score
-        before = stored.get((user, course))
+        before = stored.get(key)
         # Since when the flag stands: kept from a row flagged before this run.
         flagged_before = before.flagged_at if before is not None and before.flagged else None
         if flagged and flagged_before is None:
-            newly.append((user, course))
-        since = (flagged_before or computed) if flagged else None
+            newly.append(key)
         last = max(last_login, course_access) or None
-        figures_now = (value, flagged, json.dumps(factors, separators=(",", ":")), last, since)
-        if before is None or _differ(before, figures_now):
+        encoded = json.dumps(factors, separators=(",", ":"))
+        digest = figures_digest(value, flagged, encoded, last)
+        if before is None or before.digest != digest:
+            since = (flagged_before or computed) if flagged else None
             rows.append({"userid": user, "courseid": course, "computed_at": computed,
-                         **dict(zip(FIGURE_NAMES, figures_now, strict=True))})  # fmt: skip
-    gone = sorted(set(stored) - set(learners))
+                         "score": value, "flagged": flagged, "factors": encoded,
+                         "lastactivity": last, "digest": digest, "flagged_at": since})  # fmt: skip
+    gone = sorted(set(stored) - enrolled)
     with appdb.transaction() as session:
         upsert(session, table_of(RiskScore), rows, key=("userid", "courseid"),
                update=(*FIGURE_NAMES, "computed_at"))  # fmt: skip
@@ -176,12 +178,11 @@ def compute_risk_scores(
     return newly
 
 
-def _differ(stored: Row[Any], fresh: tuple[Any, ...]) -> bool:
-    """Whether a stored row's figures differ from this run's `fresh` ones (in FIGURE_NAMES
-    order). Stored booleans may come back as 0/1; a flag's start is kept from the stored row
-    while it stands, so only whether there is one can differ."""
-    kept = (int(stored.score), bool(stored.flagged), stored.factors, stored.lastactivity)
-    return kept != fresh[:4] or (stored.flagged_at is None) != (fresh[4] is None)
+def figures_digest(score: int, flagged: bool, factors: str, lastactivity: int | None) -> int:
+    """A stored row's figures in 63 bits (a flag's start is not in it: it is kept while the
+    flag stands, so only whether there is one changes, and that is the flag)."""
+    text = f"{score}|{int(flagged)}|{lastactivity}|{factors}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big") >> 1
 
 
 def last_scored(session: Session) -> int | None:
@@ -264,7 +265,7 @@ def flagged_page(
             ):
                 acks[(ack.userid, ack.courseid)] = (ack.timecreated, ack.note)
     rows = [
-        FlaggedLearner(r["userid"], r["courseid"], r["score"], json.loads(r["factors"]),
+        FlaggedLearner(r["userid"], r["courseid"], r["score"], stored_factors(r["factors"]),
                        r["lastactivity"], int(r["seconds_30"] or 0), r["xapi_statements_30"],
                        r["video_seconds_30"], *acks.get((r["userid"], r["courseid"]), (None, None)))
         for r in found

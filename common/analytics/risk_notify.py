@@ -14,7 +14,6 @@ to the mailers with the one dispatch rule of `common.mail.queue`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable
@@ -26,6 +25,7 @@ from sqlalchemy import and_, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from common.access.capabilities import MANAGERTYPE_COMPANY_MANAGER
+from common.analytics.risk_rules import stored_factors
 from common.appdb import AppDB
 from common.bus import Bus
 from common.mail.jobs import create_job
@@ -116,7 +116,7 @@ def pending_flags(session: Session) -> list[PendingFlag]:
         .where(_unnotified(), ~acked_since_flag)
         .order_by(RiskScore.score.desc(), RiskScore.userid, RiskScore.courseid)
     )  # fmt: skip
-    return [PendingFlag(r.userid, r.courseid, r.score, json.loads(r.factors), r.lastactivity)
+    return [PendingFlag(r.userid, r.courseid, r.score, stored_factors(r.factors), r.lastactivity)
             for r in rows]  # fmt: skip
 
 
@@ -223,7 +223,7 @@ def _learner_rows(source: MoodleSource, flags: list[PendingFlag]) -> list[dict[s
             "name": names.get(f.userid, f"user {f.userid}"),
             "course": courses.get(f.courseid, f"course {f.courseid}"),
             "score": f.score,
-            "factors": ", ".join(str(x.get("label", x.get("rule"))) for x in f.factors),
+            "factors": ", ".join(str(x["label"]) for x in f.factors),
             "lastactivity": datetime.fromtimestamp(f.lastactivity, UTC).strftime("%Y-%m-%d")
             if f.lastactivity
             else "",

@@ -8,6 +8,7 @@ weight of the enabled rules.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,21 +74,47 @@ def score(
     rules: Iterable[Rule], values: Mapping[str, float | None]
 ) -> tuple[int, list[dict[str, Any]]]:
     """(0-100 score, the factors that added points) for one learner in one course. A factor's
-    value None means "never" and is stored as null: pages say "never", not a number."""
-    rules = [r for r in rules if r.weight > 0]
-    total = sum(r.weight for r in rules)
-    factors = []
-    earned = 0.0
-    for rule in rules:
-        value = values[rule.kind.name]
-        added = points(rule, value)
-        if added:
-            earned += added
-            factors.append({"rule": rule.kind.name, "label": rule.kind.label,
-                            "value": None if value is None else round(value, 1),
-                            "threshold": rule.threshold,
-                            "points": round(100 * added / total, 1)})  # fmt: skip
-    return (round(100 * earned / total) if total else 0), factors
+    value None means "never" and is stored as null: pages say "never", not a number. A factor
+    holds no label: `stored_factors` adds the rule's label as a page reads it."""
+    return RuleSet(rules).score(values)
+
+
+class RuleSet:
+    """One company's (or the site's) enabled rules, prepared once for scoring every learner."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = [r for r in rules if r.weight > 0]
+        self.total = sum(r.weight for r in self.rules)
+
+    def score(self, values: Mapping[str, float | None]) -> tuple[int, list[dict[str, Any]]]:
+        factors = []
+        earned = 0.0
+        for rule in self.rules:
+            value = values[rule.kind.name]
+            added = points(rule, value)
+            if added:
+                earned += added
+                factors.append({"rule": rule.kind.name,
+                                "value": None if value is None else round(value, 1),
+                                "threshold": rule.threshold,
+                                "points": round(100 * added / self.total, 1)})  # fmt: skip
+        return (round(100 * earned / self.total) if self.total else 0), factors
+
+
+def stored_factors(raw: str | None) -> list[dict[str, Any]]:
+    """A stored score's factors (JSON) as pages show them, each with its rule's label (rows
+    written before labels were left out carry their own); [] for anything unreadable."""
+    try:
+        parsed = json.loads(raw or "[]")
+    except ValueError:
+        return []
+    if not isinstance(parsed, list):
+        return []
+    factors = [f for f in parsed if isinstance(f, dict)]
+    for factor in factors:
+        kind = RULE_KINDS.get(str(factor.get("rule")))
+        factor.setdefault("label", kind.label if kind else str(factor.get("rule", "")))
+    return factors
 
 
 def effective_rules(session: Session) -> dict[int | None, list[Rule]]:

@@ -1,22 +1,18 @@
-"""High-water marks of the incremental jobs, kept in `manireports_analytics_state`."""
+"""High-water marks of the incremental jobs, kept in `manireports_analytics_state`, and the
+numbering of the writes of daily time rows that the refreshes reading them follow."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from common.analytics.upsert import table_of, upsert
 from common.models.analytics import AnalyticsState
 from common.models.base import utcnow
 
-# A daily row is stamped as it is written, in the statement before its transaction commits
-# (`timelines.write_daily`, the log estimate's first run): a job that read the rows at time T
-# records T - LATE_COMMIT_S as where it has seen them up to, and so reads rows stamped in
-# those seconds again next time, which costs a little and is harmless; a row whose commit
-# came more than LATE_COMMIT_S after its stamp would be missed until it is written again.
-LATE_COMMIT_S = 30
+# The number of the last write of daily time rows: created at 1 by migration 0017, so a
+# refresh that has seen any number has a mark above 0.
+DAILY_WRITES = "usertime_daily.writes"
 
 
 def read_mark(session: Session, name: str) -> int:
@@ -35,12 +31,23 @@ def write_mark(session: Session, name: str, value: int) -> None:
     )
 
 
-def seen_mark(read_at: datetime) -> int:
-    """The value of a "rows written from then on are not counted yet" mark (Unix ms) for a job
-    that started reading at `read_at`."""
-    return int((read_at.timestamp() - LATE_COMMIT_S) * 1000)
+def next_daily_write(session: Session) -> int:
+    """Number this transaction's write of daily rows (stamp them with it), one more than the
+    last. Taking the number locks the counter until the transaction ends, so the writes of
+    daily rows commit one at a time in the order of their numbers: when a reader sees the
+    counter at N, every write numbered up to N has committed, and the rows a refresh has not
+    seen yet are exactly those stamped above the counter it last read (`daily_writes_seen`)."""
+    state = AnalyticsState
+    bumped = session.execute(
+        update(state).where(state.name == DAILY_WRITES).values(value=state.value + 1)
+    )
+    if not bumped.rowcount:  # type: ignore[attr-defined]
+        # Starting the count again would hide new rows from refreshes that saw higher numbers.
+        raise RuntimeError(f"analytics state {DAILY_WRITES!r} is missing: run the migrations")
+    return read_mark(session, DAILY_WRITES)
 
 
-def seen_since(mark: int) -> datetime:
-    """The write time a `seen_mark` stands for."""
-    return datetime.fromtimestamp(mark / 1000, UTC)
+def daily_writes_seen(session: Session) -> int:
+    """The number of the last committed write of daily rows. Read it in the transaction that
+    then reads the rows (or before it): they hold every write up to it."""
+    return read_mark(session, DAILY_WRITES)

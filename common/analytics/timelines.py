@@ -26,6 +26,7 @@ from common.analytics.intervals import (
     seconds_by_date,
     utc_date,
 )
+from common.analytics.state import next_daily_write
 from common.analytics.upsert import insert_many, table_of, upsert
 from common.models.analytics import UsertimeDaily, UsertimeSession
 from common.models.base import utcnow
@@ -244,12 +245,15 @@ def write_daily(
                  "estimated": estimated, "timemodified": now}
             )  # fmt: skip
         timeline.touched = set()
+    if not rows:
+        return
+    write = next_daily_write(session)
     upsert(
         session,
         table_of(UsertimeDaily),
-        rows,
+        [row | {"writeseq": write} for row in rows],
         key=("userid", "courseid", "date", "estimated"),
-        update=("seconds", "timemodified"),
+        update=("seconds", "timemodified", "writeseq"),
     )
 
 

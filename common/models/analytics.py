@@ -69,7 +69,7 @@ class UsertimeDaily(Base):
         UniqueConstraint("userid", "courseid", "date", "estimated"),
         # Covering the incremental refreshes' reads: the learners and dates with rows
         # written since a refresh, and the figures of a range of dates.
-        Index("ix_manireports_usertime_daily_written_dates", "timemodified", "userid", "date"),
+        Index("ix_manireports_usertime_daily_write_dates", "writeseq", "userid", "date"),
         Index(
             "ix_manireports_usertime_daily_date_figures",
             "date",
@@ -87,6 +87,9 @@ class UsertimeDaily(Base):
     seconds: Mapped[int] = mapped_column(Integer, default=0)
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     timemodified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # Which write last changed the row (`daily_writes.next_write`): readers ask for the rows
+    # written after the last write they had seen, exactly, whatever the clocks say.
+    writeseq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class AnalyticsState(Base):
@@ -196,6 +199,9 @@ class RiskScore(Base):
     # Since when the current flag stands (NULL while not flagged). A flag is notified once:
     # it needs an email while `notified_at` is older than this and no one acknowledged it since.
     flagged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A digest of the figures above (`risk.figures_digest`): a run compares it to decide
+    # whether a row changed, rather than reading every row's factors back.
+    digest: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class RiskAck(Base):

@@ -9,13 +9,13 @@ the same way.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select
 
 from common.access.viewer import Viewer
+from common.analytics.risk_rules import stored_factors
 from common.models.analytics import RiskScore
 from common.moodle.names import display_names
 from common.reports import Column, PageRequest, RunContext, get_report
@@ -108,14 +108,6 @@ def risks(scope: TenantScope, *, user_id: int | None = None,
                                     {r.courseid for r in rows})  # fmt: skip
     return [
         Risk(int(r.userid), int(r.courseid), people.get(r.userid, ""), courses.get(r.courseid, ""),
-             int(r.score), bool(r.flagged), _factors(r.factors))
+             int(r.score), bool(r.flagged), stored_factors(r.factors))
         for r in rows
     ]  # fmt: skip
-
-
-def _factors(raw: str | None) -> list[dict[str, Any]]:
-    try:
-        parsed = json.loads(raw or "[]")
-    except ValueError:
-        return []
-    return parsed if isinstance(parsed, list) else []
