@@ -269,6 +269,20 @@ class _TimelineCache:
             self.since[key] = max(self.since[key], moment)
 
 
+def _by_window(
+    grouped: dict[CourseKey, list[tuple[int, int]]], gap_s: int
+) -> dict[tuple[int, int], list[CourseKey]]:
+    """The (user, course)s grouped by the window of sessions their own new spans need
+    (`window_for`): after a day of log, most need only the sessions near that day, and the
+    few active just after midnight those of the day before as well, so the run loads those
+    rather than the whole previous day for every learner."""
+    by_window: dict[tuple[int, int], list[CourseKey]] = defaultdict(list)
+    for key, spans in grouped.items():
+        first, last = min(f for f, _ in spans), max(last for _, last in spans)
+        by_window[window_for([first, last], gap_s)].append(key)
+    return by_window
+
+
 def estimate_time_from_log(appdb: AppDB, source: MoodleSource, *, gap_s: int) -> EstimateRun:
     """Read the log from the high-water mark on and merge it into estimated sessions."""
     run = EstimateRun()
@@ -291,10 +305,9 @@ def estimate_time_from_log(appdb: AppDB, source: MoodleSource, *, gap_s: int) ->
                 grouped: dict[CourseKey, list[tuple[int, int]]] = defaultdict(list)
                 for row in spans:
                     grouped[(row.userid, row.courseid)].append((row.first, row.last))
-                since, until = window_for([r.first for r in spans] + [r.last for r in spans],
-                                          gap_s)  # fmt: skip
                 keys = list(grouped)
-                cache.prepare(session, keys, since, until)
+                for (since, until), alike in _by_window(grouped, gap_s).items():
+                    cache.prepare(session, alike, since, until)
                 chunk = {key: cache.timelines[key] for key in keys}
                 for key, new in grouped.items():
                     chunk[key].merge_spans(0, new, gap_s)

@@ -108,8 +108,28 @@ def _modules(source: MoodleSource) -> dict[int, int]:
         return {int(c): int(n) for c, n in conn.execute(query)}
 
 
+@dataclass(frozen=True)
+class MoodleFigures:
+    """What scoring reads from Moodle: every active enrolment with its figures
+    (`_learner_figures`) and the tracked activities per course."""
+
+    learners: list[Any]
+    modules: dict[int, int]
+
+
+def read_moodle_figures(source: MoodleSource, now: int) -> MoodleFigures:
+    """Scoring's Moodle reads, which wait on no other step: the aggregator runs them beside
+    the log estimate."""
+    return MoodleFigures(_learner_figures(source, now), _modules(source))
+
+
 def compute_risk_scores(
-    appdb: AppDB, source: MoodleSource, *, now: int, flag_score: int
+    appdb: AppDB,
+    source: MoodleSource,
+    *,
+    now: int,
+    flag_score: int,
+    moodle: MoodleFigures | None = None,
 ) -> list[tuple[int, int]]:
     """Score every active learner in every course; returns the newly flagged (user, course).
 
@@ -117,8 +137,8 @@ def compute_risk_scores(
     only the rows whose figures changed are written (each row keeps a digest of its figures,
     so a run compares digests rather than reading every row's factors back), and the rows of
     learners no longer enrolled are deleted: a run writes what changed, not the table."""
-    learners = _learner_figures(source, now)
-    modules = _modules(source)
+    moodle = moodle or read_moodle_figures(source, now)
+    learners, modules = moodle.learners, moodle.modules
     with appdb.transaction() as session:
         rules = {company: RuleSet(r) for company, r in effective_rules(session).items()}
         engagement = {

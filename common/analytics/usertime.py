@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, Subquery, case, func, select, tuple_
+from sqlalchemy import Select, Subquery, case, func, inspect, select, tuple_
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.util import ClauseAdapter
 
 from common.models.analytics import UsertimeDaily
 
@@ -99,9 +100,11 @@ def grouped_figures(
         .having(func.min(table.is_estimate) == 1)
     )
     m = aliased(UsertimeDaily)
+    on_m = ClauseAdapter(inspect(m).selectable)  # `where` said of the table, said of the alias
     beaten = select(*keys(DailyFigure(m.userid, m.courseid, m.date, m.seconds, None))).where(
-        m.date >= since, m.date <= until, m.estimated.is_(False)
-    )
+        m.date >= since, m.date <= until, m.estimated.is_(False),
+        *(on_m.traverse(clause) for clause in where),
+    )  # fmt: skip
     k = chosen_daily(since, until, *where, tuple_(*keys(table)).in_(beaten))
     picked = DailyFigure(k.c.userid, k.c.courseid, k.c.date,
                          func.coalesce(k.c.measured, k.c.estimate),

@@ -1,6 +1,7 @@
 """Engagement figures from crafted daily rows, against hand-computed values."""
 
 import random
+import threading
 from datetime import date, timedelta
 
 import pytest
@@ -162,3 +163,57 @@ def test_an_incremental_refresh_recomputes_only_learners_whose_figures_can_chang
         after = dict(session.execute(select(Engagement.userid, Engagement.computed_at)).all())
     assert after[2] == before[2]  # untouched: nothing of theirs changed
     assert after[3] > before[3]
+
+
+# -- the numbering of daily writes: what a refresh has not seen, exactly ----------------------
+def test_writes_of_daily_rows_commit_in_the_order_of_their_numbers(appdb):
+    with appdb.transaction() as session:
+        before = state.daily_writes_seen(session)
+    taken: list[int] = []
+
+    def second_writer() -> None:
+        with appdb.transaction() as session:
+            taken.append(state.next_daily_write(session))
+
+    thread = threading.Thread(target=second_writer)
+    first = appdb.sessions()
+    try:
+        number = state.next_daily_write(first)  # taken, not committed
+        assert number == before + 1
+        with appdb.transaction() as session:
+            assert state.daily_writes_seen(session) == before  # not counted until it commits
+        thread.start()
+        thread.join(0.5)
+        assert taken == [], "a second write took a number while the first was still open"
+        first.commit()
+    finally:
+        first.close()
+    thread.join(10)
+    assert taken == [number + 1]
+    with appdb.transaction() as session:
+        assert state.daily_writes_seen(session) == number + 1
+
+
+def test_a_write_that_commits_after_a_refresh_read_is_counted_by_the_next(appdb, source, tmp_path):
+    if appdb.engine.dialect.name == "sqlite":
+        pytest.skip("SQLite runs one writer at a time: no refresh runs while a write is open")
+    settings = load_settings({"MANIREPORTS_INSTANCE": str(tmp_path / "instance")})
+    rng = random.Random(3)
+    write_daily(appdb, random_daily(rng, TODAY, 200))
+    refresh_engagement(appdb, source, settings, today=TODAY)
+    late = appdb.sessions()  # numbered before the next refresh reads, committed after it
+    try:
+        write = {"writeseq": state.next_daily_write(late), "timemodified": utcnow()}
+        upsert(late, table_of(UsertimeDaily),
+               [daily(90, 10, 1, 1234, True) | write, daily(91, 11, 0, 99, False) | write],
+               key=("userid", "courseid", "date", "estimated"),
+               update=("seconds", "timemodified", "writeseq"))  # fmt: skip
+        refresh_engagement(appdb, source, settings, today=TODAY)
+        assert 90 not in {r.userid for r in engagement_rows(appdb)}  # not committed yet
+        late.commit()
+    finally:
+        late.close()
+    refresh_engagement(appdb, source, settings, today=TODAY)
+    counted = engagement_rows(appdb)
+    assert {(90, 10), (91, 11)} <= {(r.userid, r.courseid) for r in counted}
+    assert counted == full_refresh(appdb, source, settings, TODAY)
