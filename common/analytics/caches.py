@@ -21,6 +21,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from common.analytics.activity_months import (
+    ActivityMonths,
     activity_trend,
     load_months,
     save_months,
@@ -75,16 +76,38 @@ class CachedFigures:
         return max(0, int((now - self.computed_at).total_seconds()))
 
 
-def refresh_caches(appdb: AppDB, source: MoodleSource, *, ttl_s: int, now: int) -> int:
+@dataclass(frozen=True)
+class MoodleTrends:
+    """What the documents read from Moodle (with the activity months they fold the new log
+    into): none of it waits on the other pre-aggregation steps."""
+
+    members: dict[int, set[int]]
+    loaded: ActivityMonths
+    months: ActivityMonths
+    completions: dict[Scope, dict[str, Any]]
+
+
+def read_moodle_trends(appdb: AppDB, source: MoodleSource, now: int) -> MoodleTrends:
+    with appdb.transaction() as session:
+        loaded = load_months(session, month_starts(now))
+    return MoodleTrends(company_members(source), loaded, update_months(loaded, source, now),
+                        completion_trend(source, now))  # fmt: skip
+
+
+def refresh_caches(
+    appdb: AppDB,
+    source: MoodleSource,
+    *,
+    ttl_s: int,
+    now: int,
+    moodle: MoodleTrends | None = None,
+) -> int:
     """Recompute every scope's dashboard document; returns how many were stored."""
     started = time.perf_counter()
-    members = company_members(source)
+    moodle = moodle or read_moodle_trends(appdb, source, now)
+    members, months, completions = moodle.members, moodle.months, moodle.completions
     starts = month_starts(now)
-    with appdb.transaction() as session:
-        stored = load_months(session, starts)
-    months = update_months(stored, source, now)
     activity = activity_trend(months, members, starts)
-    completions = completion_trend(source, now)
     today = datetime.fromtimestamp(now, UTC).date()
     with appdb.transaction() as session:
         rollup = engagement_rollup(session, members)
@@ -106,7 +129,7 @@ def refresh_caches(appdb: AppDB, source: MoodleSource, *, ttl_s: int, now: int) 
              "expires_at": computed + timedelta(seconds=ttl_s), "compute_ms": elapsed_ms}
         )  # fmt: skip
     with appdb.transaction() as session:
-        save_months(session, months, loaded=stored)
+        save_months(session, months, loaded=moodle.loaded)
         for name, value in marks.items():
             write_mark(session, name, value)
         upsert(

@@ -123,6 +123,15 @@ def read_moodle_figures(source: MoodleSource, now: int) -> MoodleFigures:
     return MoodleFigures(_learner_figures(source, now), _modules(source))
 
 
+def stored_scores(appdb: AppDB) -> dict[tuple[int, int], Any]:
+    """Each stored score's digest and flag, by (user, course): what a run compares with. Only
+    scoring writes these rows, so the aggregator reads them while engagement is refreshed."""
+    columns = (RiskScore.userid, RiskScore.courseid, RiskScore.digest, RiskScore.flagged,
+               RiskScore.flagged_at)  # fmt: skip
+    with appdb.transaction() as session:
+        return {(r.userid, r.courseid): r for r in session.execute(select(*columns))}
+
+
 def compute_risk_scores(
     appdb: AppDB,
     source: MoodleSource,
@@ -130,6 +139,7 @@ def compute_risk_scores(
     now: int,
     flag_score: int,
     moodle: MoodleFigures | None = None,
+    stored: dict[tuple[int, int], Any] | None = None,
 ) -> list[tuple[int, int]]:
     """Score every active learner in every course; returns the newly flagged (user, course).
 
@@ -139,19 +149,13 @@ def compute_risk_scores(
     learners no longer enrolled are deleted: a run writes what changed, not the table."""
     moodle = moodle or read_moodle_figures(source, now)
     learners, modules = moodle.learners, moodle.modules
+    stored = stored_scores(appdb) if stored is None else stored
     with appdb.transaction() as session:
         rules = {company: RuleSet(r) for company, r in effective_rules(session).items()}
         engagement = {
             (r.userid, r.courseid): (r.seconds_7, r.active_days_30)
             for r in session.execute(select(Engagement.userid, Engagement.courseid,
                                             Engagement.seconds_7, Engagement.active_days_30))
-        }  # fmt: skip
-        stored = {
-            (r.userid, r.courseid): r
-            for r in session.execute(
-                select(RiskScore.userid, RiskScore.courseid, RiskScore.digest,
-                       RiskScore.flagged, RiskScore.flagged_at)
-            )
         }  # fmt: skip
     computed = utcnow()
     rows, newly, enrolled = [], [], set()

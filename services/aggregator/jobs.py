@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from common.analytics.caches import refresh_caches
+from common.analytics.caches import MoodleTrends, read_moodle_trends, refresh_caches
 from common.analytics.engagement import refresh_engagement
 from common.analytics.log_estimate import estimate_time_from_log
 from common.analytics.risk import (
@@ -21,6 +21,7 @@ from common.analytics.risk import (
     compute_risk_scores,
     last_scored,
     read_moodle_figures,
+    stored_scores,
 )
 from common.analytics.scorm import update_scorm_summary
 from common.appdb import AppDB
@@ -61,12 +62,15 @@ class Jobs:
         return self._timed("engagement", {"rows": rows}, started)
 
     def risk_scores(
-        self, now: float | None = None, moodle: MoodleFigures | None = None
+        self,
+        now: float | None = None,
+        moodle: MoodleFigures | None = None,
+        stored: dict[tuple[int, int], Any] | None = None,
     ) -> dict[str, Any]:
         started = time.perf_counter()
         newly = compute_risk_scores(self.appdb, self.source, now=int(now or time.time()),
                                     flag_score=self.settings.risk_flag_score,
-                                    moodle=moodle)  # fmt: skip
+                                    moodle=moodle, stored=stored)  # fmt: skip
         return self._timed("risk_scores", {"newly_flagged": len(newly)}, started)
 
     def scored(self) -> bool:
@@ -74,26 +78,31 @@ class Jobs:
         with self.appdb.transaction() as session:
             return last_scored(session) is not None
 
-    def refresh_caches(self, now: float | None = None) -> dict[str, Any]:
+    def refresh_caches(
+        self, now: float | None = None, moodle: MoodleTrends | None = None
+    ) -> dict[str, Any]:
         started = time.perf_counter()
         stored = refresh_caches(self.appdb, self.source, ttl_s=self.settings.cache_ttl_s,
-                                now=int(now or time.time()))  # fmt: skip
+                                now=int(now or time.time()), moodle=moodle)  # fmt: skip
         return self._timed("refresh_caches", {"entries": stored}, started)
 
     def preaggregate(self, now: float | None = None, full_scorm: bool = False) -> dict[str, Any]:
         """Everything, in dependency order: time, SCORM, engagement, risk, then the caches."""
         started = time.perf_counter()
         at = int(now or time.time())
-        # The Moodle reads that wait on no other step (the SCORM summary, the enrolments the
-        # at-risk scoring reads) run beside the log estimate, which spends most of its time
-        # in Python: the database server works on them meanwhile. (Overlapping the caches with
-        # the scoring instead was slower: both are mostly Python, and share one interpreter.)
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="moodle-reads") as beside:
+        # Reads that wait on no step run in a second thread while the main one works in
+        # Python or waits on the database: the SCORM summary and the enrolments scoring reads
+        # beside the log estimate (mostly Python), the stored scores and the caches' Moodle
+        # trends beside engagement (one grouped INSERT ... SELECT in the database). Scoring and
+        # the caches themselves stay one after the other: both are mostly Python, and
+        # overlapping them was slower.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="preaggregate") as beside:
             scorm = beside.submit(self.scorm_summary, full_scorm)
-            risk_inputs = beside.submit(read_moodle_figures, self.source, at)
+            enrolments = beside.submit(read_moodle_figures, self.source, at)
             steps = {"estimate_time": self.estimate_time(), "scorm_summary": scorm.result()}
-            moodle = risk_inputs.result()
-        steps["engagement"] = self.engagement(at)
-        steps["risk_scores"] = self.risk_scores(at, moodle)
-        steps["refresh_caches"] = self.refresh_caches(at)
+            stored = beside.submit(stored_scores, self.appdb)
+            trends = beside.submit(read_moodle_trends, self.appdb, self.source, at)
+            steps["engagement"] = self.engagement(at)
+            steps["risk_scores"] = self.risk_scores(at, enrolments.result(), stored.result())
+            steps["refresh_caches"] = self.refresh_caches(at, trends.result())
         return self._timed("preaggregate", {"steps": steps}, started)

@@ -33,7 +33,9 @@ async def run_commands(settings, *commands):  # type: ignore[no-untyped-def]
     worker.on_start_db()
     runs = []
     score = worker.jobs.risk_scores
-    worker.jobs.risk_scores = lambda now=None, moodle=None: runs.append(now) or score(now, moodle)  # type: ignore[method-assign]
+    worker.jobs.risk_scores = lambda now=None, moodle=None, stored=None: (  # type: ignore[method-assign]
+        runs.append(now) or score(now, moodle, stored)
+    )
     try:
         handlers = worker.commands()
         await asyncio.gather(*(handlers[name]({"now": now}, Delivery()) for name, now in commands))
