@@ -30,7 +30,7 @@ DAY_S = 86_400
 MAX_NOTE = 2000
 NEVER = None  # a figure of days since something that never happened (no login, no visit)
 SCORED_MARK = "risk_scores.computed_at"
-# A stored score's figures: a run rewrites a row only when one of them changed.
+# The columns a run rewrites in a row whose figures changed (by their digest).
 FIGURE_NAMES = ("score", "flagged", "factors", "lastactivity", "flagged_at", "digest")
 KEY_BATCH = 400
 

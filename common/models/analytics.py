@@ -87,7 +87,7 @@ class UsertimeDaily(Base):
     seconds: Mapped[int] = mapped_column(Integer, default=0)
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     timemodified: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
-    # Which write last changed the row (`daily_writes.next_write`): readers ask for the rows
+    # Which write last changed the row (`state.next_daily_write`): readers ask for the rows
     # written after the last write they had seen, exactly, whatever the clocks say.
     writeseq: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
