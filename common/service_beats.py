@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NoKeysError, NotFoundError
+from nats.js.errors import BucketNotFoundError, KeyNotFoundError, NotFoundError
 
-from common.bus import Bus, decode, encode
+from common.bus import KV_STREAM_PREFIX, Bus, decode, encode
 
 log = logging.getLogger(__name__)
 
@@ -65,20 +65,22 @@ async def final_beat(bus: Bus, state: dict[str, Any]) -> None:
 
 async def read_beats(bus: Bus) -> list[dict[str, Any]]:
     """Every replica heard of in the last BEAT_TTL_S, newest first. Only reads: a reader
-    (the status command) does not create the bucket or change its replicas."""
+    (the status command) does not create the bucket or change its replicas.
+
+    The keys come from the stream's per-subject counts (one API request), not `kv.keys()`:
+    that one watches the bucket and, on a loaded machine, can be told "nothing pending"
+    before the entries already delivered to it are handed over, and so list no keys."""
+    prefix = f"$KV.{BUCKET}."  # the subject NATS stores each key of the bucket under
     try:
+        info = await bus.js.stream_info(KV_STREAM_PREFIX + BUCKET, subjects_filter=prefix + ">")
         kv = await bus.js.key_value(BUCKET)
     except (BucketNotFoundError, NotFoundError):
         return []
-    try:
-        keys = await kv.keys()
-    except NoKeysError:
-        return []
     beats = []
-    for key in keys:
+    for subject in info.state.subjects or {}:
         try:
-            entry = await kv.get(key)
-        except KeyNotFoundError:  # expired (or deleted) between keys() and get()
+            entry = await kv.get(subject[len(prefix) :])
+        except KeyNotFoundError:  # expired or deleted (a marker left): not a replica now
             continue
         if entry.value:
             beats.append(decode(entry.value))
