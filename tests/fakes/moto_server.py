@@ -60,7 +60,7 @@ class SesDelivery:
 
 @dataclass(frozen=True)
 class _Fault:
-    status: int
+    status: int  # 200: the call succeeds, but every destination gets `code` as its status
     code: str
     message: str
     recipient: str | None  # only calls naming this recipient; None: any send call
@@ -89,7 +89,11 @@ class _FaultInjector:
         if fault is None:
             return self._app(environ, start_response)
         status_line = f"{fault.status} {'Error' if fault.status >= 500 else 'Bad Request'}"
-        if v2:
+        if fault.status == 200:
+            status_line = "200 OK"
+            payload = _v1_bulk_status_xml(fault, _v1_destination_count(body)).encode()
+            headers = [("Content-Type", "text/xml")]
+        elif v2:
             payload = json.dumps({"message": fault.message}).encode()
             headers = [("Content-Type", "application/json"), ("x-amzn-ErrorType", fault.code)]
         else:
@@ -195,6 +199,11 @@ class MotoSes:
         """Answer the next ``times`` send calls with this SES error."""
         self._server.faults.add(_Fault(status, code, message, recipient=None), times)
 
+    def answer_each_destination(self, code: str, message: str, times: int = 1) -> None:
+        """Accept the next ``times`` bulk calls but give each destination this status (SES's
+        per-destination answer: AccountThrottled, TransientFailure, ...); nothing is sent."""
+        self._server.faults.add(_Fault(200, code, message, recipient=None), times)
+
     def reject_recipient(self, address: str) -> None:
         """Refuse every send call naming ``address``, as the SES sandbox does."""
         message = (
@@ -280,6 +289,23 @@ def _v1_send_recipients(body: bytes) -> set[str] | None:
 def _v2_recipients(body: bytes) -> set[str]:
     destination = json.loads(body or b"{}").get("Destination", {})
     return {address.lower() for address in destination.get("ToAddresses", [])}
+
+
+def _v1_destination_count(body: bytes) -> int:
+    params = parse_qs(body.decode("utf-8", "replace"))
+    return len({key.split(".")[2] for key in params if key.startswith("Destinations.member.")})
+
+
+def _v1_bulk_status_xml(fault: _Fault, destinations: int) -> str:
+    member = (f"<member><Status>{fault.code}</Status>"
+              f"<Error>{html.escape(fault.message)}</Error></member>")  # fmt: skip
+    return (
+        '<SendBulkTemplatedEmailResponse xmlns="http://ses.amazonaws.com/doc/2010-12-01/">'
+        f"<SendBulkTemplatedEmailResult><Status>{member * destinations}</Status>"
+        "</SendBulkTemplatedEmailResult>"
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        "</SendBulkTemplatedEmailResponse>"
+    )
 
 
 def _v1_error_xml(fault: _Fault) -> str:

@@ -54,6 +54,7 @@ CREDENTIALS_CODES = {
 # Per-destination statuses of a bulk send that fail that destination for good; the others
 # (throttling, paused or misconfigured account) are not the recipient's fault: retried.
 FAILED_DESTINATION_STATUSES = {"MessageRejected", "InvalidParameterValue", "Failed"}
+THROTTLED_DESTINATION_STATUSES = {"AccountThrottled", "AccountDailyQuotaExceeded"}
 
 
 @register
@@ -257,8 +258,10 @@ def _record_destination(
         batch.sent(message, message_id)
     elif code in FAILED_DESTINATION_STATUSES:
         batch.failed(message, failures.RECIPIENT_REFUSED, f"SES {code}: {status.get('Error', '')}")
+    elif code in THROTTLED_DESTINATION_STATUSES:
+        batch.retry(message, failures.RATE_LIMITED, detail=f"SES {code}: {status.get('Error', '')}")
     else:
-        batch.retry(message, failures.TEMPORARY, f"SES {code}: {status.get('Error', '')}")
+        batch.retry(message, failures.TEMPORARY, detail=f"SES {code}: {status.get('Error', '')}")
 
 
 def _error_code(exc: botocore.exceptions.ClientError) -> str:

@@ -100,6 +100,31 @@ def test_rejected_recipients_fail_alone_and_the_rest_is_sent_once(moto_ses, make
     assert set(moto_ses.delivered()) == {m.to for m in sent}
 
 
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [("AccountThrottled", failures.RATE_LIMITED),
+     ("AccountDailyQuotaExceeded", failures.RATE_LIMITED),
+     ("TransientFailure", failures.TEMPORARY),
+     ("AccountSendingPaused", failures.TEMPORARY)],
+)  # fmt: skip
+def test_a_per_destination_account_status_retries_each_recipient(
+    moto_ses, make_messages, status, error
+):  # type: ignore[no-untyped-def]
+    """A bulk call SES accepted but answered per destination with an account's state: not the
+    recipients' fault, so each is retried (no Retry-After: SES gives none here)."""
+    messages = make_messages(3)
+    moto_ses.answer_each_destination(status, "Sending paused for this account.")
+
+    outcomes = send(ses_provider(moto_ses), messages)
+
+    assert [(o.recipient_id, o.status, o.error) for o in outcomes] == [
+        (m.recipient_id, "retry", error) for m in messages
+    ]
+    assert all(o.retry_after_s is None for o in outcomes)
+    assert outcomes[0].detail == f"SES {status}: Sending paused for this account."
+    assert moto_ses.delivered() == {}
+
+
 def test_malformed_address_fails_without_a_call(moto_ses, make_messages):
     first, second = make_messages(2)
     second = replace(second, to="learner2@")
