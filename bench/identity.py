@@ -42,7 +42,7 @@ sys.path.insert(0, str(REPO))
 from sqlalchemy import delete  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
-from common.analytics.upsert import insert_many, table_of  # noqa: E402
+from common.analytics.upsert import insert_many  # noqa: E402
 from common.appdb import AppDB  # noqa: E402
 from common.db import make_engine  # noqa: E402
 from common.identity.applying import apply_batch  # noqa: E402
@@ -50,7 +50,7 @@ from common.identity.rules import BUILT_IN_SOURCES, Rules  # noqa: E402
 from common.identity.staging import stage_file  # noqa: E402
 from common.migrate import upgrade  # noqa: E402
 from common.models.access import AuditLog  # noqa: E402
-from common.models.base import utcnow  # noqa: E402
+from common.models.base import table_of, utcnow  # noqa: E402
 from common.models.identity import IdentityImportRow, IdentityMapping  # noqa: E402
 
 ROUNDS = 3

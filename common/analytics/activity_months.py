@@ -23,9 +23,9 @@ from sqlalchemy.orm import Session
 
 from common.analytics.state import read_mark, write_mark
 from common.analytics.trends import SITE, Scope, empty_trend, month_bucket, month_starts
-from common.analytics.upsert import table_of, upsert
+from common.analytics.upsert import upsert
 from common.models.analytics import CacheSummary
-from common.models.base import utcnow
+from common.models.base import table_of, utcnow
 from common.moodle import MoodleSource
 
 PREFIX = "activity-month:"

@@ -47,10 +47,10 @@ from common.analytics.trends import (
     engagement_rollup,
     month_starts,
 )
-from common.analytics.upsert import table_of, upsert
+from common.analytics.upsert import upsert
 from common.appdb import AppDB
 from common.models.analytics import CacheSummary, UsertimeDaily
-from common.models.base import utcnow
+from common.models.base import table_of, utcnow
 from common.moodle import MoodleSource
 from common.tenancy import TenantScope, scoped
 

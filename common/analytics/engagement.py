@@ -34,11 +34,11 @@ from sqlalchemy.orm import Session
 from common.analytics.intervals import day_start
 from common.analytics.optional_sources import video_seconds, xapi_statements
 from common.analytics.state import daily_writes_seen, read_mark, write_mark
-from common.analytics.upsert import table_of, upsert
+from common.analytics.upsert import upsert
 from common.analytics.usertime import DailyFigure, grouped_figures
 from common.appdb import AppDB
 from common.models.analytics import Engagement, UsertimeDaily
-from common.models.base import UTCDateTime, utcnow
+from common.models.base import UTCDateTime, table_of, utcnow
 from common.moodle import MoodleSource
 from common.settings import Settings
 

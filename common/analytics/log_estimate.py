@@ -39,10 +39,10 @@ from common.analytics.timelines import (
     to_datetime,
     window_for,
 )
-from common.analytics.upsert import insert_many, table_of
+from common.analytics.upsert import insert_many
 from common.appdb import AppDB
 from common.models.analytics import UsertimeDaily, UsertimeSession
-from common.models.base import utcnow
+from common.models.base import table_of, utcnow
 from common.moodle import MoodleSource
 
 log = logging.getLogger(__name__)

@@ -15,12 +15,12 @@ from sqlalchemy.orm import Session
 from common.analytics.risk_rules import RuleSet, effective_rules, stored_factors
 from common.analytics.state import read_mark, write_mark
 from common.analytics.tables import TablePage, TableSpec
-from common.analytics.upsert import table_of, upsert
+from common.analytics.upsert import upsert
 from common.appdb import AppDB
 from common.audit import record_audit
 from common.errors import FieldError
 from common.models.analytics import Engagement, RiskAck, RiskScore
-from common.models.base import utcnow
+from common.models.base import table_of, utcnow
 from common.moodle import MoodleSource
 from common.reports.base import Column
 from common.reports.rows import PageRequest, SqlRows

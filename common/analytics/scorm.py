@@ -19,10 +19,10 @@ from typing import Any
 from sqlalchemy import Select, func, select, tuple_
 
 from common.analytics.state import read_mark, write_mark
-from common.analytics.upsert import table_of, upsert
+from common.analytics.upsert import upsert
 from common.appdb import AppDB
 from common.models.analytics import ScormSummary
-from common.models.base import utcnow
+from common.models.base import table_of, utcnow
 from common.moodle import MoodleSource
 from common.tenancy import TenantScope, scoped
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from common.analytics.upsert import table_of, upsert
+from common.analytics.upsert import upsert
 from common.models.analytics import AnalyticsState
-from common.models.base import utcnow
+from common.models.base import table_of, utcnow
 
 # The number of the last write of daily time rows: created at 1 by migration 0017, so a
 # refresh that has seen any number has a mark above 0.

@@ -27,9 +27,9 @@ from common.analytics.intervals import (
     utc_date,
 )
 from common.analytics.state import next_daily_write
-from common.analytics.upsert import insert_many, table_of, upsert
+from common.analytics.upsert import insert_many, upsert
 from common.models.analytics import UsertimeDaily, UsertimeSession
-from common.models.base import utcnow
+from common.models.base import table_of, utcnow
 
 CourseKey = tuple[int, int]  # (userid, courseid)
 KEY_BATCH = 400

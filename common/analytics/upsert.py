@@ -15,12 +15,6 @@ from common.models.base import UTCDateTime
 from common.pg_copy import copy_rows, copy_statement
 
 
-def table_of(model: Any) -> Table:
-    """A mapped class's Table, typed as one (`__table__` is typed as a plain FromClause)."""
-    table: Table = model.__table__
-    return table
-
-
 def upsert(
     session: Session,
     table: Table,

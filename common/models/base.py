@@ -7,8 +7,9 @@ alter them on MariaDB. Every string column must carry a length: MariaDB refuses 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, DateTime, MetaData, TypeDecorator
+from sqlalchemy import BigInteger, DateTime, MetaData, Table, TypeDecorator
 from sqlalchemy.dialects import mysql, sqlite
 from sqlalchemy.orm import DeclarativeBase
 
@@ -52,3 +53,9 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: Any) -> Table:
+    """A mapped class's Table, typed as one (`__table__` is typed as a plain FromClause)."""
+    table: Table = model.__table__
+    return table

@@ -77,7 +77,7 @@ class CertificateAttacher:
     def _attach(self, templates: Any, config: Any, claimed: Sequence[tuple]) -> list[tuple]:
         template = templates.certificate_html or DEFAULT_CERTIFICATE_HTML
         client = s3_client(config.aws, self.aws_endpoint_url) if config.s3_bucket else None
-        result = []
+        result: list[tuple[Any, str, str, tuple[Attachment, ...]]] = []
         for recipient_id, email, data_json, *_ in claimed:
             data = json.loads(data_json or "{}")
             variables = {**templates.variables, **data, "email": email}

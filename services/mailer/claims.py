@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, func, select, update
 from common.appdb import AppDB
 from common.mail.jobs import stale_claim_filter
 from common.mail.unsubscribe import RECIPIENT_SKIPPED
-from common.models.base import utcnow
+from common.models.base import table_of, utcnow
 from common.models.mail import (
     RECIPIENT_FAILED,
     RECIPIENT_PENDING,
@@ -27,7 +27,7 @@ from common.models.mail import (
 )
 from services.mailer.providers import SendOutcome
 
-_recip = CloudRecipient.__table__
+_recip = table_of(CloudRecipient)
 _STATUS_OF = {
     "sent": RECIPIENT_SENT,
     "failed": RECIPIENT_FAILED,

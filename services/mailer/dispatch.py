@@ -161,7 +161,7 @@ async def dead_letter(
                     last_error=f"dead-lettered after {letter.get('deliveries')} attempts: {reason}",
                 )
                 .execution_options(synchronize_session=False)
-            ).rowcount
+            ).rowcount  # type: ignore[attr-defined]  # an UPDATE's result is a CursorResult
             session.execute(
                 update(CloudJob)
                 .where(CloudJob.id == job_id)

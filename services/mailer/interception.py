@@ -128,7 +128,7 @@ def _create_jobs(
     session: Session, rows: list[dict[str, Any]], chunk_sizes: dict[int, int]
 ) -> list[int]:
     refs = [f"iomad_email:{row['id']}" for row in rows]
-    known = set()
+    known: set[str] = set()
     for start in range(0, len(refs), 500):
         known.update(
             session.scalars(

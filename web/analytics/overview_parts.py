@@ -34,7 +34,7 @@ def overview_kpis(
 ) -> list[dict[str, Any]]:
     """Headline figures over every course row (not only the page shown). `kind` says how the
     template writes the value; a None value is written as "not yet"."""
-    kpis = [
+    kpis: list[dict[str, Any]] = [
         {"key": "seconds_30", "label": "Time on task, 30 days", "value": _total(rows, "seconds_30"),
          "kind": "duration"},
         {"key": "active_30", "label": "Active enrolments, 30 days",

@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from flask import Flask, current_app
+from flask import current_app
+from flask.sansio.app import App
 from sqlalchemy import select
 
 from common.access.attempt_counters import COUNTERS, AttemptCounters, bucket_key
@@ -47,7 +48,7 @@ class RateLimiter:
         return max(1, math.ceil((started + WINDOW - now).total_seconds()))
 
 
-def install(app: Flask) -> None:
+def install(app: App) -> None:
     app.extensions.setdefault(EXTENSION, RateLimiter())
 
 

@@ -94,20 +94,19 @@ def _draft() -> tuple[Draft, list[FieldError]]:
     form = request.form
     params, errors = [], []
     for name in form.getlist("param_name")[:100]:
-        typed = {
-            "name": name, "type": form.get(f"param_type_{name}", "text"),
-            "label": form.get(f"param_label_{name}", "").strip() or None,
-            "required": form.get(f"param_required_{name}") == "1",
-            "default": form.get(f"param_default_{name}", "").strip() or None,
-        }  # fmt: skip
+        kind = form.get(f"param_type_{name}", "text")
+        label = form.get(f"param_label_{name}", "").strip() or None
+        required = form.get(f"param_required_{name}") == "1"
+        default = form.get(f"param_default_{name}", "").strip() or None
+        typed = {"name": name, "type": kind, "label": label, "required": required,
+                 "default": default}  # fmt: skip
         try:
             params.append(QueryParam.from_json(typed))
         except FieldError as exc:
             errors.append(exc)
             if name.isidentifier():  # kept as typed, to be corrected (never saved like this)
-                kind = typed["type"] if typed["type"] in PARAM_TYPES else "text"
-                params.append(QueryParam(name, kind, typed["label"] or name,
-                                         typed["required"], typed["default"]))  # fmt: skip
+                kind = kind if kind in PARAM_TYPES else "text"
+                params.append(QueryParam(name, kind, label or name, required, default))
     draft = Draft(title=form.get("title", ""), description=form.get("description", ""),
                   sql=form.get("sql", ""), company_safe=form.get("company_safe") == "1",
                   params=params, preview_company=form.get("preview_company", ""))  # fmt: skip

@@ -86,7 +86,8 @@ def _link(endpoint: str, key: str, object_id: Any, name: Any, fallback: str) -> 
     if object_id is None or object_id == "":
         return escape(name or "")
     label = name if name not in (None, "") else f"{fallback} #{object_id}"
-    href = url_for(endpoint, **{key: int(object_id)})
+    values: dict[str, Any] = {key: int(object_id)}
+    href = url_for(endpoint, **values)
     return Markup('<a href="{}">{}</a>').format(href, label)
 
 

@@ -57,8 +57,8 @@ def controls_for(
     controls = []
     for param in params:
         value, default = as_text(values.get(param.name)), as_text(param.default)
-        common = {"name": param.name, "label": param.label, "value": value, "default": default,
-                  "help": param.help}  # fmt: skip
+        common: dict[str, Any] = {"name": param.name, "label": param.label, "value": value,
+                                  "default": default, "help": param.help}  # fmt: skip
         if param.kind == "choice":
             options = tuple((str(c), _choice_label(param, c)) for c in param.choices)
             if param.default is None:  # no choice made: every row

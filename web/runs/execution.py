@@ -134,7 +134,7 @@ def limited_stream(
     viewer_id: int,
     origin: str,
     prepare: Callable[[RowCounter], Iterable[bytes]],
-) -> tuple[Iterable[bytes], Callable[[], None]]:
+) -> tuple[Iterator[bytes], Callable[[], None]]:
     """A streamed export under the limit, recorded: `prepare(count)` builds the body (work
     before the first byte happens inside it) with `count` wrapped around the rows it writes.
     Returns the body and the `on_close` that gives the slot back and records a run the

@@ -14,12 +14,12 @@ from common.analytics import caches, state
 from common.analytics.caches import read_cache, refresh_caches
 from common.analytics.time_trend import empty_series
 from common.analytics.trends import company_members
-from common.analytics.upsert import table_of, upsert
+from common.analytics.upsert import upsert
 from common.appdb import AppDB
 from common.db import make_engine
 from common.migrate import upgrade
 from common.models.analytics import UsertimeDaily
-from common.models.base import utcnow
+from common.models.base import table_of, utcnow
 from common.moodle import MoodleSource
 from tests.factories.moodle import MoodleFactory
 

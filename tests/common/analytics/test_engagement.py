@@ -9,10 +9,10 @@ from sqlalchemy import delete, func, insert, select
 
 from common.analytics import state
 from common.analytics.engagement import AS_OF_MARK, refresh_engagement
-from common.analytics.upsert import table_of, upsert
+from common.analytics.upsert import upsert
 from common.db import make_engine
 from common.models.analytics import AnalyticsState, Engagement, UsertimeDaily
-from common.models.base import utcnow
+from common.models.base import table_of, utcnow
 from common.moodle import MoodleSource
 from common.settings import load_settings
 from tests.factories.moodle import MoodleFactory
