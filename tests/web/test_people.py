@@ -18,7 +18,10 @@ def scored(app: Flask, site: Site) -> Flask:
     rows = [("ana", "Fire Safety", 81, True), ("yuri", "Forklift", 77, True)]
     with app.extensions["manireports"].appdb.transaction() as db:
         for user, course, score, flagged in rows:
-            factors = [{"rule": "inactive_days", "value": 30, "threshold": 14, "points": 40}]
+            factors = [
+                {"rule": "max_days_since_login", "value": None, "threshold": 7, "points": 20},
+                {"rule": "min_completion_pct", "value": 12.5, "threshold": 50, "points": 25},
+            ]
             db.add(RiskScore(userid=site.users[user], courseid=site.courses[course], score=score,
                              flagged=flagged, factors=json.dumps(factors)))  # fmt: skip
     return app
@@ -37,7 +40,12 @@ def test_admin_sees_a_learner_with_courses_linked(client_as, site, scored):
     assert f'<a href="/courses/{fire}">Fire Safety</a>' in html
     for section in ("Course progress", "Learner engagement", "At-risk scores"):
         assert section in html, section
-    assert ">81<" in html and "inactive_days" in html
+    assert ">81<" in html
+    # Each factor by its rule's label, "never" for no login, with its threshold and points.
+    assert "Days since the last login: <strong>never</strong>" in html
+    assert "(threshold 7, +20)" in html
+    assert "Activities completed (%): <strong>12.5</strong>" in html
+    assert "max_days_since_login" not in html and "None" not in html
     assert "Yuri" not in html and "Forklift" not in html  # only Ana's rows
 
 
