@@ -177,8 +177,9 @@ def _stored_value(f: Filter) -> Any:
     return f.values[0]
 
 
-def parse_document(raw: str | Mapping[str, Any], schema: BuilderSchema) -> BuilderDocument:
-    """The checked document, or a FieldError naming the first thing wrong with it."""
+def parse_document(raw: object, schema: BuilderSchema) -> BuilderDocument:
+    """The checked document (given as JSON text or as its parsed value: anything a client
+    sent), or a FieldError naming the first thing wrong with it."""
     if isinstance(raw, str):
         if len(raw) > MAX_DOCUMENT_CHARS:
             raise FieldError("builder", f"the document is over {MAX_DOCUMENT_CHARS} characters")

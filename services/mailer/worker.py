@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 from nats.aio.msg import Msg
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 
 from common.bus import ConsumerSpec
 from common.commands import CommandHandler, CommandWorker
@@ -79,7 +79,7 @@ class MailerWorker(CommandWorker):
             site=self.site,
             links=links_for(self.settings),
         )
-        self._moodle = None
+        self._moodle: Engine | None = None
 
     async def on_stop(self) -> None:
         await self.sender.close()

@@ -115,7 +115,9 @@ def acknowledge_learner():  # type: ignore[no-untyped-def]
                     ip=request.remote_addr)  # fmt: skip
     flash("Acknowledged.", "info")
     # Back to the page and order the acknowledgement was made from.
-    kept = {k: v for k, v in request.args.items() if k in ("page", "page_size", "sort", "dir")}
+    kept: dict[str, Any] = {
+        k: v for k, v in request.args.items() if k in ("page", "page_size", "sort", "dir")
+    }
     return redirect(url_for("analytics.at_risk", **kept))
 
 

@@ -263,8 +263,9 @@ def _save(dashboard_id: int | None):  # type: ignore[no-untyped-def]
 def new():  # type: ignore[no-untyped-def]
     viewer = current_viewer()
     choices = visibilities_for(viewer)
-    values = {"title": "", "visibility": "company" if "company" in choices else choices[-1],
-              "company": None, "layout": []}  # fmt: skip
+    visibility = "company" if "company" in choices else choices[-1]
+    values: dict[str, Any] = {"title": "", "visibility": visibility, "company": None,
+                              "layout": []}  # fmt: skip
     return _builder(viewer, None, values)
 
 
