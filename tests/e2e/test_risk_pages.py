@@ -67,6 +67,12 @@ def test_at_risk_list_and_a_flagged_learners_page(browser, scored, role, width):
         assert course and not re.fullmatch(r"(course)? ?#?\d+", course, re.I), course
         factors = first.locator(".factors li").all_inner_texts()
         assert factors and all(re.match(r"[A-Z][^:]+: ", f) for f in factors), factors
+        # Every cell of a row is on screen, on a phone too (the rows stack), and so are
+        # the sort links.
+        for cell in first.locator("td").all():
+            box = cell.bounding_box()
+            assert box is not None and box["x"] + box["width"] <= width + 1, cell.inner_text()
+        assert page.locator("#at-risk-table thead a.sort").first.is_visible()
 
         first.locator("td").nth(0).locator("a").click()
         page.wait_for_load_state()
