@@ -130,7 +130,13 @@ def edit():  # type: ignore[no-untyped-def]
     with web_context().appdb.transaction() as session:
         current = effective_template(session, company_id, job_type)
     sample = json.dumps(SAMPLE_VARIABLES, indent=2)
-    return _editor(company_id, job_type, current.fields, origin=current.origin, sample=sample)
+    # The page opens with its preview drawn: it does not wait on the live preview's first call.
+    try:
+        preview = render_preview(current.fields, SAMPLE_VARIABLES)
+    except FieldError:
+        preview = None  # a stored template that no longer renders: the live check says why
+    return _editor(company_id, job_type, current.fields, origin=current.origin, sample=sample,
+                   preview=preview)  # fmt: skip
 
 
 @bp.post("/edit")

@@ -134,3 +134,30 @@ def test_template_editor_previews_as_one_types_and_points_at_a_broken_tag(
     assert page.locator("#issues-html li").count() == 0
     assert page.title() != "owned"  # the body runs in a sandboxed frame, never in the page
     shot(page, "editor-preview")
+
+
+def test_the_editor_opens_with_its_preview_and_retries_a_preview_call_not_answered(
+    composed_site, live, page
+):  # type: ignore[no-untyped-def]
+    """The page is drawn with its preview (no wait on the first live call), and a live call
+    the server does not answer is tried again by itself: no typing needed to recover."""
+    acme = composed_site.site.companies["A"]
+    calls: list[str] = []
+
+    def busy_twice(route):  # type: ignore[no-untyped-def]
+        calls.append(route.request.url)
+        if len(calls) <= 2:
+            route.fulfill(status=503, body="busy")
+        else:
+            route.continue_()
+
+    page.route("**/templates/preview*", busy_twice)
+    page.goto(f"{live}/admin/email-offload/templates/edit?company={acme}&type=certificate")
+    frame = page.frame_locator("#preview-frame")
+    assert "Congratulations on completing Fire Safety" in frame.locator("body").inner_text()
+    page.fill("#html", "<h2>Retried {{course}}</h2>")
+    frame.locator("h2", has_text="Retried Fire Safety").wait_for()
+    assert len(calls) >= 3
+    status = page.locator("#preview-status")
+    assert status.inner_text() == "Preview with the sample variables."
+    assert "bad" not in (status.get_attribute("class") or "")

@@ -1,6 +1,7 @@
 // The email template editor's live preview: a moment after typing stops, the form is sent to
 // the preview endpoint (which writes nothing) and the rendered parts, or every problem with
-// its line and column, are shown beside it. The body goes into a sandboxed frame only.
+// its line and column, are shown beside it. The body goes into a sandboxed frame only. A call
+// the server did not answer (a network error, a 5xx, a 429) is tried again by itself.
 (function () {
   "use strict";
   var form = document.getElementById("template-form");
@@ -11,6 +12,7 @@
   var card = frame.closest(".preview");
   var timer = null;
   var seq = 0;
+  var RETRIES = 3;
 
   function put(id, text) { document.getElementById(id).textContent = text; }
 
@@ -30,7 +32,8 @@
     });
   }
 
-  function refresh() {
+  function refresh(attempt) {
+    attempt = typeof attempt === "number" ? attempt : 0;
     var mine = ++seq;
     status.classList.remove("bad");
     status.textContent = "Updating…";
@@ -40,6 +43,7 @@
       method: "POST", body: body, credentials: "same-origin",
       headers: { Accept: "application/json" },
     }).then(function (response) {
+      if (response.status >= 500 || response.status === 429) throw new Error("not answered");
       return response.json();
     }).then(function (result) {
       if (mine !== seq) return; // typing went on: a newer preview is coming
@@ -64,6 +68,12 @@
     }).catch(function () {
       if (mine !== seq) return;
       status.classList.add("bad");
+      if (attempt < RETRIES) {
+        status.textContent = "The preview could not be updated now; trying again…";
+        clearTimeout(timer);
+        timer = setTimeout(function () { refresh(attempt + 1); }, 1500 * (attempt + 1));
+        return;
+      }
       status.textContent = "The preview could not be updated now.";
     });
   }
