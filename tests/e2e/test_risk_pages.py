@@ -74,13 +74,18 @@ def test_at_risk_list_and_a_flagged_learners_page(browser, scored, role, width):
             assert box is not None and box["x"] + box["width"] <= width + 1, cell.inner_text()
         assert page.locator("#at-risk-table thead a.sort").first.is_visible()
 
-        first.locator("td").nth(0).locator("a").click()
-        page.wait_for_load_state()
-        assert re.search(r"/users/\d+$", page.url), page.url
-        assert learner in page.locator("h1").inner_text()
-        why = page.locator("section[aria-labelledby=section-risk] .factors li").all_inner_texts()
-        assert why and all(re.match(r"[A-Z][^:_]+: ", f) for f in why), why  # labels, not keys
-        assert overflow(page) <= 0, f"the learner's page at {width}px scrolls sideways"
-        page.screenshot(path=str(SHOTS / f"learner-{role}-{width}.png"), full_page=True)
+        # The learner's page and the course's: each lists at-risk scores the same way.
+        for column, path, title, name in ((0, "users", learner, "learner"),
+                                          (1, "courses", course, "course")):  # fmt: skip
+            page.goto(f"{base}/analytics/at-risk")
+            rows.first.locator("td").nth(column).locator("a").click()
+            page.wait_for_load_state()
+            assert re.search(rf"/{path}/\d+$", page.url), page.url
+            assert title in page.locator("h1").inner_text()
+            risk = page.locator("section[aria-labelledby=section-risk]")
+            why = risk.locator(".factors li").all_inner_texts()
+            assert why and all(re.match(r"[A-Z][^:_]+: ", f) for f in why), why  # not keys
+            assert overflow(page) <= 0, f"the {name}'s page at {width}px scrolls sideways"
+            page.screenshot(path=str(SHOTS / f"{name}-{role}-{width}.png"), full_page=True)
     finally:
         context.close()

@@ -254,14 +254,15 @@ def _record_destination(
     code = status.get("Status")
     message_id = status.get("MessageId")
     # moto leaves Status out of successful entries; a MessageId means SES took the message.
+    detail = f"SES {code}: {status.get('Error', '')}"
     if code == "Success" or (code is None and message_id):
         batch.sent(message, message_id)
     elif code in FAILED_DESTINATION_STATUSES:
-        batch.failed(message, failures.RECIPIENT_REFUSED, f"SES {code}: {status.get('Error', '')}")
+        batch.failed(message, failures.RECIPIENT_REFUSED, detail)
     elif code in THROTTLED_DESTINATION_STATUSES:
-        batch.retry(message, failures.RATE_LIMITED, detail=f"SES {code}: {status.get('Error', '')}")
+        batch.retry(message, failures.RATE_LIMITED, detail=detail)
     else:
-        batch.retry(message, failures.TEMPORARY, detail=f"SES {code}: {status.get('Error', '')}")
+        batch.retry(message, failures.TEMPORARY, detail=detail)
 
 
 def _error_code(exc: botocore.exceptions.ClientError) -> str:
